@@ -1,0 +1,65 @@
+// FaultEnv: wraps another Env and injects the faults a durable store must survive.
+//
+//  - fail_next_write() / fail_next_sync(): the next append or sync returns kIoError.
+//  - set_no_space(true): every append returns kNoSpace (a full disk) until cleared.
+//  - power_loss(): every file written through this Env loses the bytes appended after its
+//    last successful sync, and files created since their directory was last synced vanish.
+//
+// Thread-safe; the wrapped Env must outlive it.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "base/env.h"
+
+namespace ganglion {
+
+class FaultEnv final : public Env {
+ public:
+  explicit FaultEnv(Env& base) : base_(base) {}
+
+  void fail_next_write() { fail_writes_ += 1; }
+  void fail_next_sync() { fail_syncs_ += 1; }
+  void set_no_space(bool on) { no_space_ = on; }
+  // Drops unsynced data of every file written through this Env (see above).
+  Status power_loss();
+
+  Result<std::unique_ptr<WritableFile>> open_writable(const std::string& path,
+                                                      OpenMode mode) override;
+  Result<std::unique_ptr<ReadableFile>> open_readable(const std::string& path) override {
+    return base_.open_readable(path);
+  }
+  bool exists(const std::string& path) override { return base_.exists(path); }
+  Result<std::vector<std::string>> list_dir(const std::string& dir) override {
+    return base_.list_dir(dir);
+  }
+  Status create_dirs(const std::string& dir) override { return base_.create_dirs(dir); }
+  Status remove_file(const std::string& path) override;
+  Status rename(const std::string& from, const std::string& to) override;
+  Status truncate(const std::string& path, std::uint64_t size) override;
+  Result<std::uint64_t> file_size(const std::string& path) override {
+    return base_.file_size(path);
+  }
+  Status sync_dir(const std::string& dir) override;
+  Result<std::uint64_t> free_space(const std::string& path) override;
+
+ private:
+  friend class FaultWritableFile;
+  bool take_write_fault(Status& out);
+  bool take_sync_fault(Status& out);
+  void record_synced(const std::string& path, std::uint64_t size);
+  void record_size(const std::string& path, std::uint64_t size);
+
+  Env& base_;
+  std::atomic<int> fail_writes_{0};
+  std::atomic<int> fail_syncs_{0};
+  std::atomic<bool> no_space_{false};
+  std::mutex mu_;
+  std::map<std::string, std::uint64_t> synced_size_;   // per file written through us
+  std::set<std::string> unsynced_new_files_;           // created since dir sync
+};
+
+}  // namespace ganglion
