@@ -1,0 +1,35 @@
+// JSON <-> Value.
+//
+// Parsing uses simdjson (DOM API) with one parser per thread, reused across calls so the
+// data path does not reallocate parser buffers. Serialisation is a hand-written writer.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "event/value.h"
+
+namespace ganglion {
+
+// Parses a JSON document. Integers that fit int64 become kInt; larger ones and all numbers
+// with a fraction or exponent become kFloat. Errors: kInvalidArgument with simdjson's reason
+// ("invalid JSON: ..."). Nesting deeper than simdjson's limit (1024) is an error. Duplicate
+// keys are kept in order; lookups see the first occurrence.
+Result<Value> parse_json(std::string_view json);
+
+// Like parse_json(), but when the document is an object keeps only the top-level keys in
+// `fields` (in document order); other documents are returned whole. A filter that reads two
+// fields of a 30-field payload skips building the other 28.
+Result<Value> parse_json_fields(std::string_view json, std::span<const std::string> fields);
+
+// Serialises `v` as compact JSON. Strings are escaped per RFC 8259 (control characters as
+// \u00XX); invalid UTF-8 is passed through byte for byte. Non-finite floats become null,
+// bytes become base64 strings, floats print in shortest round-trip form.
+std::string to_json(const Value& v);
+void append_json(const Value& v, std::string& out);
+// Appends `s` as a quoted, escaped JSON string.
+void append_json_string(std::string_view s, std::string& out);
+
+}  // namespace ganglion

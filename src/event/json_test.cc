@@ -1,0 +1,77 @@
+#include "event/json.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace ganglion {
+namespace {
+
+TEST(JsonTest, ParsesAllTypes) {
+  auto v = parse_json(R"({"i":-3,"f":1.5,"s":"h\u00e9","b":true,"n":null,"a":[1,[2]],"o":{"x":1},"big":18446744073709551615})");
+  ASSERT_TRUE(v.ok()) << v.status().to_string();
+  EXPECT_EQ(*v->find("i"), Value(-3));
+  EXPECT_TRUE(v->find("i")->is_int());
+  EXPECT_TRUE(v->find("f")->is_float());
+  EXPECT_EQ(*v->find("s"), Value("h\xc3\xa9"));
+  EXPECT_EQ(*v->find("b"), Value(true));
+  EXPECT_TRUE(v->find("n")->is_null());
+  EXPECT_EQ(v->find("a")->as_array().size(), 2u);
+  EXPECT_EQ(*v->find("o")->find("x"), Value(1));
+  EXPECT_TRUE(v->find("big")->is_float());
+  EXPECT_EQ(v->as_object().at(0).first, "i");
+}
+
+TEST(JsonTest, RejectsMalformedInput) {
+  for (const char* bad : {"", "{", "{\"a\":}", "[1,]", "tru", "\"\\x\"", "{\"a\":1}x"}) {
+    auto v = parse_json(bad);
+    EXPECT_FALSE(v.ok()) << bad;
+    if (!v.ok()) {
+      EXPECT_EQ(v.status().message().rfind("invalid JSON: ", 0), 0u);
+    }
+  }
+}
+
+TEST(JsonTest, ProjectionKeepsOnlyRequestedKeys) {
+  std::vector<std::string> keep{"t", "id"};
+  auto v = parse_json_fields(R"({"id":1,"x":[1,2,3],"t":20.5,"y":{}})", keep);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(to_json(*v), R"({"id":1,"t":20.5})");
+  EXPECT_EQ(to_json(*parse_json_fields("[1]", keep)), "[1]");
+}
+
+TEST(JsonTest, WritesEscapedStrings) {
+  EXPECT_EQ(to_json(Value(std::string("a\"b\\c\n\t\x01\x1f/\xc3\xa9", 12))),
+            "\"a\\\"b\\\\c\\n\\t\\u0001\\u001f/\xc3\xa9\"");
+}
+
+TEST(JsonTest, WritesNumbersInShortestRoundTripForm) {
+  EXPECT_EQ(to_json(Value(0.1)), "0.1");
+  EXPECT_EQ(to_json(Value(1e21)), "1e+21");
+  EXPECT_EQ(to_json(Value(-7)), "-7");
+  EXPECT_EQ(to_json(Value(std::nan(""))), "null");
+  EXPECT_EQ(to_json(Value(INFINITY)), "null");
+}
+
+TEST(JsonTest, WritesBytesAsBase64AndKeepsKeyOrder) {
+  ValueObject o{{"z", Bytes{"hi"}}, {"a", ValueArray{Value(), true}}};
+  EXPECT_EQ(to_json(Value(o)), R"({"z":"aGk=","a":[null,true]})");
+}
+
+TEST(JsonTest, RoundTripsThroughWriterAndParser) {
+  const char* doc = R"({"a":[1,2.5,"x",{"b":null}],"c":false,"d":"\u0000q"})";
+  auto v = parse_json(doc);
+  ASSERT_TRUE(v.ok());
+  auto again = parse_json(to_json(*v));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*v, *again);
+}
+
+TEST(JsonTest, DeepNestingIsAnErrorNotACrash) {
+  std::string deep(5000, '[');
+  deep += std::string(5000, ']');
+  EXPECT_FALSE(parse_json(deep).ok());
+}
+
+}  // namespace
+}  // namespace ganglion
