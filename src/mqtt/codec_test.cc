@@ -1,0 +1,2 @@
+#include "mqtt/codec.h"
+#include <gtest/gtest.h>
