@@ -20,14 +20,17 @@ int main(int argc, char** argv) {
       return kExitOk;
     };
   });
-  app.add_subcommand("help", "Print this help")->callback([&run, &app] {
-    run = [&app] {
-      std::cout << app.help();
+  std::string top_help;
+  app.add_subcommand("help", "Print this help")->callback([&run, &top_help] {
+    run = [&top_help] {
+      std::cout << top_help;
       return kExitOk;
     };
   });
   add_edge_command(app, run);
   add_config_command(app, run);
+  // Rendered before parsing: afterwards CLI11 renders the chosen subcommand's help instead.
+  top_help = app.help();
 
   try {
     app.parse(argc, argv);
