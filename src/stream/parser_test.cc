@@ -150,7 +150,7 @@ TEST(ParserTest, ErrorsCarryLineAndColumn) {
       {"SELECT a FROM s GROUP BY COUNTWINDOW(1), COUNTWINDOW(2)", "line 1, column 42: only one window is allowed in GROUP BY"},
       {"SELECT a FROM s GROUP BY TUMBLINGWINDOW(ss, 1) OVER (WHEN a)", "line 1, column 48: OVER (WHEN ...) is only allowed after SLIDINGWINDOW"},
       {"SELECT a FROM s LIMIT x", "line 1, column 23: expected a number after 'LIMIT', found 'x'"},
-      {"SELECT a FROM s extra junk", "line 1, column 24: expected end of statement, found 'junk'"},
+      {"SELECT a FROM s extra junk", "line 1, column 23: expected end of statement, found 'junk'"},
       {"SELECT a FROM s LEFT t", "line 1, column 22: expected JOIN after 'LEFT', found 't'"},
       {"SELECT a FROM s JOIN t", "line 1, column 23: expected ON after the joined name, found end of input"},
       {"SELECT 'abc FROM s", "line 1, column 8: unterminated string"},
