@@ -83,12 +83,20 @@ inline bool is_valid_topic_name(std::string_view topic) {
   return !topic.empty() && topic.find_first_of("+#") == std::string_view::npos;
 }
 
-// MQTT matching of one filter against one topic name, both already split.
+// True when the first level of a split topic (or filter) starts with '$'.
+template <class Levels>
+bool first_level_is_dollar(const Levels& levels) {
+  return levels.size() > 0 && !std::string_view(levels[0]).empty() && std::string_view(levels[0])[0] == '$';
+}
+
+// MQTT matching of one filter against one topic name, both already split (TopicLevels, or any
+// indexable container of strings).
 // '+' matches exactly one level, '#' matches the parent level and any number of levels below,
 // and a topic whose first level starts with '$' is not matched by a filter starting with a
 // wildcard.
-inline bool filter_matches(const TopicLevels& filter, const TopicLevels& topic) {
-  if (filter.size() > 0 && topic.starts_with_dollar() &&
+template <class Filter, class Topic>
+bool filter_matches(const Filter& filter, const Topic& topic) {
+  if (filter.size() > 0 && first_level_is_dollar(topic) &&
       (filter[0] == "+" || filter[0] == "#")) {
     return false;
   }
@@ -96,15 +104,16 @@ inline bool filter_matches(const TopicLevels& filter, const TopicLevels& topic) 
   for (; i < filter.size(); ++i) {
     if (filter[i] == "#") return true;
     if (i >= topic.size()) return false;
-    if (filter[i] != "+" && filter[i] != topic[i]) return false;
+    if (filter[i] != "+" && std::string_view(filter[i]) != std::string_view(topic[i])) return false;
   }
   return i == topic.size();
 }
 
 // True when every topic matched by `inner` is also matched by `outer` (both filters).
 // Used for subscribe authorisation: subscribing to a/# needs a rule covering a/#, not a/b.
-inline bool filter_covers(const TopicLevels& outer, const TopicLevels& inner) {
-  const bool inner_dollar = inner.starts_with_dollar();
+template <class Outer, class Inner>
+bool filter_covers(const Outer& outer, const Inner& inner) {
+  const bool inner_dollar = first_level_is_dollar(inner);
   std::size_t i = 0;
   for (; i < outer.size(); ++i) {
     const std::string_view o = outer[i];
