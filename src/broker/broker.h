@@ -32,7 +32,6 @@ namespace ganglion::broker {
 
 class Connection;
 class Session;
-class SessionStore;
 
 enum class QueueFullPolicy { kDropNewest, kDropOldest, kDisconnect };
 
@@ -94,9 +93,6 @@ class Broker {
   // allow_anonymous) and every topic is open. Set before accepting connections.
   void set_password_file(std::shared_ptr<const PasswordFile> passwords);
   void set_acl(std::shared_ptr<const AclPolicy> acl);
-  // Durable sessions and retained messages; restores what the store holds.
-  Status attach_store(std::shared_ptr<SessionStore> store);
-
   // A transport accepted a connection. The returned Connection must be fed every packet read
   // from it, on one thread at a time, and told when the transport closes.
   std::shared_ptr<Connection> accept(std::shared_ptr<Link> link, TransportInfo info);
@@ -149,7 +145,6 @@ class Broker {
   std::unique_ptr<Routing> routing_;
   std::shared_ptr<const PasswordFile> passwords_;
   std::shared_ptr<const AclPolicy> acl_;
-  std::shared_ptr<SessionStore> store_;
   std::atomic<std::size_t> connections_{0};
   std::atomic<bool> shutting_down_{false};
   TimerId sys_timer_ = 0;

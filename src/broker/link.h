@@ -28,7 +28,9 @@ class Link {
 
   // Queues `packet` for the peer, encoded in the link's protocol version. Thread-safe:
   // called from any thread (deliveries come from publishers' threads). Never blocks on I/O.
-  virtual void send(const mqtt::Packet& packet) = 0;
+  // Returns false when the packet was not sent because it exceeds the peer's Maximum
+  // Packet Size (MQTT 5 says to discard it as if it had been delivered) or the link is closed.
+  virtual bool send(const mqtt::Packet& packet) = 0;
   // Sets the protocol version used to encode (after CONNECT) and the largest packet the peer
   // accepts (MQTT 5 Maximum Packet Size; 0 = no limit). Called before the CONNACK is sent.
   virtual void set_protocol(mqtt::ProtocolVersion version, std::uint32_t max_packet_size) = 0;

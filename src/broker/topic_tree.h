@@ -101,7 +101,7 @@ struct MergedDelivery {
 // few calls its vectors have the capacity they need and matching allocates nothing.
 class MergedMatches {
  public:
-  // One entry per subscriber, sorted by subscriber id.
+  // One entry per subscriber, in unspecified order.
   std::span<const MergedDelivery> deliveries() const { return deliveries_; }
   // All Subscription Identifiers of the subscriptions merged into `d`, ascending, no zeros.
   std::span<const std::uint32_t> subscription_ids(const MergedDelivery& d) const {
@@ -110,6 +110,14 @@ class MergedMatches {
   // The matching shared groups; the caller pick()s one member of each. Valid until the tree
   // is next modified.
   std::span<SharedGroup* const> groups() const { return groups_; }
+
+  // The delivery of `subscriber`, or nullptr. Linear; meant for tests and tools.
+  const MergedDelivery* find(SubscriberId subscriber) const {
+    for (const MergedDelivery& d : deliveries_) {
+      if (d.subscriber == subscriber) return &d;
+    }
+    return nullptr;
+  }
 
   void clear() {
     scratch_.clear();
@@ -120,7 +128,12 @@ class MergedMatches {
 
  private:
   friend class SubscriptionTree;
+  struct Slot {
+    SubscriberId subscriber = kNoSubscriber;  // kNoSubscriber marks a free slot
+    std::uint32_t delivery = 0;
+  };
   std::vector<Subscription> scratch_;
+  std::vector<Slot> slots_;  // open-addressing table subscriber -> index in deliveries_
   std::vector<MergedDelivery> deliveries_;
   std::vector<std::uint32_t> ids_;
   std::vector<SharedGroup*> groups_;

@@ -275,14 +275,15 @@ TEST(SubscriptionTree, MergedMatchTakesMaxQosAndAllSubscriptionIds) {
   MergedMatches out;
   tree.match_merged("a/b", kNoSubscriber, out);
   ASSERT_EQ(out.deliveries().size(), 2u);
-  const MergedDelivery& d1 = out.deliveries()[0];
-  EXPECT_EQ(d1.subscriber, 1u);
-  EXPECT_EQ(d1.qos, 2);
-  EXPECT_THAT(out.subscription_ids(d1), ElementsAre(10, 11));
-  const MergedDelivery& d2 = out.deliveries()[1];
-  EXPECT_EQ(d2.subscriber, 2u);
-  EXPECT_EQ(d2.qos, 1);
-  EXPECT_THAT(out.subscription_ids(d2), ElementsAre(5));
+  const MergedDelivery* d1 = out.find(1);
+  ASSERT_NE(d1, nullptr);
+  EXPECT_EQ(d1->qos, 2);
+  EXPECT_THAT(out.subscription_ids(*d1), ElementsAre(10, 11));
+  const MergedDelivery* d2 = out.find(2);
+  ASSERT_NE(d2, nullptr);
+  EXPECT_EQ(d2->qos, 1);
+  EXPECT_THAT(out.subscription_ids(*d2), ElementsAre(5));
+  EXPECT_EQ(out.find(3), nullptr);
 }
 
 TEST(SubscriptionTree, MergedMatchDropsNoLocalSubscriptionsOfThePublisher) {
@@ -296,11 +297,13 @@ TEST(SubscriptionTree, MergedMatchDropsNoLocalSubscriptionsOfThePublisher) {
   tree.match_merged("a/b", 1, out);
   ASSERT_EQ(out.deliveries().size(), 2u);
   // The publisher still gets its copy via a/# — at that subscription's QoS only.
-  EXPECT_EQ(out.deliveries()[0].subscriber, 1u);
-  EXPECT_EQ(out.deliveries()[0].qos, 0);
-  EXPECT_THAT(out.subscription_ids(out.deliveries()[0]), ElementsAre(2));
-  EXPECT_EQ(out.deliveries()[1].subscriber, 2u);  // no-local only concerns one's own messages
-  EXPECT_EQ(out.deliveries()[1].qos, 2);
+  const MergedDelivery* self = out.find(1);
+  ASSERT_NE(self, nullptr);
+  EXPECT_EQ(self->qos, 0);
+  EXPECT_THAT(out.subscription_ids(*self), ElementsAre(2));
+  const MergedDelivery* other = out.find(2);  // no-local only concerns one's own messages
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(other->qos, 2);
 }
 
 TEST(SubscriptionTree, MergedMatchOrsRetainAsPublishedAndListsGroups) {

@@ -1,0 +1,264 @@
+#include "broker/session.h"
+
+#include <algorithm>
+
+#include "broker/broker.h"
+
+namespace ganglion::broker {
+
+namespace {
+
+std::int64_t now_ms(Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Session::Session(SessionId id, std::string client_id, Clock& clock, const BrokerOptions& options,
+                 const BrokerCounters& counters)
+    : id_(id), client_id_(std::move(client_id)), clock_(clock), options_(options),
+      counters_(counters) {}
+
+bool Session::expired(const Message& m) const {
+  return m.expiry_ms != 0 && m.expiry_ms <= now_ms(clock_);
+}
+
+void Session::deliver(const MessagePtr& message, std::uint8_t qos, bool retain_flag,
+                      std::span<const std::uint32_t> subscription_ids) {
+  std::lock_guard lock(mu_);
+  if (acl_ && !acl_->can_receive(message->topic)) return;
+  if (expired(*message)) {
+    counters_.messages_expired->inc();
+    return;
+  }
+  Pending p{message, qos, retain_flag, {subscription_ids.begin(), subscription_ids.end()}};
+  if (qos == 0) {
+    if (link_) {
+      send_publish(p, 0, false);
+    } else {
+      counters_.messages_dropped_queue_full->inc();
+    }
+    return;
+  }
+  if (link_ && queue_.empty() && inflight_.size() < limits_.receive_maximum &&
+      inflight_.size() < options_.max_inflight) {
+    const std::uint16_t id = next_packet_id();
+    if (send_publish(p, id, false)) {
+      inflight_.push_back({id, qos == 1 ? Stage::kAwaitAck : Stage::kAwaitRec, std::move(p)});
+      ids_in_use_.insert(id);
+    }
+    return;
+  }
+  enqueue(std::move(p));
+}
+
+void Session::enqueue(Pending p) {
+  const std::size_t bytes = p.message->bytes();
+  if (queue_.size() >= options_.max_queued_messages ||
+      queued_bytes_ + bytes > options_.max_queued_bytes) {
+    switch (options_.queue_full_policy) {
+      case QueueFullPolicy::kDropNewest:
+        counters_.messages_dropped_queue_full->inc();
+        return;
+      case QueueFullPolicy::kDropOldest:
+        while (!queue_.empty() && (queue_.size() >= options_.max_queued_messages ||
+                                   queued_bytes_ + bytes > options_.max_queued_bytes)) {
+          queued_bytes_ -= queue_.front().message->bytes();
+          queue_.pop_front();
+          counters_.messages_dropped_queue_full->inc();
+        }
+        break;
+      case QueueFullPolicy::kDisconnect:
+        counters_.messages_dropped_queue_full->inc();
+        if (link_) {
+          if (limits_.version == mqtt::ProtocolVersion::kV5) {
+            link_->send(mqtt::Disconnect{mqtt::ReasonCode::kQuotaExceeded, {}});
+          }
+          link_->close();
+        }
+        return;
+    }
+  }
+  queued_bytes_ += bytes;
+  queue_.push_back(std::move(p));
+}
+
+bool Session::send_publish(const Pending& p, std::uint16_t packet_id, bool dup) {
+  const Message& m = *p.message;
+  mqtt::Publish out;
+  out.dup = dup;
+  out.qos = static_cast<mqtt::QoS>(p.qos);
+  out.retain = p.retain;
+  out.packet_id = packet_id;
+  out.payload = m.payload;
+  if (limits_.version == mqtt::ProtocolVersion::kV5) {
+    if (m.properties) out.properties = *m.properties;
+    out.properties.subscription_identifiers = p.subscription_ids;
+    if (m.expiry_ms != 0) {
+      const std::int64_t left = m.expiry_ms - now_ms(clock_);
+      out.properties.message_expiry_interval =
+          static_cast<std::uint32_t>(std::max<std::int64_t>(1, (left + 999) / 1000));
+    }
+    if (limits_.topic_alias_maximum > 0) {
+      auto it = out_aliases_.find(m.topic);
+      if (it != out_aliases_.end()) {
+        out.properties.topic_alias = it->second;
+      } else if (out_aliases_.size() < limits_.topic_alias_maximum) {
+        const auto alias = static_cast<std::uint16_t>(out_aliases_.size() + 1);
+        out_aliases_.emplace(m.topic, alias);
+        out.properties.topic_alias = alias;
+        out.topic = m.topic;
+      }
+      if (!out.topic.empty() || !out.properties.topic_alias) out.topic = m.topic;
+    } else {
+      out.topic = m.topic;
+    }
+  } else {
+    out.topic = m.topic;
+  }
+  if (!link_->send(out)) return false;
+  counters_.messages_sent->inc();
+  return true;
+}
+
+std::uint16_t Session::next_packet_id() {
+  do {
+    last_packet_id_ = static_cast<std::uint16_t>(last_packet_id_ == 65535 ? 1 : last_packet_id_ + 1);
+  } while (ids_in_use_.count(last_packet_id_));
+  return last_packet_id_;
+}
+
+std::deque<Session::Inflight>::iterator Session::find_inflight(std::uint16_t packet_id) {
+  // Acknowledgements mostly arrive in order: the front is the usual hit.
+  return std::find_if(inflight_.begin(), inflight_.end(),
+                      [&](const Inflight& f) { return f.packet_id == packet_id; });
+}
+
+void Session::pump() {
+  while (link_ && !queue_.empty() && inflight_.size() < limits_.receive_maximum &&
+         inflight_.size() < options_.max_inflight) {
+    Pending p = std::move(queue_.front());
+    queue_.pop_front();
+    queued_bytes_ -= p.message->bytes();
+    if (expired(*p.message)) {
+      counters_.messages_expired->inc();
+      continue;
+    }
+    const std::uint16_t id = next_packet_id();
+    if (send_publish(p, id, false)) {
+      const Stage stage = p.qos == 1 ? Stage::kAwaitAck : Stage::kAwaitRec;
+      inflight_.push_back({id, stage, std::move(p)});
+      ids_in_use_.insert(id);
+    }
+  }
+}
+
+void Session::on_puback(std::uint16_t packet_id) {
+  std::lock_guard lock(mu_);
+  auto it = find_inflight(packet_id);
+  if (it == inflight_.end() || it->stage != Stage::kAwaitAck) return;
+  ids_in_use_.erase(packet_id);
+  inflight_.erase(it);
+  pump();
+}
+
+void Session::on_pubrec(std::uint16_t packet_id, mqtt::ReasonCode reason) {
+  std::lock_guard lock(mu_);
+  auto it = find_inflight(packet_id);
+  if (it == inflight_.end()) {
+    if (link_) {
+      link_->send(mqtt::Pubrel{packet_id, mqtt::ReasonCode::kPacketIdentifierNotFound, {}});
+    }
+    return;
+  }
+  if (static_cast<std::uint8_t>(reason) >= 0x80) {  // the client refused the message
+    ids_in_use_.erase(packet_id);
+    inflight_.erase(it);
+    pump();
+    return;
+  }
+  it->stage = Stage::kAwaitComp;
+  it->pending.message.reset();  // only the id matters from here on
+  if (link_) link_->send(mqtt::Pubrel{packet_id, mqtt::ReasonCode::kSuccess, {}});
+}
+
+void Session::on_pubcomp(std::uint16_t packet_id) {
+  std::lock_guard lock(mu_);
+  auto it = find_inflight(packet_id);
+  if (it == inflight_.end() || it->stage != Stage::kAwaitComp) return;
+  ids_in_use_.erase(packet_id);
+  inflight_.erase(it);
+  pump();
+}
+
+Result<bool> Session::begin_inbound_qos2(std::uint16_t packet_id, std::size_t limit) {
+  std::lock_guard lock(mu_);
+  if (inbound_qos2_.count(packet_id)) return false;
+  if (inbound_qos2_.size() >= limit) {
+    return ResourceExhausted("more QoS 2 messages awaiting PUBREL than Receive Maximum");
+  }
+  inbound_qos2_.insert(packet_id);
+  return true;
+}
+
+bool Session::release_inbound_qos2(std::uint16_t packet_id) {
+  std::lock_guard lock(mu_);
+  return inbound_qos2_.erase(packet_id) > 0;
+}
+
+void Session::bind(std::shared_ptr<Link> link, ClientLimits limits,
+                   std::shared_ptr<const IdentityAcl> acl) {
+  std::lock_guard lock(mu_);
+  link_ = std::move(link);
+  limits_ = limits;
+  acl_ = std::move(acl);
+  out_aliases_.clear();
+  online_.store(true, std::memory_order_release);
+  // Resend what was in flight, in order (spec 4.4): PUBLISH with DUP, or PUBREL.
+  for (auto it = inflight_.begin(); it != inflight_.end();) {
+    if (it->stage == Stage::kAwaitComp) {
+      link_->send(mqtt::Pubrel{it->packet_id, mqtt::ReasonCode::kSuccess, {}});
+      ++it;
+    } else if (!send_publish(it->pending, it->packet_id, true)) {
+      ids_in_use_.erase(it->packet_id);
+      it = inflight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  pump();
+}
+
+void Session::unbind(const std::shared_ptr<Link>& link) {
+  std::lock_guard lock(mu_);
+  if (link_ != link) return;
+  link_.reset();
+  online_.store(false, std::memory_order_release);
+}
+
+bool Session::bound_to(const std::shared_ptr<Link>& link) const {
+  std::lock_guard lock(mu_);
+  return link_ == link;
+}
+
+void Session::clear() {
+  std::lock_guard lock(mu_);
+  inflight_.clear();
+  ids_in_use_.clear();
+  queue_.clear();
+  queued_bytes_ = 0;
+  inbound_qos2_.clear();
+}
+
+std::size_t Session::queued() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+std::size_t Session::inflight() const {
+  std::lock_guard lock(mu_);
+  return inflight_.size();
+}
+
+}  // namespace ganglion::broker

@@ -1,0 +1,141 @@
+// Session: the MQTT session state of one client id, online or not.
+//
+// Outbound (broker -> client): QoS 1/2 deliveries get packet ids and wait in the in-flight
+// window (the client's Receive Maximum, capped by BrokerOptions::max_inflight) until
+// acknowledged; beyond it they wait in a bounded queue. On reconnect the in-flight ones are
+// sent again (DUP) in their original order, then the queue drains.
+// Inbound (client -> broker): packet ids of QoS 2 messages awaiting PUBREL, so a resent
+// PUBLISH is not routed twice.
+//
+// Thread safety: deliveries come from any publisher's thread; acks from the connection's
+// thread. All state is guarded by mu_. Lock order: Broker routing lock before a Session lock;
+// Link::send is called with the session lock held, so Links must not call back into the
+// broker synchronously.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "base/clock.h"
+#include "broker/acl.h"
+#include "broker/link.h"
+#include "broker/message.h"
+#include "broker/topic_tree.h"
+
+namespace ganglion::broker {
+
+struct BrokerCounters;
+struct BrokerOptions;
+
+// What the client announced in CONNECT that shapes what we send it.
+struct ClientLimits {
+  mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
+  std::uint16_t receive_maximum = 65535;
+  std::uint16_t topic_alias_maximum = 0;
+  bool problem_information = true;
+};
+
+class Session {
+ public:
+  Session(SessionId id, std::string client_id, Clock& clock, const BrokerOptions& options,
+          const BrokerCounters& counters);
+
+  SessionId id() const { return id_; }
+  const std::string& client_id() const { return client_id_; }
+  bool online() const { return online_.load(std::memory_order_acquire); }
+
+  // Queues one delivery. `qos` is already min(published, granted). Drops expired messages,
+  // messages the client's ACL may not receive, and QoS 0 while offline.
+  void deliver(const MessagePtr& message, std::uint8_t qos, bool retain_flag,
+               std::span<const std::uint32_t> subscription_ids);
+
+  // Outbound acknowledgements from the client.
+  void on_puback(std::uint16_t packet_id);
+  void on_pubrec(std::uint16_t packet_id, mqtt::ReasonCode reason);
+  void on_pubcomp(std::uint16_t packet_id);
+
+  // Inbound QoS 2: true when `packet_id` is new (route the message), false for a resend.
+  // Errors with kResourceExhausted when more than `limit` are awaiting PUBREL.
+  Result<bool> begin_inbound_qos2(std::uint16_t packet_id, std::size_t limit);
+  // True when the id was awaiting PUBREL.
+  bool release_inbound_qos2(std::uint16_t packet_id);
+
+  // A connection took the session: sends the in-flight again, then drains the queue.
+  void bind(std::shared_ptr<Link> link, ClientLimits limits,
+            std::shared_ptr<const IdentityAcl> acl);
+  // The connection went away; deliveries queue from now on (QoS 1/2 only).
+  void unbind(const std::shared_ptr<Link>& link);
+  // True when `link` is the one bound.
+  bool bound_to(const std::shared_ptr<Link>& link) const;
+  // Drops every queued and in-flight message (clean start, expiry).
+  void clear();
+
+  // Generation of the current attachment; timers for expiry or will delay compare it.
+  std::uint64_t generation() const { return generation_.load(); }
+  std::uint64_t next_generation() { return ++generation_; }
+
+  // Session Expiry Interval in seconds (0 = ends with the connection).
+  std::uint32_t expiry_interval = 0;
+  // Subscriptions of this session by full filter ("$share/g/f" included), for removal and
+  // persistence. Guarded by the broker's routing lock, not mu_.
+  std::map<std::string, SubscriptionOptions, std::less<>> subscriptions;
+  // A will waiting for its delay to pass (set when the connection dropped), and its timer.
+  TimerId will_timer = 0;
+
+  std::size_t queued() const;
+  std::size_t inflight() const;
+
+ private:
+  enum class Stage : std::uint8_t { kAwaitAck, kAwaitRec, kAwaitComp };
+  struct Pending {
+    MessagePtr message;
+    std::uint8_t qos = 0;
+    bool retain = false;
+    std::vector<std::uint32_t> subscription_ids;
+  };
+  struct Inflight {
+    std::uint16_t packet_id = 0;
+    Stage stage = Stage::kAwaitAck;
+    Pending pending;
+  };
+
+  // REQUIRES: mu_ held.
+  bool send_publish(const Pending& p, std::uint16_t packet_id, bool dup);
+  void pump();
+  std::uint16_t next_packet_id();
+  std::deque<Inflight>::iterator find_inflight(std::uint16_t packet_id);
+  bool expired(const Message& m) const;
+  void enqueue(Pending p);
+
+  const SessionId id_;
+  const std::string client_id_;
+  Clock& clock_;
+  const BrokerOptions& options_;
+  const BrokerCounters& counters_;
+  std::atomic<bool> online_{false};
+  std::atomic<std::uint64_t> generation_{0};
+
+  mutable std::mutex mu_;
+  std::shared_ptr<Link> link_;
+  ClientLimits limits_;
+  std::shared_ptr<const IdentityAcl> acl_;
+  std::deque<Inflight> inflight_;
+  std::unordered_set<std::uint16_t> ids_in_use_;
+  std::deque<Pending> queue_;
+  std::size_t queued_bytes_ = 0;
+  std::uint16_t last_packet_id_ = 0;
+  std::unordered_set<std::uint16_t> inbound_qos2_;
+  std::unordered_map<std::string, std::uint16_t> out_aliases_;
+};
+
+}  // namespace ganglion::broker
