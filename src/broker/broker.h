@@ -117,26 +117,34 @@ class Broker {
   friend class Connection;
   struct Routing;
 
+
   // What a CONNECT resolved to: the session to use and whether it was resumed.
   struct Attach {
     std::shared_ptr<Session> session;
     bool session_present = false;
   };
+  // Finds or creates the session of `client_id`, taking it over from a live connection.
   Attach attach_session(const std::string& client_id, bool clean_start,
                         const std::shared_ptr<Connection>& connection);
-  void detach_session(const std::shared_ptr<Session>& session,
-                      const std::shared_ptr<Connection>& connection);
-  void route(const MessagePtr& message);
-  // Returns the subscription outcome per filter (MQTT reason codes) and queues retained
-  // deliveries.
-  std::uint8_t subscribe(const std::shared_ptr<Session>& session, const std::string& filter,
-                         std::string_view group, const SubscriptionOptions& options,
-                         bool deliver_retained_if_new);
-  bool unsubscribe(const std::shared_ptr<Session>& session, std::string_view filter,
+  // The connection bound to `link` ended: unbinds, then ends the session or arms its expiry.
+  void detach_session(const std::shared_ptr<Session>& session, const std::shared_ptr<Link>& link);
+  void remove_session_locked(const std::shared_ptr<Session>& session);
+  // Routes to every matching session; returns the number of deliveries made.
+  std::size_t route(const MessagePtr& message);
+  // Adds a subscription; returns the SUBACK reason code (the granted QoS) and appends the
+  // retained messages due to it (with their delivery QoS) to `retained`.
+  mqtt::ReasonCode subscribe(const std::shared_ptr<Session>& session, const std::string& filter,
+                             std::string_view group, const SubscriptionOptions& options,
+                             std::vector<std::pair<MessagePtr, std::uint8_t>>& retained);
+  bool unsubscribe(const std::shared_ptr<Session>& session, const std::string& filter,
                    std::string_view group);
-  void expire_session(std::uint64_t session_id, std::uint64_t generation);
+  void publish_will(SessionId publisher, mqtt::Will will);
+  void schedule_will(const std::shared_ptr<Session>& session, mqtt::Will will, std::uint32_t delay_s,
+                     std::shared_ptr<const IdentityAcl> acl);
+  void expire_session(SessionId id, std::uint64_t generation);
   void publish_sys();
   bool take_connect_token();
+  std::int64_t now_ms() const;
 
   BrokerOptions options_;
   Clock& clock_;

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -174,6 +176,72 @@ TEST(RetainedStore, PropertiesCountTowardsBytesAndAreShared) {
   ASSERT_TRUE(store.set(m, 0).ok());
   EXPECT_EQ(store.total_bytes(), 1u + 3u + 2u);
   EXPECT_EQ(store.get("t", 0)->payload.get(), payload.get());  // not copied
+}
+
+// Straight from the MQTT text, independent of TopicLevels.
+bool naive_matches(const std::string& filter, const std::string& topic) {
+  auto split = [](const std::string& x) {
+    std::vector<std::string> out(1);
+    for (char c : x) {
+      if (c == '/') {
+        out.emplace_back();
+      } else {
+        out.back() += c;
+      }
+    }
+    return out;
+  };
+  const auto f = split(filter);
+  const auto t = split(topic);
+  if (topic[0] == '$' && (f[0] == "+" || f[0] == "#")) return false;
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    if (f[i] == "#") return true;
+    if (i >= t.size() || (f[i] != "+" && f[i] != t[i])) return false;
+  }
+  return f.size() == t.size();
+}
+
+TEST(RetainedStore, RandomizedMatchAgreesWithNaiveMatcher) {
+  std::mt19937 rng(99);
+  const std::vector<std::string> words = {"a", "b", "", "$S"};
+  auto random_path = [&](bool filter) {
+    std::string out;
+    const int levels = 1 + static_cast<int>(rng() % 4);
+    for (int i = 0; i < levels; ++i) {
+      if (i) out += '/';
+      const unsigned r = rng() % 8;
+      if (filter && r == 0) {
+        out += '+';
+      } else if (filter && r == 1 && i + 1 == levels) {
+        out += '#';
+      } else {
+        out += words[rng() % words.size()];
+      }
+    }
+    return out.empty() ? std::string("a") : out;
+  };
+  for (int round = 0; round < 20; ++round) {
+    RetainedStore store;
+    std::set<std::string> model;
+    for (int i = 0; i < 60; ++i) {
+      const std::string t = random_path(false);
+      if (rng() % 5 == 0) {
+        EXPECT_EQ(store.erase(t), model.erase(t) == 1);
+      } else {
+        ASSERT_TRUE(store.set(msg(t, "p"), 0).ok()) << t;
+        model.insert(t);
+      }
+    }
+    ASSERT_EQ(store.count(), model.size());
+    for (int q = 0; q < 100; ++q) {
+      const std::string f = random_path(true);
+      std::vector<std::string> want;
+      for (const std::string& t : model) {
+        if (naive_matches(f, t)) want.push_back(t);
+      }
+      ASSERT_EQ(topics(store, f), want) << "filter '" << f << "'";
+    }
+  }
 }
 
 }  // namespace

@@ -439,5 +439,51 @@ TEST(SubscriptionTree, RandomizedMatchAgreesWithNaiveMatcher) {
   }
 }
 
+TEST(SubscriptionTree, RandomizedMergedMatchAgreesWithNaiveMerge) {
+  std::mt19937 rng(7);
+  const std::vector<std::string> filters = {"a/b", "a/+", "a/#", "#", "+/b", "+/+", "a/b/#", "x"};
+  const std::vector<std::string> topics = {"a/b", "a", "a/c", "x", "q/b", "a/b/c"};
+  for (int round = 0; round < 50; ++round) {
+    SubscriptionTree tree;
+    // (subscriber, filter) -> options
+    std::map<std::pair<SubscriberId, std::string>, SubscriptionOptions> model;
+    for (int op = 0; op < 40; ++op) {
+      SubscriptionOptions o;
+      o.max_qos = static_cast<std::uint8_t>(rng() % 3);
+      o.subscription_id = static_cast<std::uint32_t>(rng() % 4);  // 0 = none; repeats happen
+      o.no_local = rng() % 4 == 0;
+      o.retain_as_published = rng() % 3 == 0;
+      const SubscriberId id = 1 + rng() % 6;
+      const std::string& f = filters[rng() % filters.size()];
+      ASSERT_TRUE(tree.subscribe(f, "", id, o).ok());
+      model[{id, f}] = o;
+    }
+    MergedMatches out;
+    for (const std::string& topic : topics) {
+      const SubscriberId publisher = 1 + rng() % 6;
+      tree.match_merged(topic, publisher, out);
+      std::map<SubscriberId, std::pair<int, bool>> want;  // qos, rap
+      std::map<SubscriberId, std::set<std::uint32_t>> want_ids;
+      for (const auto& [key, o] : model) {
+        if (!naive_matches(split(key.second), split(topic))) continue;
+        if (o.no_local && key.first == publisher) continue;
+        auto [it, fresh] = want.try_emplace(key.first, o.max_qos, o.retain_as_published);
+        it->second.first = std::max<int>(it->second.first, o.max_qos);
+        it->second.second = it->second.second || o.retain_as_published;
+        if (o.subscription_id != 0) want_ids[key.first].insert(o.subscription_id);
+      }
+      ASSERT_EQ(out.deliveries().size(), want.size()) << topic;
+      for (const MergedDelivery& d : out.deliveries()) {
+        ASSERT_TRUE(want.count(d.subscriber)) << topic;
+        EXPECT_EQ(d.qos, want[d.subscriber].first) << topic;
+        EXPECT_EQ(d.retain_as_published, want[d.subscriber].second) << topic;
+        auto ids = out.subscription_ids(d);
+        EXPECT_EQ(std::set<std::uint32_t>(ids.begin(), ids.end()), want_ids[d.subscriber]);
+        EXPECT_EQ(ids.size(), want_ids[d.subscriber].size());
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ganglion::broker
