@@ -1087,13 +1087,15 @@ Status check_encodable(const Subscribe& s, ProtocolVersion) {
   return need_id(t, s.packet_id);
 }
 Status check_encodable(const Suback& s, ProtocolVersion) {
+  if (s.reasons.empty()) return encode_error(PacketType::kSuback, "no reason codes");
   return need_id(PacketType::kSuback, s.packet_id);
 }
 Status check_encodable(const Unsubscribe& u, ProtocolVersion) {
   if (u.filters.empty()) return encode_error(PacketType::kUnsubscribe, "no topic filters");
   return need_id(PacketType::kUnsubscribe, u.packet_id);
 }
-Status check_encodable(const Unsuback& u, ProtocolVersion) {
+Status check_encodable(const Unsuback& u, ProtocolVersion v) {
+  if (is_v5(v) && u.reasons.empty()) return encode_error(PacketType::kUnsuback, "no reason codes");
   return need_id(PacketType::kUnsuback, u.packet_id);
 }
 Status check_encodable(const Auth&, ProtocolVersion v) {
@@ -1164,6 +1166,9 @@ bool is_valid_mqtt_utf8(std::string_view s) {
 
 // ---------------------------------------------------------------------------------------
 // Decoder
+
+// Buffers grown beyond this for a large packet are released once it is consumed.
+constexpr std::size_t kKeepBufferBytes = 1 << 20;
 
 Decoder::Decoder(DecoderOptions options)
     : role_(options.role), version_(options.version),
@@ -1238,7 +1243,11 @@ Result<std::optional<Packet>> Decoder::next() {
   if (type == PacketType::kConnect) seen_connect_ = true;
   Result<Packet> packet = parse_packet(header, body, remaining, version_, role_);
   head_ += static_cast<std::size_t>(total);
-  if (head_ == end_) head_ = end_ = 0;
+  if (head_ == end_) {
+    head_ = end_ = 0;
+    // Do not keep a huge buffer alive for one huge packet.
+    if (buf_.size() > kKeepBufferBytes) std::string().swap(buf_);
+  }
   if (!packet.ok()) return fail(packet.status());
   return std::optional<Packet>(std::move(packet).value());
 }
