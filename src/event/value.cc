@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <ostream>
 
 #include "event/json.h"
 
@@ -309,6 +310,8 @@ Result<Value> to_bytea(const Value& v) {
     default: return cannot_convert(v, "bytea");
   }
 }
+
+std::ostream& operator<<(std::ostream& os, const Value& v) { return os << to_json(v); }
 
 namespace {
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

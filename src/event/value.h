@@ -15,6 +15,7 @@
 #pragma once
 
 #include <compare>
+#include <iosfwd>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -158,6 +159,9 @@ Result<Value> to_float(const Value& v);
 Result<Value> to_boolean(const Value& v);  // "true"/"false"/"1"/"0"...; numbers != 0
 Value to_string_value(const Value& v);     // to_display_string()
 Result<Value> to_bytea(const Value& v);    // strings are base64-decoded; bytes pass through
+
+// Writes `v` as JSON (strings quoted); for logs and test failure messages.
+std::ostream& operator<<(std::ostream& os, const Value& v);
 
 // Base64 (standard alphabet, padded).
 std::string base64_encode(std::string_view in);
