@@ -301,7 +301,8 @@ class Parser {
  public:
   Parser(ProtocolVersion version, Role role) : version_(version), role_(role) {}
 
-  Result<Packet> parse(std::uint8_t header, const char* body, std::size_t n);
+  // Parses into `out` (emplaced in place: a Packet is large, so it is not moved around).
+  Status parse(std::uint8_t header, const char* body, std::size_t n, std::optional<Packet>& out);
   ProtocolVersion version() const { return version_; }
 
   // Reads the protocol name and level of a CONNECT body; sets version_.
@@ -741,39 +742,40 @@ Status check_direction(PacketType t, Role role) {
   return Status::Ok();
 }
 
-Result<Packet> Parser::parse(std::uint8_t header, const char* body, std::size_t n) {
+Status Parser::parse(std::uint8_t header, const char* body, std::size_t n,
+                     std::optional<Packet>& out) {
   const auto type = static_cast<PacketType>(header >> 4);
   GANGLION_RETURN_IF_ERROR(check_fixed_header(header, version_));
   GANGLION_RETURN_IF_ERROR(check_direction(type, role_));
   Reader r(body, n, type);
-  auto finish = [](Status s, auto&& p) -> Result<Packet> {
-    if (!s.ok()) return s;
-    return Packet(std::move(p));
+  auto make = [&out]<class T>(std::in_place_type_t<T> t) -> T& {
+    return std::get<T>(out.emplace(t));
   };
   switch (type) {
     case PacketType::kConnect: {
-      Connect c;
       GANGLION_RETURN_IF_ERROR(connect_version(r));
-      return finish(connect(r, c), c);
+      return connect(r, make(std::in_place_type<Connect>));
     }
-    case PacketType::kConnack: { Connack c; return finish(connack(r, c), c); }
-    case PacketType::kPublish: { Publish p; return finish(publish(r, header & 0x0F, p), p); }
-    case PacketType::kPuback: { Puback p; return finish(publish_response(r, p), p); }
-    case PacketType::kPubrec: { Pubrec p; return finish(publish_response(r, p), p); }
-    case PacketType::kPubrel: { Pubrel p; return finish(publish_response(r, p), p); }
-    case PacketType::kPubcomp: { Pubcomp p; return finish(publish_response(r, p), p); }
-    case PacketType::kSubscribe: { Subscribe s; return finish(subscribe(r, s), s); }
-    case PacketType::kSuback: { Suback s; return finish(suback(r, s), s); }
-    case PacketType::kUnsubscribe: { Unsubscribe u; return finish(unsubscribe(r, u), u); }
-    case PacketType::kUnsuback: { Unsuback u; return finish(unsuback(r, u), u); }
+    case PacketType::kConnack: return connack(r, make(std::in_place_type<Connack>));
+    case PacketType::kPublish: return publish(r, header & 0x0F, make(std::in_place_type<Publish>));
+    case PacketType::kPuback: return publish_response(r, make(std::in_place_type<Puback>));
+    case PacketType::kPubrec: return publish_response(r, make(std::in_place_type<Pubrec>));
+    case PacketType::kPubrel: return publish_response(r, make(std::in_place_type<Pubrel>));
+    case PacketType::kPubcomp: return publish_response(r, make(std::in_place_type<Pubcomp>));
+    case PacketType::kSubscribe: return subscribe(r, make(std::in_place_type<Subscribe>));
+    case PacketType::kSuback: return suback(r, make(std::in_place_type<Suback>));
+    case PacketType::kUnsubscribe: return unsubscribe(r, make(std::in_place_type<Unsubscribe>));
+    case PacketType::kUnsuback: return unsuback(r, make(std::in_place_type<Unsuback>));
     case PacketType::kPingreq:
       if (n != 0) return r.malformed("remaining length must be 0");
-      return Packet(Pingreq{});
+      out.emplace(Pingreq{});
+      return Status::Ok();
     case PacketType::kPingresp:
       if (n != 0) return r.malformed("remaining length must be 0");
-      return Packet(Pingresp{});
-    case PacketType::kDisconnect: { Disconnect d; return finish(disconnect(r, d), d); }
-    case PacketType::kAuth: { Auth a; return finish(auth(r, a), a); }
+      out.emplace(Pingresp{});
+      return Status::Ok();
+    case PacketType::kDisconnect: return disconnect(r, make(std::in_place_type<Disconnect>));
+    case PacketType::kAuth: return auth(r, make(std::in_place_type<Auth>));
   }
   return error(ReasonCode::kMalformedPacket, "unknown packet type");
 }
@@ -1141,10 +1143,11 @@ Status encode_without_payload(const T& packet, ProtocolVersion v, std::size_t ex
   return Status::Ok();
 }
 
-// Parses one packet body. `version` is updated by CONNECT (also when the rest of the
-// CONNECT then fails, so the caller can answer in the right format).
-Result<Packet> parse_packet(std::uint8_t header, const char* body, std::size_t n,
-                            std::optional<ProtocolVersion>& version, Role role) {
+// Parses one packet body into `out`. `version` is updated by CONNECT (also when the rest of
+// the CONNECT then fails, so the caller can answer in the right format).
+Status parse_packet(std::uint8_t header, const char* body, std::size_t n,
+                    std::optional<ProtocolVersion>& version, Role role,
+                    std::optional<Packet>& out) {
   const auto type = static_cast<PacketType>(header >> 4);
   Parser parser(version.value_or(ProtocolVersion::kV5), role);
   if (type == PacketType::kConnect) {
@@ -1155,7 +1158,7 @@ Result<Packet> parse_packet(std::uint8_t header, const char* body, std::size_t n
     return error(ReasonCode::kProtocolError,
                  what(type, "protocol version unknown: the first packet must be CONNECT"));
   }
-  return parser.parse(header, body, n);
+  return parser.parse(header, body, n, out);
 }
 
 }  // namespace
@@ -1241,15 +1244,16 @@ Result<std::optional<Packet>> Decoder::next() {
 
   const char* body = buf_.data() + head_ + 1 + *len_bytes;
   if (type == PacketType::kConnect) seen_connect_ = true;
-  Result<Packet> packet = parse_packet(header, body, remaining, version_, role_);
+  std::optional<Packet> packet;
+  Status status = parse_packet(header, body, remaining, version_, role_, packet);
   head_ += static_cast<std::size_t>(total);
   if (head_ == end_) {
     head_ = end_ = 0;
     // Do not keep a huge buffer alive for one huge packet.
     if (buf_.size() > kKeepBufferBytes) std::string().swap(buf_);
   }
-  if (!packet.ok()) return fail(packet.status());
-  return std::optional<Packet>(std::move(packet).value());
+  if (!status.ok()) return fail(std::move(status));
+  return packet;
 }
 
 Result<Packet> decode_packet(std::string_view bytes, ProtocolVersion version, Role role) {
@@ -1265,7 +1269,9 @@ Result<Packet> decode_packet(std::string_view bytes, ProtocolVersion version, Ro
     return error(ReasonCode::kMalformedPacket, "trailing bytes after the packet");
   }
   std::optional<ProtocolVersion> v = version;
-  return parse_packet(p[0], bytes.data() + 1 + len_bytes, remaining, v, role);
+  std::optional<Packet> packet;
+  GANGLION_RETURN_IF_ERROR(parse_packet(p[0], bytes.data() + 1 + len_bytes, remaining, v, role, packet));
+  return std::move(*packet);
 }
 
 Status encode(const Packet& packet, ProtocolVersion version, std::string& out) {

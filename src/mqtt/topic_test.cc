@@ -105,3 +105,29 @@ TEST(TopicTest, HasWildcards) {
 
 }  // namespace
 }  // namespace ganglion::mqtt
+
+namespace ganglion::mqtt {
+namespace {
+
+TEST(TopicTest, FindsWildcardsAtEveryPositionOfLongNames) {
+  for (std::size_t len = 1; len < 40; ++len) {
+    for (std::size_t at = 0; at < len; ++at) {
+      for (const char bad : {'+', '#', '\0'}) {
+        std::string t(len, 'a');
+        t[at] = bad;
+        EXPECT_FALSE(validate_topic_name(t).ok()) << len << " " << at;
+      }
+    }
+    EXPECT_TRUE(validate_topic_name(std::string(len, 'a')).ok());
+  }
+}
+
+TEST(TopicTest, PropertiesEmptyMeansNothingSet) {
+  Properties p;
+  EXPECT_TRUE(p.empty());
+  p.shared_subscription_available = 0;
+  EXPECT_FALSE(p.empty());
+}
+
+}  // namespace
+}  // namespace ganglion::mqtt
