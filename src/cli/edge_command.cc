@@ -49,12 +49,15 @@ void add_edge_command(CLI::App& app, Runner& run) {
       pool.start();
       if (Status s = node.start(); !s.ok()) {
         spdlog::error("edge node failed to start: {}", s.to_string());
+        node.stop();
         pool.stop();
+        node.release();
         return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
       }
       pool.wait();
       node.stop();
       pool.stop();
+      node.release();
       spdlog::info("edge node stopped");
       spdlog::default_logger()->flush();
       return kExitOk;

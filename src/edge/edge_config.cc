@@ -16,6 +16,68 @@ const ConfigSchema& edge_schema() {
     s.add({.key = "http.max_body", .type = OptionType::kBytes, .default_value = "1MiB",
            .help = "Largest request body the HTTP endpoint accepts.", .min = 1024,
            .max = 64LL << 20});
+    s.add({.key = "mqtt.listeners", .type = OptionType::kStringList,
+           .default_value = "tcp://127.0.0.1:1883",
+           .help = "MQTT listeners as <transport>://<address>: tcp://host:port, "
+                   "tls://host:port, ws://host:port (MQTT over WebSocket), unix:///path. "
+                   "Port 0 picks a free port."});
+    s.add({.key = "mqtt.tls.certificate", .type = OptionType::kString, .default_value = "",
+           .help = "PEM certificate chain of the broker, for tls:// listeners."});
+    s.add({.key = "mqtt.tls.key", .type = OptionType::kString, .default_value = "",
+           .help = "PEM private key of the broker, for tls:// listeners."});
+    s.add({.key = "mqtt.tls.ca", .type = OptionType::kString, .default_value = "",
+           .help = "PEM CA certificates that sign client certificates (mutual TLS)."});
+    s.add({.key = "mqtt.tls.require_client_certificate", .type = OptionType::kBool,
+           .default_value = "false",
+           .help = "Refuse TLS clients without a certificate signed by mqtt.tls.ca; the "
+                   "certificate's CN becomes the client's username."});
+    s.add({.key = "mqtt.allow_anonymous", .type = OptionType::kBool, .default_value = "true",
+           .help = "Accept clients without a username (or client certificate)."});
+    s.add({.key = "mqtt.password_file", .type = OptionType::kString, .default_value = "",
+           .help = "File of users and salted PBKDF2 hashes (written by `ganglion passwd`)."});
+    s.add({.key = "mqtt.acl_file", .type = OptionType::kString, .default_value = "",
+           .help = "ACL rules per user and pattern (%u, %c), Mosquitto acl_file syntax plus "
+                   "`deny`. Empty: every topic is open."});
+    s.add({.key = "mqtt.max_connections", .type = OptionType::kInt, .default_value = "100000",
+           .help = "Connected clients at most; more are refused (CONNACK 0x97).", .min = 1,
+           .max = 10'000'000});
+    s.add({.key = "mqtt.max_connect_rate", .type = OptionType::kInt, .default_value = "0",
+           .help = "CONNECTs accepted per second (burst twice that); 0 = unlimited.", .min = 0,
+           .max = 1'000'000});
+    s.add({.key = "mqtt.max_packet_size", .type = OptionType::kBytes, .default_value = "1MiB",
+           .help = "Largest MQTT packet accepted; larger ones end the connection (0x95).",
+           .min = 64, .max = 268'435'460});
+    s.add({.key = "mqtt.receive_maximum", .type = OptionType::kInt, .default_value = "1024",
+           .help = "QoS 2 messages a client may have awaiting PUBREL (announced in CONNACK).",
+           .min = 1, .max = 65535});
+    s.add({.key = "mqtt.max_inflight", .type = OptionType::kInt, .default_value = "1024",
+           .help = "QoS 1/2 messages sent to a client and not yet acknowledged.", .min = 1,
+           .max = 65535});
+    s.add({.key = "mqtt.max_queued_messages", .type = OptionType::kInt, .default_value = "10000",
+           .help = "Messages queued per session beyond the in-flight window (offline clients "
+                   "included).", .min = 0, .max = 100'000'000});
+    s.add({.key = "mqtt.max_queued_bytes", .type = OptionType::kBytes, .default_value = "64MiB",
+           .help = "Bytes queued per session beyond the in-flight window.", .min = 0});
+    s.add({.key = "mqtt.queue_full_policy", .type = OptionType::kString,
+           .default_value = "drop-newest", .help = "What a full session queue does.",
+           .choices = {"drop-newest", "drop-oldest", "disconnect"}});
+    s.add({.key = "mqtt.max_topic_length", .type = OptionType::kInt, .default_value = "1024",
+           .help = "Longest topic name or filter, in bytes.", .min = 1, .max = 65535});
+    s.add({.key = "mqtt.max_topic_levels", .type = OptionType::kInt, .default_value = "32",
+           .help = "Most levels in a topic name or filter.", .min = 1, .max = 1024});
+    s.add({.key = "mqtt.max_keep_alive", .type = OptionType::kInt, .default_value = "3600",
+           .help = "Longest keep-alive (seconds) granted to MQTT 5 clients; longer or 0 is "
+                   "lowered to this (Server Keep Alive).", .min = 0, .max = 65535});
+    s.add({.key = "mqtt.max_session_expiry", .type = OptionType::kDuration, .default_value = "7d",
+           .help = "Longest time an offline persistent session is kept (also for 3.1.1 "
+                   "clean-session=false clients).", .min = 0, .max = 4'294'967'295'000LL});
+    s.add({.key = "mqtt.retain_available", .type = OptionType::kBool, .default_value = "true",
+           .help = "Whether clients may publish retained messages."});
+    s.add({.key = "mqtt.maximum_qos", .type = OptionType::kInt, .default_value = "2",
+           .help = "Highest QoS accepted and granted.", .min = 0, .max = 2});
+    s.add({.key = "mqtt.sys_interval", .type = OptionType::kDuration, .default_value = "10s",
+           .help = "How often $SYS/broker/... statistics are published; 0ms disables them.",
+           .min = 0});
     s.add({.key = "io.threads", .type = OptionType::kInt, .default_value = "0",
            .help = "Event-loop threads; 0 means one per CPU core.", .min = 0, .max = 256});
     s.add({.key = "log.level", .type = OptionType::kString, .default_value = "info",

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "broker/broker.h"
+#include "broker/listener.h"
 #include "net/http_server.h"
 
 namespace ganglion::edge {
@@ -38,12 +40,46 @@ void sample_process(double& rss_bytes, double& cpu_seconds) {
 struct EdgeNode::Parts {
   std::shared_ptr<net::HttpRouter> router = std::make_shared<net::HttpRouter>();
   std::unique_ptr<net::HttpServer> http;
+  std::unique_ptr<broker::Broker> broker;
+  std::vector<std::unique_ptr<broker::MqttListener>> listeners;
 };
+
+namespace {
+
+Result<broker::BrokerOptions> broker_options(const Config& c) {
+  broker::BrokerOptions o;
+  o.max_connections = static_cast<std::size_t>(c.integer("mqtt.max_connections"));
+  o.max_connect_rate = static_cast<std::uint32_t>(c.integer("mqtt.max_connect_rate"));
+  o.max_packet_size = static_cast<std::uint32_t>(c.integer("mqtt.max_packet_size"));
+  o.receive_maximum = static_cast<std::uint16_t>(c.integer("mqtt.receive_maximum"));
+  o.max_inflight = static_cast<std::uint16_t>(c.integer("mqtt.max_inflight"));
+  o.max_queued_messages = static_cast<std::size_t>(c.integer("mqtt.max_queued_messages"));
+  o.max_queued_bytes = static_cast<std::size_t>(c.integer("mqtt.max_queued_bytes"));
+  const auto& policy = c.str("mqtt.queue_full_policy");
+  o.queue_full_policy = policy == "drop-oldest"  ? broker::QueueFullPolicy::kDropOldest
+                        : policy == "disconnect" ? broker::QueueFullPolicy::kDisconnect
+                                                 : broker::QueueFullPolicy::kDropNewest;
+  o.max_topic_length = static_cast<std::size_t>(c.integer("mqtt.max_topic_length"));
+  o.max_topic_levels = static_cast<std::size_t>(c.integer("mqtt.max_topic_levels"));
+  o.max_keep_alive = static_cast<std::uint16_t>(c.integer("mqtt.max_keep_alive"));
+  o.max_session_expiry = static_cast<std::uint32_t>(c.integer("mqtt.max_session_expiry") / 1000);
+  o.retain_available = c.flag("mqtt.retain_available");
+  o.maximum_qos = static_cast<std::uint8_t>(c.integer("mqtt.maximum_qos"));
+  o.allow_anonymous = c.flag("mqtt.allow_anonymous");
+  o.sys_interval = std::chrono::milliseconds(c.integer("mqtt.sys_interval"));
+  o.version = std::string("ganglion ") + GANGLION_VERSION;
+  return o;
+}
+
+}  // namespace
 
 EdgeNode::EdgeNode(const Config& config, Env& env, Clock& clock, net::IoPool& pool)
     : config_(config), env_(env), clock_(clock), pool_(pool), parts_(std::make_unique<Parts>()) {}
 
-EdgeNode::~EdgeNode() { stop(); }
+EdgeNode::~EdgeNode() {
+  stop();
+  release();
+}
 
 Status EdgeNode::start() {
   started_ = clock_.now();
@@ -58,6 +94,8 @@ Status EdgeNode::start() {
   auto& rss = metrics_.gauge("process_resident_memory_bytes", "Resident memory size in bytes.").get();
   auto& cpu = metrics_.gauge("process_cpu_seconds_total", "User and system CPU time spent.").get();
   auto& uptime = metrics_.gauge("ganglion_uptime_seconds", "Seconds since the node started.").get();
+
+  GANGLION_RETURN_IF_ERROR(start_broker());
 
   auto& router = *parts_->router;
   router.add("GET", "/healthz", [](const net::HttpRequest&) {
@@ -85,10 +123,13 @@ Status EdgeNode::start() {
   GANGLION_RETURN_IF_ERROR(parts_->http->start());
 
   // Where the node can be reached, for tools and tests that start it on port 0.
-  const std::string endpoints = "{\"node\":\"" + config_.str("node.id") + "\",\"http\":\"" +
-                                config_.str("http.listen").substr(
-                                    0, config_.str("http.listen").rfind(':')) +
-                                ":" + std::to_string(parts_->http->port()) + "\"}\n";
+  std::string endpoints = "{\"node\":\"" + config_.str("node.id") + "\",\"http\":\"" +
+                          config_.str("http.listen").substr(0, config_.str("http.listen").rfind(':')) +
+                          ":" + std::to_string(parts_->http->port()) + "\",\"mqtt\":[";
+  for (std::size_t i = 0; i < parts_->listeners.size(); ++i) {
+    endpoints += (i ? ",\"" : "\"") + parts_->listeners[i]->url() + "\"";
+  }
+  endpoints += "]}\n";
   GANGLION_RETURN_IF_ERROR(env_.write_file_atomic(join_path(data_dir, "endpoints.json"), endpoints));
 
   ready_ = true;
@@ -97,12 +138,45 @@ Status EdgeNode::start() {
   return Status::Ok();
 }
 
+Status EdgeNode::start_broker() {
+  GANGLION_ASSIGN_OR_RETURN(auto options, broker_options(config_));
+  parts_->broker = std::make_unique<broker::Broker>(options, clock_, metrics_);
+  auto& b = *parts_->broker;
+  if (const auto& path = config_.str("mqtt.password_file"); !path.empty()) {
+    auto passwords = broker::PasswordFile::load(env_, path);
+    if (!passwords.ok()) return InvalidArgument(passwords.status().message());
+    b.set_password_file(std::make_shared<broker::PasswordFile>(std::move(*passwords)));
+  }
+  if (const auto& path = config_.str("mqtt.acl_file"); !path.empty()) {
+    auto acl = broker::AclPolicy::load(env_, path);
+    if (!acl.ok()) return InvalidArgument(acl.status().message());
+    b.set_acl(std::make_shared<broker::AclPolicy>(std::move(*acl)));
+  }
+  for (const auto& url : config_.list("mqtt.listeners")) {
+    auto options = broker::parse_listener_url(url);
+    if (!options.ok()) return InvalidArgument(options.status().message());
+    options->tls.certificate_file = config_.str("mqtt.tls.certificate");
+    options->tls.key_file = config_.str("mqtt.tls.key");
+    options->tls.ca_file = config_.str("mqtt.tls.ca");
+    options->tls.require_client_certificate = config_.flag("mqtt.tls.require_client_certificate");
+    auto listener = std::make_unique<broker::MqttListener>(b, pool_, std::move(*options));
+    GANGLION_RETURN_IF_ERROR(listener->start());
+    spdlog::info("mqtt listening on {}", listener->url());
+    parts_->listeners.push_back(std::move(listener));
+  }
+  b.start();
+  return Status::Ok();
+}
+
 void EdgeNode::stop() {
   if (!parts_) return;
   ready_ = false;
+  for (auto& l : parts_->listeners) l->stop();
+  if (parts_->broker) parts_->broker->shutdown();
   if (parts_->http) parts_->http->stop();
-  parts_.reset();
 }
+
+void EdgeNode::release() { parts_.reset(); }
 
 std::uint16_t EdgeNode::http_port() const {
   return parts_ && parts_->http ? parts_->http->port() : 0;

@@ -22,7 +22,10 @@ class EdgeNode {
   ~EdgeNode();
 
   Status start();
+  // Stops accepting and disconnects clients; the event loops may still run.
   void stop();
+  // Frees the parts. Call after the event loops have stopped (IoPool::stop()).
+  void release();
 
   std::uint16_t http_port() const;
   MetricsRegistry& metrics() { return metrics_; }
@@ -30,6 +33,7 @@ class EdgeNode {
 
  private:
   struct Parts;
+  Status start_broker();
   const Config& config_;
   Env& env_;
   Clock& clock_;

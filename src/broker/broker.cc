@@ -1,0 +1,390 @@
+#include "broker/broker.h"
+
+#include <spdlog/spdlog.h>
+
+#include "broker/connection.h"
+#include "broker/session.h"
+#include "mqtt/codec.h"
+
+namespace ganglion::broker {
+
+namespace {
+
+// Retained messages keep their MQTT 5 properties as the bytes of a v5 PUBLISH header, the
+// same form the session store writes to disk.
+std::shared_ptr<const std::string> encode_properties(const Message& m) {
+  if (!m.properties) return nullptr;
+  mqtt::Publish p;
+  p.topic = "r";
+  p.properties = *m.properties;
+  auto out = std::make_shared<std::string>();
+  if (!mqtt::encode(p, mqtt::ProtocolVersion::kV5, *out).ok()) return nullptr;
+  return out;
+}
+
+std::shared_ptr<const mqtt::Properties> decode_properties(const std::shared_ptr<const std::string>& blob) {
+  if (!blob) return nullptr;
+  auto packet = mqtt::decode_packet(*blob, mqtt::ProtocolVersion::kV5);
+  if (!packet.ok()) return nullptr;
+  auto* p = std::get_if<mqtt::Publish>(&*packet);
+  if (!p) return nullptr;
+  return std::make_shared<const mqtt::Properties>(std::move(p->properties));
+}
+
+}  // namespace
+
+struct Broker::Routing {
+  std::mutex mu;
+  SubscriptionTree tree;
+  RetainedStore retained;
+  std::unordered_map<std::string, std::shared_ptr<Session>> by_client;
+  std::unordered_map<SessionId, std::shared_ptr<Session>> by_id;
+  // The live connection of each session, for takeover.
+  std::unordered_map<SessionId, std::weak_ptr<Connection>> connection_of;
+  SessionId next_id = 1;
+
+  explicit Routing(const BrokerOptions& o)
+      : retained(RetainedLimits{o.max_retained_messages, o.max_retained_bytes}) {}
+};
+
+Broker::Broker(BrokerOptions options, Clock& clock, MetricsRegistry& metrics)
+    : options_(std::move(options)), clock_(clock), metrics_(metrics),
+      routing_(std::make_unique<Routing>(options_)) {
+  auto counter = [&](const char* name, const char* help) {
+    return &metrics_.counter(name, help).get();
+  };
+  auto gauge = [&](const char* name, const char* help) { return &metrics_.gauge(name, help).get(); };
+  counters_.connections_accepted = counter("ganglion_mqtt_connections_accepted_total", "CONNECTs accepted.");
+  counters_.connections_refused = counter("ganglion_mqtt_connections_refused_total", "CONNECTs refused (auth, limits, rate).");
+  counters_.messages_received = counter("ganglion_mqtt_messages_received_total", "PUBLISH packets received from clients.");
+  counters_.messages_sent = counter("ganglion_mqtt_messages_sent_total", "PUBLISH packets sent to clients.");
+  counters_.messages_dropped_queue_full = counter("ganglion_mqtt_messages_dropped_total", "Deliveries dropped: session queue full, or QoS 0 to an offline client.");
+  counters_.messages_dropped_no_subscriber = counter("ganglion_mqtt_messages_unrouted_total", "Messages that matched no subscription.");
+  counters_.messages_expired = counter("ganglion_mqtt_messages_expired_total", "Deliveries dropped because their Message Expiry passed.");
+  counters_.publishes_denied = counter("ganglion_mqtt_publishes_denied_total", "PUBLISH packets refused by the ACL.");
+  counters_.subscriptions_denied = counter("ganglion_mqtt_subscriptions_denied_total", "Subscriptions refused by the ACL.");
+  counters_.protocol_errors = counter("ganglion_mqtt_protocol_errors_total", "Connections ended for a malformed packet or protocol violation.");
+  counters_.bytes_received = counter("ganglion_mqtt_bytes_received_total", "Bytes read from MQTT connections.");
+  counters_.bytes_sent = counter("ganglion_mqtt_bytes_sent_total", "Bytes written to MQTT connections.");
+  counters_.clients_connected = gauge("ganglion_mqtt_clients_connected", "Clients connected now.");
+  counters_.sessions = gauge("ganglion_mqtt_sessions", "Sessions held, connected or not.");
+  counters_.retained_messages = gauge("ganglion_mqtt_retained_messages", "Retained messages held.");
+  counters_.subscriptions = gauge("ganglion_mqtt_subscriptions", "Subscriptions held.");
+  started_ = clock_.now();
+  connect_tokens_ = options_.max_connect_rate * 2.0;
+  connect_tokens_at_ = clock_.now();
+}
+
+Broker::~Broker() { shutdown(); }
+
+void Broker::set_password_file(std::shared_ptr<const PasswordFile> passwords) {
+  passwords_ = std::move(passwords);
+}
+
+void Broker::set_acl(std::shared_ptr<const AclPolicy> acl) { acl_ = std::move(acl); }
+
+std::int64_t Broker::now_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch())
+      .count();
+}
+
+std::shared_ptr<Connection> Broker::accept(std::shared_ptr<Link> link, TransportInfo info) {
+  return std::make_shared<Connection>(*this, std::move(link), std::move(info));
+}
+
+bool Broker::take_connect_token() {
+  if (options_.max_connect_rate == 0) return true;
+  std::lock_guard lock(rate_mu_);
+  const MonoTime now = clock_.now();
+  const double elapsed = std::chrono::duration<double>(now - connect_tokens_at_).count();
+  connect_tokens_at_ = now;
+  const double burst = options_.max_connect_rate * 2.0;
+  connect_tokens_ = std::min(burst, connect_tokens_ + elapsed * options_.max_connect_rate);
+  if (connect_tokens_ < 1) return false;
+  connect_tokens_ -= 1;
+  return true;
+}
+
+Broker::Attach Broker::attach_session(const std::string& client_id, bool clean_start,
+                                      const std::shared_ptr<Connection>& connection) {
+  std::shared_ptr<Connection> previous;
+  Attach out;
+  {
+    std::lock_guard lock(routing_->mu);
+    auto it = routing_->by_client.find(client_id);
+    if (it != routing_->by_client.end()) {
+      auto& session = it->second;
+      if (auto c = routing_->connection_of[session->id()].lock()) previous = std::move(c);
+      if (session->will_timer) {
+        clock_.cancel(session->will_timer);  // the client is back before its will's delay
+        session->will_timer = 0;
+      }
+      if (clean_start) {
+        remove_session_locked(session);
+      } else {
+        out.session = session;
+        out.session_present = true;
+      }
+    }
+    if (!out.session) {
+      const SessionId id = routing_->next_id++;
+      out.session = std::make_shared<Session>(id, client_id, clock_, options_, counters_);
+      routing_->by_client[client_id] = out.session;
+      routing_->by_id[id] = out.session;
+      counters_.sessions->set(static_cast<double>(routing_->by_id.size()));
+    }
+    out.session->next_generation();
+    routing_->connection_of[out.session->id()] = connection;
+  }
+  if (previous) previous->taken_over();
+  return out;
+}
+
+void Broker::remove_session_locked(const std::shared_ptr<Session>& session) {
+  routing_->tree.remove_subscriber(session->id());
+  session->subscriptions.clear();
+  session->clear();
+  routing_->by_id.erase(session->id());
+  routing_->connection_of.erase(session->id());
+  auto it = routing_->by_client.find(session->client_id());
+  if (it != routing_->by_client.end() && it->second == session) routing_->by_client.erase(it);
+  counters_.sessions->set(static_cast<double>(routing_->by_id.size()));
+  counters_.subscriptions->set(static_cast<double>(routing_->tree.subscription_count()));
+}
+
+void Broker::detach_session(const std::shared_ptr<Session>& session, const std::shared_ptr<Link>& link) {
+  if (!session->bound_to(link)) return;  // taken over: the new connection owns it
+  session->unbind(link);
+  std::lock_guard lock(routing_->mu);
+  routing_->connection_of.erase(session->id());
+  if (session->expiry_interval == 0) {
+    if (session->will_timer == 0) remove_session_locked(session);
+    return;
+  }
+  const std::uint64_t generation = session->generation();
+  const SessionId id = session->id();
+  clock_.schedule_after(std::chrono::seconds(session->expiry_interval),
+                        [this, id, generation] { expire_session(id, generation); });
+}
+
+void Broker::expire_session(SessionId id, std::uint64_t generation) {
+  std::lock_guard lock(routing_->mu);
+  auto it = routing_->by_id.find(id);
+  if (it == routing_->by_id.end()) return;
+  auto session = it->second;
+  if (session->generation() != generation || session->online()) return;  // reconnected since
+  remove_session_locked(session);
+}
+
+void Broker::publish_will(SessionId publisher, mqtt::Will will) {
+  auto m = std::make_shared<Message>();
+  m->topic = std::move(will.topic);
+  m->payload = mqtt::SharedBytes(std::move(will.payload));
+  m->qos = static_cast<std::uint8_t>(will.qos);
+  m->retain = will.retain;
+  m->publisher = publisher;
+  const auto& p = will.properties;
+  if (p.payload_format_indicator || p.content_type || p.response_topic || p.correlation_data ||
+      !p.user_properties.empty()) {
+    auto props = std::make_shared<mqtt::Properties>();
+    props->payload_format_indicator = p.payload_format_indicator;
+    props->content_type = p.content_type;
+    props->response_topic = p.response_topic;
+    props->correlation_data = p.correlation_data;
+    props->user_properties = p.user_properties;
+    m->properties = std::move(props);
+  }
+  if (p.message_expiry_interval) m->expiry_ms = now_ms() + 1000LL * *p.message_expiry_interval;
+  route(m);
+}
+
+void Broker::schedule_will(const std::shared_ptr<Session>& session, mqtt::Will will,
+                           std::uint32_t delay_s, std::shared_ptr<const IdentityAcl>) {
+  std::lock_guard lock(routing_->mu);
+  const std::uint64_t generation = session->generation();
+  const SessionId id = session->id();
+  auto w = std::make_shared<mqtt::Will>(std::move(will));
+  session->will_timer = clock_.schedule_after(std::chrono::seconds(delay_s), [this, id, generation, w] {
+    std::shared_ptr<Session> s;
+    {
+      std::lock_guard lock(routing_->mu);
+      auto it = routing_->by_id.find(id);
+      if (it == routing_->by_id.end() || it->second->generation() != generation) return;
+      s = it->second;
+      s->will_timer = 0;
+      if (s->expiry_interval == 0) remove_session_locked(s);
+    }
+    publish_will(id, std::move(*w));
+  });
+}
+
+void Broker::publish(MessagePtr message) { route(message); }
+
+std::size_t Broker::route(const MessagePtr& message) {
+  struct Target {
+    std::shared_ptr<Session> session;
+    std::uint8_t qos;
+    bool retain;
+    std::uint32_t ids_offset;
+    std::uint32_t ids_count;
+  };
+  thread_local MergedMatches matches;
+  thread_local std::vector<Target> targets;
+  thread_local std::vector<std::uint32_t> ids;
+  targets.clear();
+  ids.clear();
+  {
+    std::lock_guard lock(routing_->mu);
+    if (message->retain) {
+      if (message->payload.empty()) {
+        routing_->retained.erase(message->topic);
+      } else {
+        RetainedMessage r;
+        r.topic = message->topic;
+        r.payload = message->payload.shared();
+        r.qos = message->qos;
+        r.properties = encode_properties(*message);
+        r.expiry_ms = message->expiry_ms;
+        if (Status s = routing_->retained.set(std::move(r), now_ms()); !s.ok()) {
+          spdlog::warn("mqtt: retained message on {} not kept: {}", message->topic, s.message());
+        }
+      }
+      counters_.retained_messages->set(static_cast<double>(routing_->retained.count()));
+    }
+    matches.clear();
+    routing_->tree.match_merged(message->topic, message->publisher, matches);
+    for (const auto& d : matches.deliveries()) {
+      auto it = routing_->by_id.find(d.subscriber);
+      if (it == routing_->by_id.end()) continue;
+      const auto sub_ids = matches.subscription_ids(d);
+      targets.push_back({it->second, d.qos, d.retain_as_published,
+                         static_cast<std::uint32_t>(ids.size()),
+                         static_cast<std::uint32_t>(sub_ids.size())});
+      ids.insert(ids.end(), sub_ids.begin(), sub_ids.end());
+    }
+    for (SharedGroup* group : matches.groups()) {
+      const Subscription* member = group->pick([&](SubscriberId id) {
+        auto it = routing_->by_id.find(id);
+        return it != routing_->by_id.end() && it->second->online();
+      });
+      if (!member) member = group->pick();  // nobody online: queue on the next member
+      if (!member) continue;
+      auto it = routing_->by_id.find(member->subscriber);
+      if (it == routing_->by_id.end()) continue;
+      targets.push_back({it->second, member->options.max_qos, member->options.retain_as_published,
+                         static_cast<std::uint32_t>(ids.size()),
+                         member->options.subscription_id ? 1u : 0u});
+      if (member->options.subscription_id) ids.push_back(member->options.subscription_id);
+    }
+  }
+  if (targets.empty()) counters_.messages_dropped_no_subscriber->inc();
+  // Delivered outside the routing lock: each session has its own.
+  for (const auto& t : targets) {
+    const std::uint8_t qos = std::min(t.qos, message->qos);
+    t.session->deliver(message, qos, t.retain && message->retain,
+                       std::span<const std::uint32_t>(ids).subspan(t.ids_offset, t.ids_count));
+  }
+  const std::size_t n = targets.size();
+  targets.clear();  // drop session references now, not at the next publish
+  return n;
+}
+
+mqtt::ReasonCode Broker::subscribe(const std::shared_ptr<Session>& session, const std::string& filter,
+                                   std::string_view group, const SubscriptionOptions& options,
+                                   std::vector<std::pair<MessagePtr, std::uint8_t>>& retained) {
+  std::lock_guard lock(routing_->mu);
+  const std::string_view inner =
+      group.empty() ? std::string_view(filter)
+                    : std::string_view(filter).substr(7 + group.size() + 1);  // "$share/<g>/"
+  auto outcome = routing_->tree.subscribe(inner, group, session->id(), options);
+  if (!outcome.ok()) return mqtt::ReasonCode::kTopicFilterInvalid;
+  session->subscriptions[filter] = options;
+  counters_.subscriptions->set(static_cast<double>(routing_->tree.subscription_count()));
+  const bool is_new = *outcome == SubscriptionTree::SubscribeOutcome::kNew;
+  // Shared subscriptions never receive retained messages on subscribe (spec 4.8.2).
+  const bool send_retained = group.empty() && (options.retain_handling == 0 ||
+                                               (options.retain_handling == 1 && is_new));
+  if (send_retained) {
+    routing_->retained.match(inner, now_ms(), [&](const RetainedMessage& r) {
+      auto m = std::make_shared<Message>();
+      m->topic = r.topic;
+      m->payload = mqtt::SharedBytes(r.payload);
+      m->qos = r.qos;
+      m->retain = true;
+      m->expiry_ms = r.expiry_ms;
+      m->properties = decode_properties(r.properties);
+      retained.emplace_back(std::move(m), std::min(r.qos, options.max_qos));
+    });
+  }
+  return static_cast<mqtt::ReasonCode>(options.max_qos);
+}
+
+bool Broker::unsubscribe(const std::shared_ptr<Session>& session, const std::string& filter,
+                         std::string_view group) {
+  std::lock_guard lock(routing_->mu);
+  const std::string_view inner =
+      group.empty() ? std::string_view(filter) : std::string_view(filter).substr(7 + group.size() + 1);
+  const bool existed = routing_->tree.unsubscribe(inner, group, session->id());
+  session->subscriptions.erase(filter);
+  counters_.subscriptions->set(static_cast<double>(routing_->tree.subscription_count()));
+  return existed;
+}
+
+void Broker::start() {
+  if (options_.sys_interval.count() <= 0 || sys_timer_ != 0) return;
+  publish_sys();
+}
+
+void Broker::publish_sys() {
+  const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(clock_.now() - started_).count();
+  auto sys = [this](const std::string& topic, std::string value) {
+    auto m = std::make_shared<Message>();
+    m->topic = "$SYS/broker/" + topic;
+    m->payload = mqtt::SharedBytes(std::move(value));
+    m->retain = true;
+    route(m);
+  };
+  sys("version", options_.version);
+  sys("uptime", std::to_string(uptime) + " seconds");
+  sys("clients/connected", std::to_string(connected_clients()));
+  sys("clients/total", std::to_string(session_count()));
+  sys("messages/received", std::to_string(counters_.messages_received->value()));
+  sys("messages/sent", std::to_string(counters_.messages_sent->value()));
+  sys("messages/dropped", std::to_string(counters_.messages_dropped_queue_full->value()));
+  sys("retained messages/count", std::to_string(retained_count()));
+  sys("subscriptions/count", std::to_string(static_cast<std::uint64_t>(counters_.subscriptions->value())));
+  sys("load/bytes/received", std::to_string(counters_.bytes_received->value()));
+  sys("load/bytes/sent", std::to_string(counters_.bytes_sent->value()));
+  if (!shutting_down_) {
+    sys_timer_ = clock_.schedule_after(options_.sys_interval, [this] { publish_sys(); });
+  }
+}
+
+void Broker::shutdown() {
+  if (shutting_down_.exchange(true)) return;
+  if (sys_timer_) clock_.cancel(sys_timer_);
+  std::vector<std::shared_ptr<Connection>> live;
+  {
+    std::lock_guard lock(routing_->mu);
+    for (auto& [_, weak] : routing_->connection_of) {
+      if (auto c = weak.lock()) live.push_back(std::move(c));
+    }
+  }
+  for (auto& c : live) c->disconnect(mqtt::ReasonCode::kServerShuttingDown);
+}
+
+std::size_t Broker::connected_clients() const {
+  return static_cast<std::size_t>(std::max(0.0, counters_.clients_connected->value()));
+}
+
+std::size_t Broker::session_count() const {
+  std::lock_guard lock(routing_->mu);
+  return routing_->by_id.size();
+}
+
+std::size_t Broker::retained_count() const {
+  std::lock_guard lock(routing_->mu);
+  return routing_->retained.count();
+}
+
+}  // namespace ganglion::broker

@@ -1,0 +1,428 @@
+// Asio adapter between sockets and the sans-I/O broker core. One StreamLink per connection,
+// living on one io_context (so its handlers never run concurrently); send() may come from
+// any thread and only appends encoded bytes under a small lock, then posts one flush.
+#include <utility>  // Boost 1.74's Asio needs this before its headers.
+
+#include "broker/listener.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/websocket.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <mutex>
+#include <openssl/x509.h>
+
+#include "broker/connection.h"
+#include "mqtt/codec.h"
+#include "net/http_server.h"
+
+namespace ganglion::broker {
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using unix_socket = asio::local::stream_protocol;
+
+using TcpStream = tcp::socket;
+using UnixStream = unix_socket::socket;
+using TlsStream = ssl::stream<tcp::socket>;
+using WsStream = websocket::stream<tcp::socket>;
+
+template <class S>
+constexpr bool kIsTls = std::is_same_v<S, TlsStream>;
+template <class S>
+constexpr bool kIsWs = std::is_same_v<S, WsStream>;
+
+namespace {
+
+template <class Stream>
+auto& lowest_socket(Stream& s) {
+  if constexpr (kIsTls<Stream> || kIsWs<Stream>) {
+    return beast::get_lowest_layer(s);
+  } else {
+    return s;
+  }
+}
+
+std::string peer_name(tcp::socket& s) {
+  boost::system::error_code ec;
+  auto ep = s.remote_endpoint(ec);
+  if (ec) return "?";
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+std::optional<std::string> certificate_cn(TlsStream& s) {
+  X509* cert = SSL_get1_peer_certificate(s.native_handle());
+  if (!cert) return std::nullopt;
+  char cn[256] = {0};
+  const int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+  X509_free(cert);
+  if (n <= 0) return std::nullopt;
+  return std::string(cn, static_cast<std::size_t>(n));
+}
+
+template <class Stream>
+class StreamLink final : public Link, public std::enable_shared_from_this<StreamLink<Stream>> {
+ public:
+  StreamLink(Stream stream, Broker& broker, const ListenerOptions& options)
+      : stream_(std::move(stream)),
+        broker_(broker),
+        read_chunk_(options.read_buffer),
+        connect_timer_(lowest_socket(stream_).get_executor()),
+        connect_timeout_(options.connect_timeout),
+        decoder_(mqtt::DecoderOptions{mqtt::Role::kServer, std::nullopt,
+                                      broker.options().max_packet_size}) {}
+
+  void start(TransportInfo info) {
+    info_ = std::move(info);
+    connect_timer_.expires_after(connect_timeout_);
+    connect_timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
+      if (ec) return;
+      if (!self->connection_ || !self->connection_->connected()) {
+        spdlog::debug("mqtt {}: no CONNECT within the connect timeout", self->info_.remote);
+        self->shutdown_now();
+      }
+    });
+    if constexpr (kIsTls<Stream>) {
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](boost::system::error_code ec) {
+                                if (ec) {
+                                  spdlog::info("mqtt {}: TLS handshake failed: {}", self->info_.remote,
+                                               ec.message());
+                                  return self->shutdown_now();
+                                }
+                                self->info_.certificate_cn = certificate_cn(self->stream_);
+                                self->begin();
+                              });
+    } else if constexpr (kIsWs<Stream>) {
+      stream_.binary(true);
+      stream_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+        res.set(beast::http::field::sec_websocket_protocol, "mqtt");
+        res.set(beast::http::field::server, "ganglion");
+      }));
+      stream_.async_accept([self = this->shared_from_this()](boost::system::error_code ec) {
+        if (ec) {
+          spdlog::info("mqtt {}: WebSocket handshake failed: {}", self->info_.remote, ec.message());
+          return self->shutdown_now();
+        }
+        self->begin();
+      });
+    } else {
+      begin();
+    }
+  }
+
+  bool send(const mqtt::Packet& packet) override {
+    std::lock_guard lock(mu_);
+    if (closing_) return false;
+    const std::size_t before = pending_.size();
+    Status s = mqtt::encode(packet, version_, pending_);
+    if (!s.ok()) {
+      pending_.resize(before);
+      spdlog::warn("mqtt {}: cannot encode {}: {}", info_.remote,
+                   mqtt::to_string(mqtt::type_of(packet)), s.message());
+      return false;
+    }
+    if (max_packet_size_ != 0 && pending_.size() - before > max_packet_size_) {
+      pending_.resize(before);  // MQTT 5: discard what the client said it cannot take
+      return false;
+    }
+    schedule_flush_locked();
+    return true;
+  }
+
+  void set_protocol(mqtt::ProtocolVersion version, std::uint32_t max_packet_size) override {
+    std::lock_guard lock(mu_);
+    version_ = version;
+    max_packet_size_ = max_packet_size;
+  }
+
+  void close() override {
+    std::lock_guard lock(mu_);
+    if (closing_) return;
+    closing_ = true;
+    schedule_flush_locked();
+  }
+
+  std::size_t queued_bytes() const override {
+    std::lock_guard lock(mu_);
+    return pending_.size() + writing_.size();
+  }
+
+ private:
+  void begin() {
+    connection_ = broker_.accept(this->shared_from_this(), info_);
+    read();
+  }
+
+  void read() {
+    auto buf = decoder_.prepare(read_chunk_);
+    stream_.async_read_some(asio::buffer(buf.data(), buf.size()),
+                            [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                              self->on_read(ec, n);
+                            });
+  }
+
+  void on_read(boost::system::error_code ec, std::size_t n) {
+    if (ec) return shutdown_now();
+    decoder_.commit(n);
+    broker_.counters().bytes_received->inc(n);
+    for (;;) {
+      auto next = decoder_.next();
+      if (!next.ok()) {
+        connection_->on_decode_error(next.status());
+        return;  // the connection closes the link; reads stop here
+      }
+      if (!*next) break;
+      connection_->on_packet(std::move(**next));
+      if (closing_now()) return;  // refused, disconnected or taken over: stop reading
+    }
+    if (connection_->connected()) connect_timer_.cancel();
+    read();
+  }
+
+  bool closing_now() {
+    std::lock_guard lock(mu_);
+    return closing_;
+  }
+
+  // REQUIRES: mu_ held.
+  void schedule_flush_locked() {
+    if (flush_posted_) return;
+    flush_posted_ = true;
+    asio::post(lowest_socket(stream_).get_executor(), [self = this->shared_from_this()] { self->flush(); });
+  }
+
+  void flush() {
+    bool close_after = false;
+    {
+      std::lock_guard lock(mu_);
+      flush_posted_ = false;
+      if (writing_active_) return;  // on_written() flushes again
+      if (pending_.empty()) {
+        close_after = closing_;
+      } else {
+        writing_.swap(pending_);
+        pending_.clear();
+        writing_active_ = true;
+      }
+    }
+    if (close_after) return shutdown_now();
+    if (!writing_active_) return;
+    auto on_written = [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
+      self->on_written(ec, n);
+    };
+    if constexpr (kIsWs<Stream>) {
+      stream_.async_write(asio::buffer(writing_), std::move(on_written));
+    } else {
+      asio::async_write(stream_, asio::buffer(writing_), std::move(on_written));
+    }
+  }
+
+  void on_written(boost::system::error_code ec, std::size_t n) {
+    broker_.counters().bytes_sent->inc(n);
+    {
+      std::lock_guard lock(mu_);
+      writing_active_ = false;
+      writing_.clear();
+      if (ec) closing_ = true;
+    }
+    if (ec) return shutdown_now();
+    flush();
+  }
+
+  void shutdown_now() {
+    if (shut_) return;
+    shut_ = true;
+    {
+      std::lock_guard lock(mu_);
+      closing_ = true;
+    }
+    connect_timer_.cancel();
+    boost::system::error_code ec;
+    auto& sock = lowest_socket(stream_);
+    sock.shutdown(asio::socket_base::shutdown_both, ec);
+    sock.close(ec);
+    if (connection_) connection_->on_closed();
+    connection_.reset();  // breaks the Link <-> Connection cycle
+  }
+
+  Stream stream_;
+  Broker& broker_;
+  TransportInfo info_;
+  std::size_t read_chunk_;
+  asio::steady_timer connect_timer_;
+  std::chrono::milliseconds connect_timeout_;
+  mqtt::Decoder decoder_;
+  std::shared_ptr<Connection> connection_;
+  bool shut_ = false;
+
+  mutable std::mutex mu_;
+  mqtt::ProtocolVersion version_ = mqtt::ProtocolVersion::kV311;
+  std::uint32_t max_packet_size_ = 0;
+  std::string pending_;
+  std::string writing_;
+  bool writing_active_ = false;
+  bool flush_posted_ = false;
+  bool closing_ = false;
+};
+
+}  // namespace
+
+Result<ListenerOptions> parse_listener_url(std::string_view url) {
+  ListenerOptions o;
+  auto sep = url.find("://");
+  if (sep == std::string_view::npos) {
+    return InvalidArgument("listener \"" + std::string(url) + "\": expected <transport>://<address>");
+  }
+  o.transport = std::string(url.substr(0, sep));
+  o.address = std::string(url.substr(sep + 3));
+  if (o.transport != "tcp" && o.transport != "tls" && o.transport != "ws" && o.transport != "unix") {
+    return InvalidArgument("listener \"" + std::string(url) + "\": transport must be tcp, tls, ws or unix");
+  }
+  if (o.transport != "unix") {
+    auto hp = net::split_host_port(o.address);
+    if (!hp.ok()) return hp.status().with_context("listener \"" + std::string(url) + "\"");
+  } else if (o.address.empty()) {
+    return InvalidArgument("listener \"" + std::string(url) + "\": missing socket path");
+  }
+  return o;
+}
+
+struct MqttListener::Impl : std::enable_shared_from_this<MqttListener::Impl> {
+  Impl(Broker& b, net::IoPool& p, ListenerOptions o)
+      : broker(b), pool(p), options(std::move(o)), tcp_acceptor(p.loop(0)), unix_acceptor(p.loop(0)),
+        tls(ssl::context::tls_server) {}
+
+  Broker& broker;
+  net::IoPool& pool;
+  ListenerOptions options;
+  tcp::acceptor tcp_acceptor;
+  unix_socket::acceptor unix_acceptor;
+  ssl::context tls;
+  std::uint16_t port = 0;
+  bool stopped = false;
+
+  Status setup_tls() {
+    boost::system::error_code ec;
+    tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
+                    ec);
+    tls.use_certificate_chain_file(options.tls.certificate_file, ec);
+    if (ec) return InvalidArgument("tls certificate " + options.tls.certificate_file + ": " + ec.message());
+    tls.use_private_key_file(options.tls.key_file, ssl::context::pem, ec);
+    if (ec) return InvalidArgument("tls key " + options.tls.key_file + ": " + ec.message());
+    if (!options.tls.ca_file.empty()) {
+      tls.load_verify_file(options.tls.ca_file, ec);
+      if (ec) return InvalidArgument("tls ca " + options.tls.ca_file + ": " + ec.message());
+      int mode = ssl::verify_peer;
+      if (options.tls.require_client_certificate) mode |= ssl::verify_fail_if_no_peer_cert;
+      tls.set_verify_mode(mode);
+    } else if (options.tls.require_client_certificate) {
+      return InvalidArgument("tls: require_client_certificate needs a ca_file");
+    }
+    return Status::Ok();
+  }
+
+  void accept_tcp() {
+    tcp_acceptor.async_accept(pool.next(), [self = shared_from_this()](boost::system::error_code ec,
+                                                                       tcp::socket socket) {
+      if (self->stopped || ec == asio::error::operation_aborted) return;
+      if (!ec) {
+        socket.set_option(tcp::no_delay(true), ec);
+        TransportInfo info{self->options.transport, peer_name(socket), std::nullopt, false};
+        const auto& t = self->options.transport;
+        if (t == "tls") {
+          std::make_shared<StreamLink<TlsStream>>(TlsStream(std::move(socket), self->tls), self->broker,
+                                                  self->options)->start(std::move(info));
+        } else if (t == "ws") {
+          std::make_shared<StreamLink<WsStream>>(WsStream(std::move(socket)), self->broker, self->options)
+              ->start(std::move(info));
+        } else {
+          std::make_shared<StreamLink<TcpStream>>(std::move(socket), self->broker, self->options)
+              ->start(std::move(info));
+        }
+      } else {
+        spdlog::warn("mqtt {}: accept failed: {}", self->options.address, ec.message());
+      }
+      self->accept_tcp();
+    });
+  }
+
+  void accept_unix() {
+    unix_acceptor.async_accept(pool.next(), [self = shared_from_this()](boost::system::error_code ec,
+                                                                        unix_socket::socket socket) {
+      if (self->stopped || ec == asio::error::operation_aborted) return;
+      if (!ec) {
+        std::make_shared<StreamLink<UnixStream>>(std::move(socket), self->broker, self->options)
+            ->start(TransportInfo{"unix", self->options.address, std::nullopt, false});
+      }
+      self->accept_unix();
+    });
+  }
+};
+
+MqttListener::MqttListener(Broker& broker, net::IoPool& pool, ListenerOptions options)
+    : impl_(std::make_shared<Impl>(broker, pool, std::move(options))) {}
+
+MqttListener::~MqttListener() { stop(); }
+
+Status MqttListener::start() {
+  auto& o = impl_->options;
+  boost::system::error_code ec;
+  if (o.transport == "unix") {
+    std::remove(o.address.c_str());  // a stale socket file from a previous run
+    unix_socket::endpoint ep(o.address);
+    impl_->unix_acceptor.open(ep.protocol(), ec);
+    if (!ec) impl_->unix_acceptor.bind(ep, ec);
+    if (!ec) impl_->unix_acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return Unavailable("mqtt: cannot listen on unix socket " + o.address + ": " + ec.message());
+    asio::post(impl_->unix_acceptor.get_executor(), [impl = impl_] { impl->accept_unix(); });
+    return Status::Ok();
+  }
+  if (o.transport == "tls") GANGLION_RETURN_IF_ERROR(impl_->setup_tls());
+  auto hp = net::split_host_port(o.address);
+  if (!hp.ok()) return hp.status().with_context("mqtt listener");
+  auto address = asio::ip::make_address(hp->first, ec);
+  if (ec) return InvalidArgument("mqtt listener: bad IP address \"" + hp->first + "\"");
+  tcp::endpoint ep(address, hp->second);
+  auto& acc = impl_->tcp_acceptor;
+  acc.open(ep.protocol(), ec);
+  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(ep, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Unavailable("mqtt: cannot listen on " + o.address + ": " + ec.message());
+  impl_->port = acc.local_endpoint().port();
+  asio::post(acc.get_executor(), [impl = impl_] { impl->accept_tcp(); });
+  return Status::Ok();
+}
+
+void MqttListener::stop() {
+  asio::post(impl_->tcp_acceptor.get_executor(), [impl = impl_] {
+    impl->stopped = true;
+    boost::system::error_code ec;
+    impl->tcp_acceptor.close(ec);
+    impl->unix_acceptor.close(ec);
+  });
+}
+
+std::uint16_t MqttListener::port() const { return impl_->port; }
+
+std::string MqttListener::url() const {
+  const auto& o = impl_->options;
+  if (o.transport == "unix") return "unix://" + o.address;
+  const auto host = o.address.substr(0, o.address.rfind(':'));
+  return o.transport + "://" + host + ":" + std::to_string(impl_->port);
+}
+
+}  // namespace ganglion::broker
