@@ -89,3 +89,36 @@ TEST(ManualClock, NextDeadlineReportsEarliestTimer) {
 
 }  // namespace
 }  // namespace ganglion
+
+#include "base/timer_scope.h"
+
+namespace ganglion {
+namespace {
+
+TEST(TimerScope, ClosedScopeNeverRunsItsTimers) {
+  ManualClock clock;
+  int fired = 0;
+  {
+    TimerScope scope(clock);
+    scope.schedule_after(std::chrono::seconds(1), [&] { ++fired; });
+    scope.schedule_after(std::chrono::seconds(5), [&] { ++fired; });
+    clock.advance(std::chrono::seconds(2));
+  }
+  clock.advance(std::chrono::seconds(10));
+  EXPECT_EQ(fired, 1);
+}
+
+TEST(TimerScope, CallbackMayCloseItsOwnScope) {
+  ManualClock clock;
+  TimerScope scope(clock);
+  bool ran = false;
+  scope.schedule_after(std::chrono::seconds(1), [&] {
+    scope.close();
+    ran = true;
+  });
+  clock.advance(std::chrono::seconds(1));
+  EXPECT_TRUE(ran);
+}
+
+}  // namespace
+}  // namespace ganglion

@@ -75,7 +75,10 @@ Broker::Broker(BrokerOptions options, Clock& clock, MetricsRegistry& metrics)
   connect_tokens_at_ = clock_.now();
 }
 
-Broker::~Broker() { shutdown(); }
+Broker::~Broker() {
+  shutdown();
+  timers_.close();
+}
 
 void Broker::set_password_file(std::shared_ptr<const PasswordFile> passwords) {
   passwords_ = std::move(passwords);
@@ -116,7 +119,7 @@ Broker::Attach Broker::attach_session(const std::string& client_id, bool clean_s
       auto& session = it->second;
       if (auto c = routing_->connection_of[session->id()].lock()) previous = std::move(c);
       if (session->will_timer) {
-        clock_.cancel(session->will_timer);  // the client is back before its will's delay
+        timers_.cancel(session->will_timer);  // the client is back before its will's delay
         session->will_timer = 0;
       }
       if (clean_start) {
@@ -163,7 +166,7 @@ void Broker::detach_session(const std::shared_ptr<Session>& session, const std::
   }
   const std::uint64_t generation = session->generation();
   const SessionId id = session->id();
-  clock_.schedule_after(std::chrono::seconds(session->expiry_interval),
+  timers_.schedule_after(std::chrono::seconds(session->expiry_interval),
                         [this, id, generation] { expire_session(id, generation); });
 }
 
@@ -204,7 +207,7 @@ void Broker::schedule_will(const std::shared_ptr<Session>& session, mqtt::Will w
   const std::uint64_t generation = session->generation();
   const SessionId id = session->id();
   auto w = std::make_shared<mqtt::Will>(std::move(will));
-  session->will_timer = clock_.schedule_after(std::chrono::seconds(delay_s), [this, id, generation, w] {
+  session->will_timer = timers_.schedule_after(std::chrono::seconds(delay_s), [this, id, generation, w] {
     std::shared_ptr<Session> s;
     {
       std::lock_guard lock(routing_->mu);
@@ -356,13 +359,13 @@ void Broker::publish_sys() {
   sys("load/bytes/received", std::to_string(counters_.bytes_received->value()));
   sys("load/bytes/sent", std::to_string(counters_.bytes_sent->value()));
   if (!shutting_down_) {
-    sys_timer_ = clock_.schedule_after(options_.sys_interval, [this] { publish_sys(); });
+    sys_timer_ = timers_.schedule_after(options_.sys_interval, [this] { publish_sys(); });
   }
 }
 
 void Broker::shutdown() {
   if (shutting_down_.exchange(true)) return;
-  if (sys_timer_) clock_.cancel(sys_timer_);
+  if (sys_timer_) timers_.cancel(sys_timer_);
   std::vector<std::shared_ptr<Connection>> live;
   {
     std::lock_guard lock(routing_->mu);

@@ -21,6 +21,7 @@
 
 #include "base/clock.h"
 #include "base/metrics.h"
+#include "base/timer_scope.h"
 #include "broker/acl.h"
 #include "broker/link.h"
 #include "broker/message.h"
@@ -108,6 +109,8 @@ class Broker {
 
   const BrokerOptions& options() const { return options_; }
   Clock& clock() { return clock_; }
+  // Timers that must not outlive the broker (every timer the broker and its connections set).
+  TimerScope& timers() { return timers_; }
   const BrokerCounters& counters() const { return counters_; }
   std::size_t connected_clients() const;
   std::size_t session_count() const;
@@ -148,6 +151,7 @@ class Broker {
 
   BrokerOptions options_;
   Clock& clock_;
+  TimerScope timers_{clock_};
   MetricsRegistry& metrics_;
   BrokerCounters counters_{};
   std::unique_ptr<Routing> routing_;

@@ -54,7 +54,7 @@ Connection::Connection(Broker& broker, std::shared_ptr<Link> link, TransportInfo
 }
 
 Connection::~Connection() {
-  if (auto t = keep_alive_timer_.load()) broker_.clock().cancel(t);
+  if (auto t = keep_alive_timer_.load()) broker_.timers().cancel(t);
 }
 
 void Connection::on_packet(mqtt::Packet&& packet) {
@@ -234,7 +234,7 @@ void Connection::arm_keep_alive() {
   const std::int64_t idle = mono_ms(broker_.clock()) - last_activity_ms_.load();
   const std::int64_t wait = std::max<std::int64_t>(1, limit_ms - idle);
   std::weak_ptr<Connection> weak = weak_from_this();
-  keep_alive_timer_ = broker_.clock().schedule_after(std::chrono::milliseconds(wait), [weak, limit_ms] {
+  keep_alive_timer_ = broker_.timers().schedule_after(std::chrono::milliseconds(wait), [weak, limit_ms] {
     auto self = weak.lock();
     if (!self || self->state_.load() != State::kConnected) return;
     const std::int64_t idle_now = mono_ms(self->broker_.clock()) - self->last_activity_ms_.load();
@@ -394,7 +394,7 @@ void Connection::handle(mqtt::Disconnect& d) {
 void Connection::on_closed() {
   const State was = state_.exchange(State::kClosed);
   if (was == State::kClosed) return;
-  if (auto t = keep_alive_timer_.exchange(0)) broker_.clock().cancel(t);
+  if (auto t = keep_alive_timer_.exchange(0)) broker_.timers().cancel(t);
   if (counted_) broker_.connections_.fetch_sub(1);
   if (was != State::kConnected) return;
   broker_.counters_.clients_connected->add(-1);
