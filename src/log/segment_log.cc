@@ -258,8 +258,9 @@ Status SegmentLog::recover() {
 
 // Committer (or recovery) only.
 Status SegmentLog::roll_segment(std::uint64_t base_offset) {
-  if (active_file_ && options_.fsync != FsyncPolicy::kNever &&
-      active_synced_size_ < active_size_) {
+  // Always, even under kNever: a later sync() fsyncs only the active file, so a closed
+  // segment must not keep unsynced bytes. One fsync per segment is cheap.
+  if (active_file_ && unsynced_bytes_ > 0) {
     GANGLION_RETURN_IF_ERROR(sync_active());
   }
   auto seg = std::make_shared<Segment>();
@@ -322,11 +323,20 @@ Result<std::uint64_t> SegmentLog::enqueue(std::string_view payload, std::int64_t
                            " bytes exceeds the maximum of " + std::to_string(kMaxPayloadBytes));
   }
   const std::size_t rec = kRecordHeaderSize + payload.size();
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   if (closed_ || stop_) return FailedPrecondition("log " + dir_ + " is closed");
   if (!broken_.ok()) return FailedPrecondition("log " + dir_ + " is broken: " + broken_.to_string());
   if (options_.quota_bytes != UINT64_MAX) {
     while (disk_bytes_ + rec > options_.quota_bytes) {
+      if (options_.quota_policy == QuotaPolicy::kDropOldest && segments_.size() <= 1 &&
+          written_offset_ < next_offset_) {
+        // Queued records have not reached their segments yet, so there is nothing old to
+        // drop: wait for the committer (back-pressure) and look again.
+        const std::uint64_t target = next_offset_;
+        durable_cv_.wait(lock, [&] { return written_offset_ >= target || stop_; });
+        if (stop_) return FailedPrecondition("log " + dir_ + " is closed");
+        continue;
+      }
       if (options_.quota_policy == QuotaPolicy::kRefuseNewest || segments_.size() <= 1) {
         m_.refused_by_quota += 1;
         return ResourceExhausted("log " + dir_ + " is over its quota of " +
@@ -404,9 +414,12 @@ Status SegmentLog::sync() {
   const std::uint64_t target = next_offset_;
   const std::uint64_t from = synced_offset_;
   if (synced_offset_ >= target) return Status::Ok();
+  const std::uint64_t epoch = error_epoch_;
   sync_target_ = std::max(sync_target_, target);
   work_cv_.notify_one();
-  durable_cv_.wait(lock, [&] { return synced_offset_ >= target || stop_; });
+  durable_cv_.wait(lock, [&] { return synced_offset_ >= target || error_epoch_ != epoch || stop_; });
+  // Conservative: any failure while we waited may have hit our records.
+  if (error_epoch_ != epoch) return last_error_;
   if (synced_offset_ < target) return Cancelled("log closed during sync");
   for (const auto& f : failures_) {
     if (f.end > from && f.begin < target) return f.status;
@@ -455,8 +468,15 @@ void SegmentLog::committer_loop() {
     lock.lock();
     if (!batch_.empty()) m_.commits += 1;
     if (!s.ok()) {
+      error_epoch_ += 1;
+      last_error_ = s;
       written_offset_ = std::max(written_offset_, batch_end);
-      synced_offset_ = std::max(synced_offset_, batch_end);
+      if (options_.fsync != FsyncPolicy::kNever) {
+        synced_offset_ = std::max(synced_offset_, batch_end);  // synced or failed
+      } else {
+        // Nothing was cut back: what was written stays, unsynced, for the next sync().
+        sync_target_ = std::min(sync_target_, synced_offset_);
+      }
     }
     const std::uint64_t durable = durable_offset_locked();
     std::size_t k = 0;
@@ -571,8 +591,8 @@ void SegmentLog::handle_write_failure(const Status& s, std::uint64_t batch_end) 
       }
     }
   }
+  if (active_size_ != active_synced_size_) unsynced_bytes_ = 0;  // cut back to the synced size
   active_size_ = active_synced_size_;
-  unsynced_bytes_ = 0;
   std::lock_guard lock(mu_);
   const std::uint64_t begin =
       options_.fsync == FsyncPolicy::kNever ? written_offset_ : synced_offset_;

@@ -14,8 +14,9 @@
 //   kAlways   a record is durable when the fsync covering it returned.
 //   kInterval the committer fsyncs at most `sync_interval` after a record was appended, or
 //             as soon as `sync_bytes` are unsynced; a record is durable after that fsync.
-//   kNever    never fsynced by policy (only by sync()); a record counts as durable once it
-//             was written to the OS. A power loss may lose such records.
+//   kNever    never fsynced per record or interval (only by sync() and when a segment is
+//             rolled); a record counts as durable once it was written to the OS. A power
+//             loss may lose such records.
 // Readers see only records that are durable per the policy, so nothing they saw can vanish
 // in a crash (except under kNever).
 //
@@ -217,6 +218,8 @@ class SegmentLog {
   std::uint64_t sync_target_ = 0;      // GUARDED_BY(mu_): sync() wants synced_offset_ >= this
   std::deque<Failure> failures_;       // GUARDED_BY(mu_): recent failed ranges
   std::uint64_t consumer_offset_ = 0;  // GUARDED_BY(mu_)
+  std::uint64_t error_epoch_ = 0;      // GUARDED_BY(mu_): bumped by every failed pass
+  Status last_error_;                  // GUARDED_BY(mu_)
   bool sync_due_ = false;              // GUARDED_BY(mu_): interval timer fired
   bool timer_armed_ = false;           // GUARDED_BY(mu_)
   TimerId timer_id_ = 0;
