@@ -65,9 +65,13 @@ Result<Value> parse_json_fields(std::string_view json, std::span<const std::stri
   if (root.type() != simdjson::dom::element_type::OBJECT) return convert(root);
   ValueObject out;
   out.reserve(fields.size());
-  for (simdjson::dom::key_value_pair kv : root.get_object().value_unsafe()) {
-    if (std::find(fields.begin(), fields.end(), kv.key) != fields.end()) {
+  // Bind the object first: ranging over value_unsafe() of a temporary result dangles.
+  simdjson::dom::object obj = root.get_object().value_unsafe();
+  for (simdjson::dom::key_value_pair kv : obj) {
+    if (std::find(fields.begin(), fields.end(), kv.key) != fields.end() &&
+        out.find(kv.key) == nullptr) {
       out.append(std::string(kv.key), convert(kv.value));
+      if (out.size() == fields.size()) break;  // all found
     }
   }
   return Value(std::move(out));

@@ -38,6 +38,8 @@ TEST(JsonTest, ProjectionKeepsOnlyRequestedKeys) {
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(to_json(*v), R"({"id":1,"t":20.5})");
   EXPECT_EQ(to_json(*parse_json_fields("[1]", keep)), "[1]");
+  // Duplicate keys: the first wins and does not hide later wanted keys.
+  EXPECT_EQ(to_json(*parse_json_fields(R"({"t":1,"t":2,"id":3})", keep)), R"({"t":1,"id":3})");
 }
 
 TEST(JsonTest, WritesEscapedStrings) {
