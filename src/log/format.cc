@@ -3,7 +3,7 @@
 #include <charconv>
 #include <cstdio>
 
-#include "log/crc32c.h"
+#include "base/crc32c.h"
 
 namespace ganglion::log {
 

@@ -4,7 +4,7 @@
 #include <charconv>
 #include <cstdio>
 
-#include "log/crc32c.h"
+#include "base/crc32c.h"
 #include "log/format.h"
 
 namespace ganglion::log {

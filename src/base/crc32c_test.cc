@@ -1,11 +1,11 @@
-#include "log/crc32c.h"
+#include "base/crc32c.h"
 
 #include <gtest/gtest.h>
 
 #include <random>
 #include <string>
 
-namespace ganglion::log {
+namespace ganglion {
 namespace {
 
 TEST(Crc32c, MatchesKnownVectors) {
@@ -30,4 +30,4 @@ TEST(Crc32c, HardwareAndPortablePathsAgreeAndExtend) {
 }
 
 }  // namespace
-}  // namespace ganglion::log
+}  // namespace ganglion

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace ganglion::log {
+namespace ganglion {
 
 // Extends `crc` (the CRC of some prefix, 0 for none) with `n` bytes at `data`.
 std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t n);
@@ -16,4 +16,4 @@ inline std::uint32_t crc32c(std::string_view s) { return crc32c(s.data(), s.size
 // The portable path alone, for tests that compare both.
 std::uint32_t crc32c_extend_portable(std::uint32_t crc, const void* data, std::size_t n);
 
-}  // namespace ganglion::log
+}  // namespace ganglion

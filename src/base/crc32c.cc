@@ -1,4 +1,4 @@
-#include "log/crc32c.h"
+#include "base/crc32c.h"
 
 #include <array>
 #include <cstring>
@@ -7,7 +7,7 @@
 #include <nmmintrin.h>
 #endif
 
-namespace ganglion::log {
+namespace ganglion {
 namespace {
 
 constexpr std::uint32_t kPoly = 0x82F63B78u;  // reflected Castagnoli polynomial
@@ -78,4 +78,4 @@ std::uint32_t crc32c_extend(std::uint32_t crc, const void* data, std::size_t n) 
   return crc32c_extend_portable(crc, data, n);
 }
 
-}  // namespace ganglion::log
+}  // namespace ganglion
