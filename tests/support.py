@@ -419,8 +419,8 @@ def mosquitto_pub(address, topic, message, version="311", *extra, expect_rc=0, t
 class MosquittoSub:
     """mosquitto_sub in the background, debug output on, each line recorded.
 
-    Messages are printed as "MSG <topic> <payload>" (plus `fmt` extras); wait_subscribed()
-    returns once the SUBACK was printed."""
+    Messages are printed as "MSG <topic> <payload>" (or as `fmt` says); wait_subscribed()
+    returns once the SUBACK was handled."""
 
     def __init__(self, address, *topics, version="311", qos=1, extra=(), fmt="MSG %t %p"):
         # stdbuf: line-buffered output through the pipe, so lines arrive as they happen.
@@ -458,7 +458,10 @@ class MosquittoSub:
                 self._cv.wait(left)
 
     def wait_subscribed(self, timeout=10):
-        return self._wait(lambda: any("received SUBACK" in l for l in self.lines), timeout, "SUBACK")
+        # "Subscribed" is printed at the end of mosquitto_sub's SUBACK callback; a SIGTERM that
+        # lands inside that callback is sometimes ignored, so wait for the callback to finish.
+        return self._wait(lambda: any(l.startswith("Subscribed (mid") for l in self.lines), timeout,
+                          "SUBACK")
 
     def messages(self):
         with self._cv:
