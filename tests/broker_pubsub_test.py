@@ -1,9 +1,11 @@
 """The edge broker routes messages between real clients: QoS, wildcards, $SYS, retained
 messages and the MQTT 5 publish/subscribe features, over tcp on port 0."""
 import unittest
+import time
 
-from support import (PUBACK, PUBLISH, V311, V5, VERSIONS, BrokerTestCase, PacketTypes,
-                     SubscribeOptions, ack_packet, publish_packet, unique, v5_properties, wait_for)
+from support import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, V311, V5, VERSIONS, BrokerTestCase,
+                     PacketTypes, SubscribeOptions, ack_packet, publish_packet, unique, v5_properties,
+                     wait_for)
 
 NAMES = {V311: "3.1.1", V5: "5"}
 
@@ -81,6 +83,42 @@ class PublishSubscribeTest(BrokerTestCase):
                                                          f"{root}//temp {root}//temp"])
                 plus.expect_none(0.3)
                 hash_.expect_none(0.1)
+
+    def test_resent_qos2_publish_is_routed_once(self):
+        for version in (4, 5):
+            with self.subTest(version=version):
+                topic = unique("exactly-once")
+                sub = self.paho(V5)
+                sub.subscribe(topic, qos=2)
+                raw = self.raw(version)
+                raw.connect()
+                raw.send(publish_packet(topic, b"once", qos=2, packet_id=5, version=version))
+                self.assertEqual(raw.expect(PUBREC).packet_id, 5)
+                raw.send(publish_packet(topic, b"once", qos=2, packet_id=5, dup=True, version=version))
+                self.assertEqual(raw.expect(PUBREC).packet_id, 5)
+                raw.send(ack_packet(PUBREL, 5, version))
+                self.assertEqual(raw.expect(PUBCOMP).packet_id, 5)
+                self.assertEqual(sub.expect().payload, b"once")
+                sub.expect_none(0.3)
+                # The id is free again: a new message with it is routed.
+                raw.send(publish_packet(topic, b"again", qos=2, packet_id=5, version=version))
+                raw.expect(PUBREC)
+                raw.send(ack_packet(PUBREL, 5, version))
+                raw.expect(PUBCOMP)
+                self.assertEqual(sub.expect().payload, b"again")
+
+    def test_outbound_qos2_flow_on_the_wire(self):
+        topic = unique("q2-out")
+        raw = self.raw(5)
+        raw.connect()
+        self.assertEqual(raw.subscribe((topic, 2)), [2])
+        self.paho(V5).publish(topic, b"exactly once", qos=2)
+        p = raw.expect(PUBLISH)
+        self.assertEqual((p.qos, p.payload, p.dup), (2, b"exactly once", False))
+        raw.send(ack_packet(PUBREC, p.packet_id, 5))
+        self.assertEqual(raw.expect(PUBREL).packet_id, p.packet_id)
+        raw.send(ack_packet(PUBCOMP, p.packet_id, 5))
+        raw.expect_silence(0.3)
 
     def test_unsubscribe_stops_delivery(self):
         for version, _ in VERSIONS:
@@ -183,6 +221,20 @@ class RetainedTest(BrokerTestCase):
                 sub.subscribe(f"{root}/+", qos=1)
                 self.assertEqual(sorted(m.payload for m in sub.expect_n(2)), [b"a", b"b"])
                 sub.expect_none(0.2)
+
+    def test_retained_message_expires(self):
+        topic = unique("ret-exp")
+        pub = self.paho(V5)
+        pub.publish(topic, b"brief", qos=1, retain=True, properties=v5_properties(MessageExpiryInterval=1))
+        early = self.paho(V5)
+        early.subscribe(topic, qos=1)
+        m = early.expect()
+        self.assertEqual(m.payload, b"brief")
+        self.assertLessEqual(m.properties.MessageExpiryInterval, 1)
+        time.sleep(1.6)  # the subject is the expiry passing, not a synchronisation
+        late = self.paho(V5)
+        late.subscribe(topic, qos=1)
+        late.expect_none(0.3)
 
     def test_live_delivery_clears_retain_flag_unless_retain_as_published(self):
         topic = unique("rap")
@@ -334,6 +386,31 @@ class Mqtt5FeaturesTest(BrokerTestCase):
         raw.send(publish_packet("", b"bad", qos=1, packet_id=3, version=5,
                                         props={"topic_alias": 2}))
         self.assertEqual([p.reason for p in raw.expect_closed()], [0x82])
+
+    def test_puback_says_no_matching_subscribers(self):
+        raw = self.raw(5)
+        raw.connect()
+        raw.send(publish_packet(unique("nobody"), b"x", qos=1, version=5))
+        self.assertEqual(raw.expect(PUBACK).reason, 0x10)
+
+    def test_broker_uses_topic_aliases_towards_a_client_that_allows_them(self):
+        topic = unique("alias-out")
+        raw = self.raw(5)
+        raw.connect(props={"topic_alias_maximum": 4})
+        raw.subscribe((topic, 1))
+        pub = self.paho(V5)
+        pub.publish(topic, b"1", qos=1)
+        pub.publish(topic, b"2", qos=1)
+        first, second = raw.expect(PUBLISH), raw.expect(PUBLISH)
+        self.assertEqual((first.topic, first.props.get("topic_alias")), (topic, 1))
+        self.assertEqual((second.topic, second.props.get("topic_alias"), second.payload), ("", 1, b"2"))
+        # Without Topic Alias Maximum the client never gets one.
+        plain = self.raw(5)
+        plain.connect()
+        plain.subscribe((topic, 0))
+        pub.publish(topic, b"3", qos=1)
+        m = plain.expect(PUBLISH)
+        self.assertEqual((m.topic, m.props.get("topic_alias")), (topic, None))
 
     def test_topic_alias_above_maximum_is_refused(self):
         raw = self.raw(5)

@@ -187,6 +187,35 @@ class SlowClientTest(BrokerTestCase):
             self.assertLess(elapsed, 16, name)
 
 
+class QosAndRetainLimitTest(BrokerTestCase):
+    options = {"maximum_qos": "1", "retain_available": "false"}
+
+    def test_connack_announces_the_limits_and_subscriptions_are_downgraded(self):
+        raw = self.raw(5)
+        ack = raw.connect()
+        self.assertEqual((ack.props.get("maximum_qos"), ack.props.get("retain_available")), (1, 0))
+        self.assertEqual(raw.subscribe((unique("q"), 2)), [1])
+        old = self.raw(4)
+        old.connect()
+        self.assertEqual(old.subscribe((unique("q"), 2)), [1])
+
+    def test_publish_above_maximum_qos_or_retained_is_refused(self):
+        for (name, pkt), reason in (
+                (("qos 2", publish_packet(unique("q"), b"x", qos=2, version=5)), 0x9B),
+                (("retain", publish_packet(unique("r"), b"x", qos=1, retain=True, version=5)), 0x9A)):
+            with self.subTest(case=name):
+                raw = self.raw(5)
+                raw.connect()
+                raw.send(pkt)
+                self.assertEqual(kinds(raw.expect_closed()), [(DISCONNECT, reason)])
+
+    def test_will_above_the_limits_is_refused_at_connect(self):
+        raw = self.raw(5)
+        raw.connect(will=(unique("w"), b"x", 2, False), expect_reason=0x9B)
+        raw = self.raw(5)
+        raw.connect(will=(unique("w"), b"x", 0, True), expect_reason=0x9A)
+
+
 class ConnectionLimitTest(BrokerTestCase):
     options = {"max_connections": "3"}
 

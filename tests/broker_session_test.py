@@ -203,6 +203,20 @@ class PersistentSessionTest(BrokerTestCase):
         back = self.paho(V5, client_id=client_id, clean=False)
         self.assertFalse(back.connack[0]["session present"])
 
+    def test_v5_disconnect_can_shorten_but_not_create_session_expiry(self):
+        client_id = unique("disc-exp")
+        raw = self.raw(5)
+        raw.connect(client_id, clean=False, props={"session_expiry": 60})
+        raw.send(disconnect_packet(5, reason=0, props={"session_expiry": 0}))
+        self.assertEqual(raw.expect_closed(), [])
+        again = self.raw(5)
+        self.assertFalse(again.connect(client_id, clean=False, props={"session_expiry": 60}).session_present)
+        # Connected with expiry 0: a non-zero expiry on DISCONNECT is a protocol error (3.14.2.2.2).
+        zero = self.raw(5)
+        zero.connect(unique("disc-zero"))
+        zero.send(disconnect_packet(5, reason=0, props={"session_expiry": 30}))
+        self.assertEqual([(p.type, p.reason) for p in zero.expect_closed()], [(DISCONNECT, 0x82)])
+
     def test_session_expires_after_its_interval(self):
         topic, client_id = unique("exp"), unique("exp")
         sub = self.paho(V5, client_id=client_id, clean=False, session_expiry=1)
