@@ -1,14 +1,16 @@
 """Transports and security of the edge broker with real clients: TLS, mutual TLS with the
 certificate CN as identity, WebSocket, unix sockets, password file, ACL file."""
 import os
+import re
 import socket
 import ssl
 import subprocess
 import tempfile
 import unittest
 
-from support import (PUBACK, V311, V5, VERSIONS, BrokerTestCase, CertificateAuthority,
-                     PahoClient, RawClient, connect_packet, password_line, publish_packet, unique)
+from support import (GANGLION, PUBACK, V311, V5, VERSIONS, BrokerTestCase, CertificateAuthority,
+                     PahoClient, RawClient, connect_packet, mqtt_edge, password_line, publish_packet,
+                     unique)
 
 NAMES = {V311: "3.1.1", V5: "5"}
 
@@ -345,6 +347,32 @@ class PasswordAndAclTest(BrokerTestCase):
                 # Another client id writing to bob's clients/<id> subtree is dropped.
                 self.alice(version, client_id=unique("other")).publish(f"clients/{cid}/up", b"x", qos=1)
                 bob.expect_none(0.3)
+
+
+class PasswdCommandTest(unittest.TestCase):
+    """Users written by `ganglion passwd` can log in to the broker."""
+
+    def test_user_added_by_ganglion_passwd_logs_in(self):
+        probe = subprocess.run([GANGLION, "--help"], capture_output=True, text=True, timeout=30)
+        if not re.search(r"^\s+passwd\s", probe.stdout, re.M):
+            self.skipTest("`ganglion passwd` is not in this build yet")
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "passwd")
+            r = subprocess.run([GANGLION, "passwd", "--create", path, "carol", "--password", "s3cret",
+                                "--iterations", "1000"], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(path) as f:
+                self.assertRegex(f.read(), r"^carol:\$pbkdf2-sha512\$1000\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+\n$")
+            with mqtt_edge(options={"password_file": path, "allow_anonymous": "false"}) as edge:
+                for version, v in VERSIONS:
+                    with self.subTest(version=v):
+                        good = PahoClient(version)
+                        self.addCleanup(good.close)
+                        good.connect(edge.mqtt(), username="carol", password="s3cret")
+                        bad = PahoClient(version)
+                        self.addCleanup(bad.close)
+                        bad.connect(edge.mqtt(), username="carol", password="nope",
+                                    expect_rc=4 if version == V311 else 0x86)
 
 
 if __name__ == "__main__":
