@@ -160,3 +160,41 @@ TEST_F(PosixEnvTest, MissingFileIsNotFound) {
 
 }  // namespace
 }  // namespace ganglion
+
+namespace ganglion {
+namespace {
+
+TEST(FaultEnv, HandlesOpenedBeforePowerLossCannotWriteAfterIt) {
+  MemEnv mem;
+  FaultEnv env(mem);
+  auto f = env.open_writable("/a", OpenMode::kTruncate);
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE(env.sync_dir("/").ok());
+  ASSERT_TRUE(env.power_loss().ok());
+  EXPECT_EQ((*f)->append(std::string_view("late")).code(), StatusCode::kIoError);
+  EXPECT_EQ((*f)->sync().code(), StatusCode::kIoError);
+  auto g = env.open_writable("/a", OpenMode::kAppend);
+  ASSERT_TRUE(g.ok());
+  EXPECT_TRUE((*g)->append(std::string_view("new life")).ok());
+}
+
+}  // namespace
+}  // namespace ganglion
+
+namespace ganglion {
+namespace {
+
+TEST(FaultEnv, CrashedProcessCannotWriteUntilRestart) {
+  MemEnv mem;
+  FaultEnv env(mem);
+  ASSERT_TRUE(env.write_file_atomic("/d/x", "kept").ok());
+  ASSERT_TRUE(env.crash().ok());
+  EXPECT_FALSE(env.open_writable("/d/y", OpenMode::kTruncate).ok());
+  EXPECT_FALSE(env.write_file_atomic("/d/x", "changed by a dead process").ok());
+  env.restart();
+  EXPECT_EQ(*env.read_file("/d/x"), "kept");
+  EXPECT_TRUE(env.write_file_atomic("/d/x", "new").ok());
+}
+
+}  // namespace
+}  // namespace ganglion

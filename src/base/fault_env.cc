@@ -5,9 +5,10 @@ namespace ganglion {
 class FaultWritableFile final : public WritableFile {
  public:
   FaultWritableFile(FaultEnv& env, std::string path, std::unique_ptr<WritableFile> base)
-      : env_(env), path_(std::move(path)), base_(std::move(base)) {}
+      : env_(env), path_(std::move(path)), base_(std::move(base)), generation_(env.generation_) {}
 
   Status append(std::span<const std::byte> data) override {
+    if (generation_ != env_.generation_) return IoError("file handle from before a power loss");
     Status fault;
     if (env_.take_write_fault(fault)) return fault;
     Status s = base_->append(data);
@@ -15,6 +16,7 @@ class FaultWritableFile final : public WritableFile {
     return s;
   }
   Status sync() override {
+    if (generation_ != env_.generation_) return IoError("file handle from before a power loss");
     Status fault;
     if (env_.take_sync_fault(fault)) return fault;
     GANGLION_RETURN_IF_ERROR(base_->sync());
@@ -28,9 +30,14 @@ class FaultWritableFile final : public WritableFile {
   FaultEnv& env_;
   std::string path_;
   std::unique_ptr<WritableFile> base_;
+  std::uint64_t generation_;
 };
 
 bool FaultEnv::take_write_fault(Status& out) {
+  if (halted_) {
+    out = IoError("injected: the process has crashed");
+    return true;
+  }
   if (no_space_) {
     out = NoSpace("injected: no space left on device");
     return true;
@@ -46,6 +53,10 @@ bool FaultEnv::take_write_fault(Status& out) {
 }
 
 bool FaultEnv::take_sync_fault(Status& out) {
+  if (halted_) {
+    out = IoError("injected: the process has crashed");
+    return true;
+  }
   int n = fail_syncs_.load();
   while (n > 0) {
     if (fail_syncs_.compare_exchange_weak(n, n - 1)) {
@@ -66,8 +77,14 @@ void FaultEnv::record_size(const std::string& path, std::uint64_t) {
   synced_size_.try_emplace(path, 0);
 }
 
+Status FaultEnv::crash() {
+  halted_ = true;
+  return power_loss();
+}
+
 Result<std::unique_ptr<WritableFile>> FaultEnv::open_writable(const std::string& path,
                                                               OpenMode mode) {
+  if (halted_) return IoError("injected: the process has crashed");
   const bool existed = base_.exists(path);
   GANGLION_ASSIGN_OR_RETURN(auto file, base_.open_writable(path, mode));
   {
@@ -85,6 +102,7 @@ Result<std::unique_ptr<WritableFile>> FaultEnv::open_writable(const std::string&
 }
 
 Status FaultEnv::remove_file(const std::string& path) {
+  if (halted_) return IoError("injected: the process has crashed");
   GANGLION_RETURN_IF_ERROR(base_.remove_file(path));
   std::lock_guard lock(mu_);
   synced_size_.erase(path);
@@ -93,6 +111,7 @@ Status FaultEnv::remove_file(const std::string& path) {
 }
 
 Status FaultEnv::rename(const std::string& from, const std::string& to) {
+  if (halted_) return IoError("injected: the process has crashed");
   GANGLION_RETURN_IF_ERROR(base_.rename(from, to));
   std::lock_guard lock(mu_);
   auto node = synced_size_.extract(from);
@@ -107,6 +126,7 @@ Status FaultEnv::rename(const std::string& from, const std::string& to) {
 }
 
 Status FaultEnv::truncate(const std::string& path, std::uint64_t size) {
+  if (halted_) return IoError("injected: the process has crashed");
   GANGLION_RETURN_IF_ERROR(base_.truncate(path, size));
   std::lock_guard lock(mu_);
   auto it = synced_size_.find(path);
@@ -115,6 +135,7 @@ Status FaultEnv::truncate(const std::string& path, std::uint64_t size) {
 }
 
 Status FaultEnv::sync_dir(const std::string& dir) {
+  if (halted_) return IoError("injected: the process has crashed");
   GANGLION_RETURN_IF_ERROR(base_.sync_dir(dir));
   std::lock_guard lock(mu_);
   for (auto it = unsynced_new_files_.begin(); it != unsynced_new_files_.end();) {
@@ -134,6 +155,7 @@ Result<std::uint64_t> FaultEnv::free_space(const std::string& path) {
 
 Status FaultEnv::power_loss() {
   std::lock_guard lock(mu_);
+  ++generation_;
   for (const auto& path : unsynced_new_files_) {
     if (base_.exists(path)) GANGLION_RETURN_IF_ERROR(base_.remove_file(path));
     synced_size_.erase(path);

@@ -4,34 +4,11 @@
 
 #include "broker/connection.h"
 #include "broker/session.h"
+#include "broker/session_store.h"
 #include "mqtt/codec.h"
 
 namespace ganglion::broker {
 
-namespace {
-
-// Retained messages keep their MQTT 5 properties as the bytes of a v5 PUBLISH header, the
-// same form the session store writes to disk.
-std::shared_ptr<const std::string> encode_properties(const Message& m) {
-  if (!m.properties) return nullptr;
-  mqtt::Publish p;
-  p.topic = "r";
-  p.properties = *m.properties;
-  auto out = std::make_shared<std::string>();
-  if (!mqtt::encode(p, mqtt::ProtocolVersion::kV5, *out).ok()) return nullptr;
-  return out;
-}
-
-std::shared_ptr<const mqtt::Properties> decode_properties(const std::shared_ptr<const std::string>& blob) {
-  if (!blob) return nullptr;
-  auto packet = mqtt::decode_packet(*blob, mqtt::ProtocolVersion::kV5);
-  if (!packet.ok()) return nullptr;
-  auto* p = std::get_if<mqtt::Publish>(&*packet);
-  if (!p) return nullptr;
-  return std::make_shared<const mqtt::Properties>(std::move(p->properties));
-}
-
-}  // namespace
 
 struct Broker::Routing {
   std::mutex mu;
@@ -78,6 +55,7 @@ Broker::Broker(BrokerOptions options, Clock& clock, MetricsRegistry& metrics)
 Broker::~Broker() {
   shutdown();
   timers_.close();
+  if (store_) (void)store_->flush();
 }
 
 void Broker::set_password_file(std::shared_ptr<const PasswordFile> passwords) {
@@ -85,6 +63,81 @@ void Broker::set_password_file(std::shared_ptr<const PasswordFile> passwords) {
 }
 
 void Broker::set_acl(std::shared_ptr<const AclPolicy> acl) { acl_ = std::move(acl); }
+
+Status Broker::attach_store(std::unique_ptr<SessionStore> store) {
+  store_ = std::move(store);
+  const std::int64_t wall = clock_.wall_ms();
+  const std::int64_t mono = now_ms();
+  auto to_mono = [&](std::int64_t expiry_wall) {
+    return expiry_wall == 0 ? 0 : mono + (expiry_wall - wall);
+  };
+  std::size_t sessions = 0, queued = 0, retained = 0;
+  std::vector<std::pair<SessionId, std::int64_t>> expiries;  // session, seconds left
+  store_->read([&](const StoreState& state) {
+    std::lock_guard lock(routing_->mu);
+    std::unordered_map<std::uint64_t, MessagePtr> messages;
+    for (const auto& [id, m] : state.messages) {
+      auto msg = std::make_shared<Message>();
+      msg->topic = m.topic;
+      msg->payload = m.payload;
+      msg->qos = m.qos;
+      msg->retain = m.retain;
+      msg->properties = decode_properties(m.properties);
+      msg->expiry_ms = to_mono(m.expiry_wall_ms);
+      messages.emplace(id, std::move(msg));
+    }
+    for (const auto& [client_id, stored] : state.sessions) {
+      const SessionId id = routing_->next_id++;
+      auto session = std::make_shared<Session>(id, client_id, clock_, options_, counters_);
+      session->set_store(store_.get());
+      session->expiry_interval = stored.expiry_interval;
+      session->stored = true;
+      for (const auto& [filter, o] : stored.subscriptions) {
+        std::string_view group, inner = filter;
+        if (filter.starts_with("$share/")) {
+          const auto slash = filter.find('/', 7);
+          if (slash == std::string::npos) continue;
+          group = std::string_view(filter).substr(7, slash - 7);
+          inner = std::string_view(filter).substr(slash + 1);
+        }
+        if (routing_->tree.subscribe(inner, group, id, o).ok()) session->subscriptions[filter] = o;
+      }
+      for (const auto& d : stored.queue) {
+        auto m = messages.find(d.message_id);
+        if (m == messages.end()) continue;
+        session->restore(m->second, d.qos, d.retain, d.subscription_ids, d.message_id);
+        ++queued;
+      }
+      routing_->by_client[client_id] = session;
+      routing_->by_id[id] = session;
+      // Offline since it was written, or since now when the node died with it connected.
+      const std::int64_t since = stored.offline_since_wall_ms ? stored.offline_since_wall_ms : wall;
+      const std::int64_t left_ms = std::int64_t{stored.expiry_interval} * 1000 - (wall - since);
+      expiries.emplace_back(id, std::max<std::int64_t>(0, left_ms));
+      ++sessions;
+    }
+    for (const auto& [topic, m] : state.retained) {
+      RetainedMessage r;
+      r.topic = topic;
+      r.payload = m.payload.shared();
+      r.qos = m.qos;
+      r.properties = m.properties;
+      r.expiry_ms = to_mono(m.expiry_wall_ms);
+      if (routing_->retained.set(std::move(r), mono).ok()) ++retained;
+    }
+    counters_.sessions->set(static_cast<double>(routing_->by_id.size()));
+    counters_.retained_messages->set(static_cast<double>(routing_->retained.count()));
+    counters_.subscriptions->set(static_cast<double>(routing_->tree.subscription_count()));
+  });
+  for (const auto& [id, left_ms] : expiries) {
+    const std::uint64_t generation = routing_->by_id[id]->generation();
+    timers_.schedule_after(std::chrono::milliseconds(left_ms),
+                           [this, id, generation] { expire_session(id, generation); });
+  }
+  spdlog::info("broker store: restored {} sessions with {} queued messages and {} retained messages",
+               sessions, queued, retained);
+  return Status::Ok();
+}
 
 std::int64_t Broker::now_ms() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch())
@@ -132,6 +185,7 @@ Broker::Attach Broker::attach_session(const std::string& client_id, bool clean_s
     if (!out.session) {
       const SessionId id = routing_->next_id++;
       out.session = std::make_shared<Session>(id, client_id, clock_, options_, counters_);
+      out.session->set_store(store_.get());
       routing_->by_client[client_id] = out.session;
       routing_->by_id[id] = out.session;
       counters_.sessions->set(static_cast<double>(routing_->by_id.size()));
@@ -144,6 +198,10 @@ Broker::Attach Broker::attach_session(const std::string& client_id, bool clean_s
 }
 
 void Broker::remove_session_locked(const std::shared_ptr<Session>& session) {
+  if (store_ && session->stored) {
+    store_->end_session(session->client_id());
+    session->stored = false;
+  }
   routing_->tree.remove_subscriber(session->id());
   session->subscriptions.clear();
   session->clear();
@@ -164,6 +222,7 @@ void Broker::detach_session(const std::shared_ptr<Session>& session, const std::
     if (session->will_timer == 0) remove_session_locked(session);
     return;
   }
+  persist_session_locked(*session, /*offline=*/true);
   const std::uint64_t generation = session->generation();
   const SessionId id = session->id();
   timers_.schedule_after(std::chrono::seconds(session->expiry_interval),
@@ -223,7 +282,24 @@ void Broker::schedule_will(const std::shared_ptr<Session>& session, mqtt::Will w
 
 void Broker::publish(MessagePtr message) { route(message); }
 
-std::size_t Broker::route(const MessagePtr& message) {
+void Broker::persist_session_locked(Session& session, bool offline) {
+  if (!store_) return;
+  if (session.expiry_interval == 0) {
+    if (session.stored) store_->end_session(session.client_id());
+    session.stored = false;
+    return;
+  }
+  store_->put_session(session.client_id(), session.expiry_interval,
+                      offline ? clock_.wall_ms() : 0, session.subscriptions);
+  session.stored = true;
+}
+
+void Broker::persist_session(Session& session) {
+  std::lock_guard lock(routing_->mu);
+  persist_session_locked(session, /*offline=*/false);
+}
+
+Broker::Routed Broker::route(const MessagePtr& message) {
   struct Target {
     std::shared_ptr<Session> session;
     std::uint8_t qos;
@@ -236,17 +312,22 @@ std::size_t Broker::route(const MessagePtr& message) {
   thread_local std::vector<std::uint32_t> ids;
   targets.clear();
   ids.clear();
+  Routed routed;
+  // $SYS statistics are regenerated after a restart: never journaled.
+  const bool is_sys = message->topic.starts_with("$SYS/");
   {
     std::lock_guard lock(routing_->mu);
     if (message->retain) {
       if (message->payload.empty()) {
         routing_->retained.erase(message->topic);
+        if (store_ && !is_sys) routed.durable_seq = store_->erase_retained(message->topic);
       } else {
+        if (store_ && !is_sys) routed.durable_seq = store_->put_retained(*message);
         RetainedMessage r;
         r.topic = message->topic;
         r.payload = message->payload.shared();
         r.qos = message->qos;
-        r.properties = encode_properties(*message);
+        r.properties = encode_properties(message->properties.get());
         r.expiry_ms = message->expiry_ms;
         if (Status s = routing_->retained.set(std::move(r), now_ms()); !s.ok()) {
           spdlog::warn("mqtt: retained message on {} not kept: {}", message->topic, s.message());
@@ -284,12 +365,14 @@ std::size_t Broker::route(const MessagePtr& message) {
   // Delivered outside the routing lock: each session has its own.
   for (const auto& t : targets) {
     const std::uint8_t qos = std::min(t.qos, message->qos);
-    t.session->deliver(message, qos, t.retain && message->retain,
-                       std::span<const std::uint32_t>(ids).subspan(t.ids_offset, t.ids_count));
+    const std::uint64_t seq =
+        t.session->deliver(message, qos, t.retain && message->retain,
+                           std::span<const std::uint32_t>(ids).subspan(t.ids_offset, t.ids_count));
+    routed.durable_seq = std::max(routed.durable_seq, seq);
   }
-  const std::size_t n = targets.size();
+  routed.deliveries = targets.size();
   targets.clear();  // drop session references now, not at the next publish
-  return n;
+  return routed;
 }
 
 mqtt::ReasonCode Broker::subscribe(const std::shared_ptr<Session>& session, const std::string& filter,
@@ -302,6 +385,7 @@ mqtt::ReasonCode Broker::subscribe(const std::shared_ptr<Session>& session, cons
   auto outcome = routing_->tree.subscribe(inner, group, session->id(), options);
   if (!outcome.ok()) return mqtt::ReasonCode::kTopicFilterInvalid;
   session->subscriptions[filter] = options;
+  if (session->expiry_interval > 0) persist_session_locked(*session, false);
   counters_.subscriptions->set(static_cast<double>(routing_->tree.subscription_count()));
   const bool is_new = *outcome == SubscriptionTree::SubscribeOutcome::kNew;
   // Shared subscriptions never receive retained messages on subscribe (spec 4.8.2).
@@ -329,6 +413,7 @@ bool Broker::unsubscribe(const std::shared_ptr<Session>& session, const std::str
       group.empty() ? std::string_view(filter) : std::string_view(filter).substr(7 + group.size() + 1);
   const bool existed = routing_->tree.unsubscribe(inner, group, session->id());
   session->subscriptions.erase(filter);
+  if (session->stored) persist_session_locked(*session, false);
   counters_.subscriptions->set(static_cast<double>(routing_->tree.subscription_count()));
   return existed;
 }

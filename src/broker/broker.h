@@ -33,6 +33,7 @@ namespace ganglion::broker {
 
 class Connection;
 class Session;
+class SessionStore;
 
 enum class QueueFullPolicy { kDropNewest, kDropOldest, kDisconnect };
 
@@ -94,6 +95,11 @@ class Broker {
   // allow_anonymous) and every topic is open. Set before accepting connections.
   void set_password_file(std::shared_ptr<const PasswordFile> passwords);
   void set_acl(std::shared_ptr<const AclPolicy> acl);
+  // Makes persistent sessions and retained messages durable in `store`, and restores what it
+  // holds (sessions offline, with their queues; retained messages). Call before accepting
+  // connections.
+  Status attach_store(std::unique_ptr<SessionStore> store);
+  SessionStore* store() { return store_.get(); }
   // A transport accepted a connection. The returned Connection must be fed every packet read
   // from it, on one thread at a time, and told when the transport closes.
   std::shared_ptr<Connection> accept(std::shared_ptr<Link> link, TransportInfo info);
@@ -132,8 +138,16 @@ class Broker {
   // The connection bound to `link` ended: unbinds, then ends the session or arms its expiry.
   void detach_session(const std::shared_ptr<Session>& session, const std::shared_ptr<Link>& link);
   void remove_session_locked(const std::shared_ptr<Session>& session);
-  // Routes to every matching session; returns the number of deliveries made.
-  std::size_t route(const MessagePtr& message);
+  struct Routed {
+    std::size_t deliveries = 0;
+    std::uint64_t durable_seq = 0;  // store sequence to wait for before acknowledging; 0: none
+  };
+  // Routes to every matching session.
+  Routed route(const MessagePtr& message);
+  // Writes the session's record (subscriptions, expiry, offline time) when it is persistent,
+  // or removes it when it no longer is. REQUIRES: routing lock held.
+  void persist_session_locked(Session& session, bool offline);
+  void persist_session(Session& session);
   // Adds a subscription; returns the SUBACK reason code (the granted QoS) and appends the
   // retained messages due to it (with their delivery QoS) to `retained`.
   mqtt::ReasonCode subscribe(const std::shared_ptr<Session>& session, const std::string& filter,
@@ -157,6 +171,7 @@ class Broker {
   std::unique_ptr<Routing> routing_;
   std::shared_ptr<const PasswordFile> passwords_;
   std::shared_ptr<const AclPolicy> acl_;
+  std::unique_ptr<SessionStore> store_;
   std::atomic<std::size_t> connections_{0};
   std::atomic<bool> shutting_down_{false};
   TimerId sys_timer_ = 0;

@@ -6,6 +6,7 @@
 
 #include "broker/broker.h"
 #include "broker/session.h"
+#include "broker/session_store.h"
 #include "mqtt/codec.h"
 #include "mqtt/topic.h"
 
@@ -199,6 +200,7 @@ void Connection::handle(mqtt::Connect& c) {
   Broker::Attach attach = broker_.attach_session(client_id_, c.clean_start, self);
   session_ = attach.session;
   session_->expiry_interval = expiry;
+  broker_.persist_session(*session_);
 
   mqtt::Connack ack;
   ack.session_present = attach.session_present;
@@ -303,8 +305,28 @@ void Connection::handle(mqtt::Publish& p) {
       m->expiry_ms = mono_ms(broker_.clock()) + 1000LL * *p.properties.message_expiry_interval;
     }
   }
-  const std::size_t deliveries = broker_.route(m);
-  ack(v5() && deliveries == 0 ? ReasonCode::kNoMatchingSubscribers : ReasonCode::kSuccess);
+  const Broker::Routed routed = broker_.route(m);
+  const ReasonCode reason =
+      v5() && routed.deliveries == 0 ? ReasonCode::kNoMatchingSubscribers : ReasonCode::kSuccess;
+  if (qos == 0 || routed.durable_seq == 0 || !broker_.store_) return ack(reason);
+  // Acknowledge only once the message is durable in every persistent session it was queued
+  // for (and the retained store): that is what "nothing acknowledged is lost" rests on.
+  const bool version5 = v5();
+  broker_.store_->when_durable(
+      routed.durable_seq, [link = link_, qos, id = p.packet_id, reason, version5](const Status& s) {
+        if (!s.ok()) {
+          // Not durable: refuse (MQTT 5) or close without acknowledging (3.1.1), so the
+          // client sends it again.
+          if (!version5) return link->close();
+          const ReasonCode failed = s.code() == StatusCode::kNoSpace ? ReasonCode::kQuotaExceeded
+                                                                     : ReasonCode::kUnspecifiedError;
+          if (qos == 1) link->send(mqtt::Puback{id, failed, {}});
+          if (qos == 2) link->send(mqtt::Pubrec{id, failed, {}});
+          return;
+        }
+        if (qos == 1) link->send(mqtt::Puback{id, reason, {}});
+        if (qos == 2) link->send(mqtt::Pubrec{id, reason, {}});
+      });
 }
 
 void Connection::handle(mqtt::Puback& p) { session_->on_puback(p.packet_id); }
@@ -403,7 +425,7 @@ void Connection::on_closed() {
     if (delay == 0 || session_->expiry_interval == 0) {
       publish_will_now();
     } else {
-      broker_.schedule_will(session_, std::move(*will_), std::min(delay, session_->expiry_interval),
+      broker_.schedule_will(session_, std::move(*will_), std::min(delay, session_->expiry_interval.load()),
                             acl_);
     }
   }

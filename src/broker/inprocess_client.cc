@@ -479,11 +479,10 @@ InProcessClient::InProcessClient(Broker& broker, ClientOptions options, Executor
     : impl_(std::make_shared<Impl>(broker, std::move(options), std::move(post))) {}
 
 InProcessClient::~InProcessClient() {
-  // The transport side goes away: the broker must hear it on the executor, like any close.
-  impl_->post([impl = impl_] {
-    impl->open = false;
-    impl->close_now();
-  });
+  // Synchronously (see the header's lifetime rule): a task posted now might never run, and
+  // the Connection must not outlive the broker it points to.
+  impl_->open = false;
+  impl_->close_now();
   impl_->timers.close();
 }
 

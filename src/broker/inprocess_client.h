@@ -12,9 +12,11 @@
 // broker synchronously. Public methods may be called from any thread; they post too, so their
 // effects and callbacks happen later, on the executor, in call order.
 //
-// Lifetime. The object may be destroyed on any thread; tasks already posted keep the internal
-// state alive and do nothing once it is closed. Destroying it does not send DISCONNECT: call
-// disconnect() first for a clean end (a persistent session then keeps queuing).
+// Lifetime. Destroy the client on its executor's thread, or once the executor runs no more
+// tasks (e.g. after IoPool::stop()), and before the Broker: the destructor tells the broker
+// the transport closed, synchronously. Tasks already posted keep the internal state alive and
+// do nothing afterwards. Destroying does not send DISCONNECT (the will, if any, is published):
+// call disconnect() first for a clean end. A persistent session keeps queuing either way.
 #pragma once
 
 #include <chrono>

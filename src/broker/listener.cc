@@ -249,12 +249,15 @@ class StreamLink final : public Link, public std::enable_shared_from_this<Stream
       closing_ = true;
     }
     connect_timer_.cancel();
+    // Settle the broker side first (will published, session detached or ended), then close:
+    // a client that sees the close and reconnects at once finds the session state it implies
+    // (no session present after a session expiry of 0).
+    if (connection_) connection_->on_closed();
+    connection_.reset();  // breaks the Link <-> Connection cycle
     boost::system::error_code ec;
     auto& sock = lowest_socket(stream_);
     sock.shutdown(asio::socket_base::shutdown_both, ec);
     sock.close(ec);
-    if (connection_) connection_->on_closed();
-    connection_.reset();  // breaks the Link <-> Connection cycle
   }
 
   Stream stream_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "broker/broker.h"
+#include "broker/session_store.h"
 
 namespace ganglion::broker {
 
@@ -24,22 +25,26 @@ bool Session::expired(const Message& m) const {
   return m.expiry_ms != 0 && m.expiry_ms <= now_ms(clock_);
 }
 
-void Session::deliver(const MessagePtr& message, std::uint8_t qos, bool retain_flag,
-                      std::span<const std::uint32_t> subscription_ids) {
+std::uint64_t Session::deliver(const MessagePtr& message, std::uint8_t qos, bool retain_flag,
+                               std::span<const std::uint32_t> subscription_ids) {
   std::lock_guard lock(mu_);
-  if (acl_ && !acl_->can_receive(message->topic)) return;
+  if (acl_ && !acl_->can_receive(message->topic)) return 0;
   if (expired(*message)) {
     counters_.messages_expired->inc();
-    return;
+    return 0;
   }
-  Pending p{message, qos, retain_flag, {subscription_ids.begin(), subscription_ids.end()}};
+  Pending p{message, qos, retain_flag, {subscription_ids.begin(), subscription_ids.end()}, 0};
   if (qos == 0) {
     if (link_) {
       send_publish(p, 0, false);
     } else {
       counters_.messages_dropped_queue_full->inc();
     }
-    return;
+    return 0;
+  }
+  std::uint64_t seq = 0;
+  if (store_ && expiry_interval.load() > 0) {
+    seq = store_->enqueue(client_id_, message, qos, retain_flag, subscription_ids, p.stored_id);
   }
   if (link_ && queue_.empty() && inflight_.size() < limits_.receive_maximum &&
       inflight_.size() < options_.max_inflight) {
@@ -47,10 +52,25 @@ void Session::deliver(const MessagePtr& message, std::uint8_t qos, bool retain_f
     if (send_publish(p, id, false)) {
       inflight_.push_back({id, qos == 1 ? Stage::kAwaitAck : Stage::kAwaitRec, std::move(p)});
       ids_in_use_.insert(id);
+    } else {
+      finished(p);
     }
-    return;
+    return seq;
   }
   enqueue(std::move(p));
+  return seq;
+}
+
+void Session::restore(const MessagePtr& message, std::uint8_t qos, bool retain_flag,
+                      std::vector<std::uint32_t> subscription_ids, std::uint64_t stored_id) {
+  std::lock_guard lock(mu_);
+  Pending p{message, qos, retain_flag, std::move(subscription_ids), stored_id};
+  queued_bytes_ += message->bytes();
+  queue_.push_back(std::move(p));
+}
+
+void Session::finished(const Pending& p) {
+  if (store_ && p.stored_id != 0) store_->done(client_id_, p.stored_id);
 }
 
 void Session::enqueue(Pending p) {
@@ -60,17 +80,20 @@ void Session::enqueue(Pending p) {
     switch (options_.queue_full_policy) {
       case QueueFullPolicy::kDropNewest:
         counters_.messages_dropped_queue_full->inc();
+        finished(p);
         return;
       case QueueFullPolicy::kDropOldest:
         while (!queue_.empty() && (queue_.size() >= options_.max_queued_messages ||
                                    queued_bytes_ + bytes > options_.max_queued_bytes)) {
           queued_bytes_ -= queue_.front().message->bytes();
+          finished(queue_.front());
           queue_.pop_front();
           counters_.messages_dropped_queue_full->inc();
         }
         break;
       case QueueFullPolicy::kDisconnect:
         counters_.messages_dropped_queue_full->inc();
+        finished(p);
         if (link_) {
           if (limits_.version == mqtt::ProtocolVersion::kV5) {
             link_->send(mqtt::Disconnect{mqtt::ReasonCode::kQuotaExceeded, {}});
@@ -143,6 +166,7 @@ void Session::pump() {
     queued_bytes_ -= p.message->bytes();
     if (expired(*p.message)) {
       counters_.messages_expired->inc();
+      finished(p);
       continue;
     }
     const std::uint16_t id = next_packet_id();
@@ -150,6 +174,8 @@ void Session::pump() {
       const Stage stage = p.qos == 1 ? Stage::kAwaitAck : Stage::kAwaitRec;
       inflight_.push_back({id, stage, std::move(p)});
       ids_in_use_.insert(id);
+    } else {
+      finished(p);
     }
   }
 }
@@ -159,6 +185,7 @@ void Session::on_puback(std::uint16_t packet_id) {
   auto it = find_inflight(packet_id);
   if (it == inflight_.end() || it->stage != Stage::kAwaitAck) return;
   ids_in_use_.erase(packet_id);
+  finished(it->pending);
   inflight_.erase(it);
   pump();
 }
@@ -172,6 +199,9 @@ void Session::on_pubrec(std::uint16_t packet_id, mqtt::ReasonCode reason) {
     }
     return;
   }
+  // From PUBREC on the client owns the message: the store forgets it (after a restart only
+  // the PUBREL would be missing, which the client's session tolerates).
+  finished(it->pending);
   if (static_cast<std::uint8_t>(reason) >= 0x80) {  // the client refused the message
     ids_in_use_.erase(packet_id);
     inflight_.erase(it);
@@ -180,6 +210,7 @@ void Session::on_pubrec(std::uint16_t packet_id, mqtt::ReasonCode reason) {
   }
   it->stage = Stage::kAwaitComp;
   it->pending.message.reset();  // only the id matters from here on
+  it->pending.stored_id = 0;
   if (link_) link_->send(mqtt::Pubrel{packet_id, mqtt::ReasonCode::kSuccess, {}});
 }
 
@@ -222,6 +253,7 @@ void Session::bind(std::shared_ptr<Link> link, ClientLimits limits,
       ++it;
     } else if (!send_publish(it->pending, it->packet_id, true)) {
       ids_in_use_.erase(it->packet_id);
+      finished(it->pending);
       it = inflight_.erase(it);
     } else {
       ++it;

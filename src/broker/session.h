@@ -32,10 +32,13 @@
 #include "broker/message.h"
 #include "broker/topic_tree.h"
 
+// (SessionStore is optional: sessions of a broker without a store live in memory only.)
+
 namespace ganglion::broker {
 
 struct BrokerCounters;
 struct BrokerOptions;
+class SessionStore;
 
 // What the client announced in CONNECT that shapes what we send it.
 struct ClientLimits {
@@ -55,9 +58,16 @@ class Session {
   bool online() const { return online_.load(std::memory_order_acquire); }
 
   // Queues one delivery. `qos` is already min(published, granted). Drops expired messages,
-  // messages the client's ACL may not receive, and QoS 0 while offline.
-  void deliver(const MessagePtr& message, std::uint8_t qos, bool retain_flag,
-               std::span<const std::uint32_t> subscription_ids);
+  // messages the client's ACL may not receive, and QoS 0 while offline. For a persistent
+  // session with a store, a QoS 1/2 delivery is journaled: the return value is the store
+  // sequence after which it is durable (0 when nothing was journaled).
+  std::uint64_t deliver(const MessagePtr& message, std::uint8_t qos, bool retain_flag,
+                        std::span<const std::uint32_t> subscription_ids);
+  // Puts a delivery recovered from the store at the end of the queue (start-up only).
+  void restore(const MessagePtr& message, std::uint8_t qos, bool retain_flag,
+               std::vector<std::uint32_t> subscription_ids, std::uint64_t stored_id);
+  // Journals this session's deliveries in `store` while expiry_interval > 0.
+  void set_store(SessionStore* store) { store_ = store; }
 
   // Outbound acknowledgements from the client.
   void on_puback(std::uint16_t packet_id);
@@ -85,7 +95,9 @@ class Session {
   std::uint64_t next_generation() { return ++generation_; }
 
   // Session Expiry Interval in seconds (0 = ends with the connection).
-  std::uint32_t expiry_interval = 0;
+  std::atomic<std::uint32_t> expiry_interval{0};
+  // True once the store holds a record of this session. Guarded by the routing lock.
+  bool stored = false;
   // Subscriptions of this session by full filter ("$share/g/f" included), for removal and
   // persistence. Guarded by the broker's routing lock, not mu_.
   std::map<std::string, SubscriptionOptions, std::less<>> subscriptions;
@@ -102,6 +114,7 @@ class Session {
     std::uint8_t qos = 0;
     bool retain = false;
     std::vector<std::uint32_t> subscription_ids;
+    std::uint64_t stored_id = 0;  // message id in the store; 0 when not journaled
   };
   struct Inflight {
     std::uint16_t packet_id = 0;
@@ -116,12 +129,15 @@ class Session {
   std::deque<Inflight>::iterator find_inflight(std::uint16_t packet_id);
   bool expired(const Message& m) const;
   void enqueue(Pending p);
+  // The delivery is over (acknowledged, dropped or expired): tell the store.
+  void finished(const Pending& p);
 
   const SessionId id_;
   const std::string client_id_;
   Clock& clock_;
   const BrokerOptions& options_;
   const BrokerCounters& counters_;
+  SessionStore* store_ = nullptr;
   std::atomic<bool> online_{false};
   std::atomic<std::uint64_t> generation_{0};
 

@@ -75,9 +75,57 @@ const ConfigSchema& edge_schema() {
            .help = "Whether clients may publish retained messages."});
     s.add({.key = "mqtt.maximum_qos", .type = OptionType::kInt, .default_value = "2",
            .help = "Highest QoS accepted and granted.", .min = 0, .max = 2});
+    s.add({.key = "mqtt.persistence", .type = OptionType::kBool, .default_value = "true",
+           .help = "Keep persistent sessions (subscriptions, queued QoS 1/2 messages) and "
+                   "retained messages on disk under <data.dir>/broker, so they survive a "
+                   "restart. QoS 1/2 messages for persistent sessions are acknowledged only "
+                   "once on disk."});
+    s.add({.key = "mqtt.fsync", .type = OptionType::kBool, .default_value = "true",
+           .help = "fdatasync the broker journal before acknowledging (group commit). Off: "
+                   "survives a process crash but not a power loss."});
     s.add({.key = "mqtt.sys_interval", .type = OptionType::kDuration, .default_value = "10s",
            .help = "How often $SYS/broker/... statistics are published; 0ms disables them.",
            .min = 0});
+    s.add({.key = "bridge.url", .type = OptionType::kString, .default_value = "",
+           .help = "Upstream MQTT broker to bridge to: tcp://host:port or tls://host:port. "
+                   "Empty: no bridge."});
+    s.add({.key = "bridge.client_id", .type = OptionType::kString, .default_value = "",
+           .help = "Client id at the upstream broker (also the bridge's local session). "
+                   "Empty: <node.id>-bridge."});
+    s.add({.key = "bridge.username", .type = OptionType::kString, .default_value = "",
+           .help = "Username at the upstream broker; empty sends none."});
+    s.add({.key = "bridge.password", .type = OptionType::kString, .default_value = "",
+           .help = "Password at the upstream broker."});
+    s.add({.key = "bridge.version", .type = OptionType::kString, .default_value = "5",
+           .help = "MQTT version spoken upstream.", .choices = {"311", "5"}});
+    s.add({.key = "bridge.tls.ca", .type = OptionType::kString, .default_value = "",
+           .help = "PEM CA certificates that sign the upstream broker's certificate (tls://). "
+                   "Empty: the system's CAs. The host name in bridge.url is checked (and sent "
+                   "as SNI)."});
+    s.add({.key = "bridge.tls.certificate", .type = OptionType::kString, .default_value = "",
+           .help = "PEM client certificate for mutual TLS with the upstream broker."});
+    s.add({.key = "bridge.tls.key", .type = OptionType::kString, .default_value = "",
+           .help = "PEM private key of bridge.tls.certificate."});
+    s.add({.key = "bridge.out", .type = OptionType::kStringList, .default_value = "",
+           .help = "Local topics forwarded upstream, one rule each: \"<filter> [<qos>] "
+                   "[<remote-prefix>] [<local-prefix>]\" (qos 0-2, default 1; \"-\" for an empty "
+                   "prefix). The local topic <local-prefix><filter> goes to <remote-prefix> + the "
+                   "rest. QoS 1/2 messages are acknowledged locally only after the upstream "
+                   "broker acknowledged them, so they wait in the local session while it is down. "
+                   "Example: \"sensors/# 1 sites/plant-7/\"."});
+    s.add({.key = "bridge.in", .type = OptionType::kStringList, .default_value = "",
+           .help = "Upstream topics forwarded to the local broker, same syntax as bridge.out: "
+                   "<remote-prefix><filter> upstream becomes <local-prefix> + the rest locally. "
+                   "A filter in both lists is bridged both ways without echo."});
+    s.add({.key = "bridge.keep_alive", .type = OptionType::kDuration, .default_value = "60s",
+           .help = "MQTT keep-alive towards the upstream broker.", .min = 0,
+           .max = 65'535'000});
+    s.add({.key = "bridge.reconnect_min", .type = OptionType::kDuration, .default_value = "1s",
+           .help = "First reconnect delay cap; each failed attempt doubles it up to "
+                   "bridge.reconnect_max, and the actual delay is random below the cap "
+                   "(full jitter).", .min = 1});
+    s.add({.key = "bridge.reconnect_max", .type = OptionType::kDuration, .default_value = "60s",
+           .help = "Largest reconnect delay to the upstream broker.", .min = 1});
     s.add({.key = "io.threads", .type = OptionType::kInt, .default_value = "0",
            .help = "Event-loop threads; 0 means one per CPU core.", .min = 0, .max = 256});
     s.add({.key = "log.level", .type = OptionType::kString, .default_value = "info",

@@ -6,8 +6,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "broker/bridge.h"
 #include "broker/broker.h"
 #include "broker/listener.h"
+#include "broker/session_store.h"
 #include "net/http_server.h"
 
 namespace ganglion::edge {
@@ -42,6 +44,9 @@ struct EdgeNode::Parts {
   std::unique_ptr<net::HttpServer> http;
   std::unique_ptr<broker::Broker> broker;
   std::vector<std::unique_ptr<broker::MqttListener>> listeners;
+#ifdef GANGLION_HAVE_BRIDGE
+  std::unique_ptr<broker::Bridge> bridge;  // after the broker: destroyed before it
+#endif
 };
 
 namespace {
@@ -96,6 +101,10 @@ Status EdgeNode::start() {
   auto& uptime = metrics_.gauge("ganglion_uptime_seconds", "Seconds since the node started.").get();
 
   GANGLION_RETURN_IF_ERROR(start_broker());
+#ifdef GANGLION_HAVE_BRIDGE
+  GANGLION_ASSIGN_OR_RETURN(parts_->bridge,
+                            broker::start_bridge(config_, *parts_->broker, pool_.next(), clock_));
+#endif
 
   auto& router = *parts_->router;
   router.add("GET", "/healthz", [](const net::HttpRequest&) {
@@ -152,6 +161,14 @@ Status EdgeNode::start_broker() {
     if (!acl.ok()) return InvalidArgument(acl.status().message());
     b.set_acl(std::make_shared<broker::AclPolicy>(std::move(*acl)));
   }
+  if (config_.flag("mqtt.persistence")) {
+    broker::SessionStoreOptions store_options;
+    store_options.dir = join_path(config_.str("data.dir"), "broker");
+    store_options.fsync = config_.flag("mqtt.fsync");
+    auto store = broker::SessionStore::open(env_, clock_, store_options);
+    if (!store.ok()) return store.status().with_context("broker store");
+    GANGLION_RETURN_IF_ERROR(b.attach_store(std::move(*store)));
+  }
   for (const auto& url : config_.list("mqtt.listeners")) {
     auto options = broker::parse_listener_url(url);
     if (!options.ok()) return InvalidArgument(options.status().message());
@@ -172,6 +189,9 @@ void EdgeNode::stop() {
   if (!parts_) return;
   ready_ = false;
   for (auto& l : parts_->listeners) l->stop();
+#ifdef GANGLION_HAVE_BRIDGE
+  if (parts_->bridge) parts_->bridge->stop();
+#endif
   if (parts_->broker) parts_->broker->shutdown();
   if (parts_->http) parts_->http->stop();
 }
