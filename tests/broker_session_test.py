@@ -108,18 +108,14 @@ class WillTest(BrokerTestCase):
                     will_props = v5_properties(PacketTypes.WILLMESSAGE, WillDelayInterval=2)
                     dying = self.paho(V5, client_id=client_id, session_expiry=60,
                                       will=(topic, b"never", 1, False, will_props))
-                    dying.kill()
                 else:
                     dying = self.mosquitto_sub(unique("idle"), version="5",
                                                extra=("-i", client_id, "-c", "-x", "60",
                                                       "--will-topic", topic, "--will-payload", "never",
                                                       "-D", "will", "will-delay-interval", "2"))
-                    connected = self.edge.metric("ganglion_mqtt_clients_connected")
-                    dying.kill()
-                    # Reconnect only once the broker saw the drop: a reconnect that races the
-                    # drop is a takeover, tested on its own below.
-                    wait_for(lambda: self.edge.metric("ganglion_mqtt_clients_connected") < connected,
-                             what="the broker to notice the killed client")
+                # Reconnect only once the broker saw the drop: a reconnect that races the drop
+                # is a takeover, tested on its own below.
+                self.until_broker_sees_leave(dying.kill)
                 back = self.paho(V5, client_id=client_id, clean=False, session_expiry=60)
                 self.assertTrue(back.connack[0]["session present"])
                 watcher.expect_none(3.0)  # past the 2 s delay: cancelled, not late
@@ -199,7 +195,7 @@ class PersistentSessionTest(BrokerTestCase):
         topic, client_id = unique("noexp"), unique("noexp")
         sub = self.paho(V5, client_id=client_id, clean=False)  # no Session Expiry: 0
         sub.subscribe(topic, qos=1)
-        sub.disconnect()
+        self.until_broker_sees_leave(sub.disconnect)
         back = self.paho(V5, client_id=client_id, clean=False)
         self.assertFalse(back.connack[0]["session present"])
 

@@ -848,6 +848,14 @@ class BrokerTestCase(unittest.TestCase):
         if self.edge.proc.poll() is not None:
             self.fail(f"edge exited with {self.edge.proc.returncode}:\n{self.edge.output()[-4000:]}")
 
+    def until_broker_sees_leave(self, leave):
+        """Calls leave() (a client disconnecting or dying) and waits until the broker counts one
+        connected client fewer: a client may see its socket closed before the broker does."""
+        before = self.edge.metric("ganglion_mqtt_clients_connected")
+        leave()
+        wait_for(lambda: self.edge.metric("ganglion_mqtt_clients_connected") < before,
+                 what="the broker to see the client leave")
+
     def addr(self, transport="tcp"):
         return self.edge.mqtt(transport)
 
