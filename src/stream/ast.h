@@ -100,7 +100,7 @@ struct Window {
   SourcePos pos;
   TimeUnit unit = TimeUnit::kSecond;  // unused by COUNTWINDOW
   // Integer arguments after the unit: tumbling {size}, hopping {size, hop}, sliding
-  // {size[, delay]}, session {timeout, max_duration}, count {count[, hop]}.
+  // {size[, delay]}, session {max_duration, timeout} (as eKuiper), count {count[, hop]}.
   std::vector<std::int64_t> args;
   ExprPtr trigger;  // SLIDINGWINDOW(...) OVER (WHEN trigger)
 

@@ -375,6 +375,34 @@ class Call final : public Node {
   Value out_;
 };
 
+// The result of an aggregate call, computed by the aggregation layer.
+class AggregateRef final : public Node {
+ public:
+  explicit AggregateRef(std::size_t slot) : slot_(slot) {}
+  const Value* eval(EvalState& st) override {
+    if (slot_ >= st.row->aggregates.size()) return &kNull;
+    return &st.row->aggregates[slot_];
+  }
+
+ private:
+  std::size_t slot_;
+};
+
+// window_start() / window_end().
+class WindowBound final : public Node {
+ public:
+  explicit WindowBound(bool end) : end_(end) {}
+  const Value* eval(EvalState& st) override {
+    if (st.row->window == nullptr) return &kNull;
+    out_ = Value(end_ ? st.row->window->end : st.row->window->start);
+    return &out_;
+  }
+
+ private:
+  bool end_;
+  Value out_;
+};
+
 class Cast final : public Node {
  public:
   Cast(TypeKind type, NodePtr x) : type_(type), x_(std::move(x)) {}
@@ -624,7 +652,19 @@ class Compiler {
   Result<NodePtr> call(const Expr& e) {
     const FunctionRegistry& reg = o_.functions ? *o_.functions : FunctionRegistry::builtins();
     const FunctionDef* def = reg.find(e.name);
-    if (def == nullptr) return error(e, "unknown function '" + e.name + "'");
+    if (def == nullptr) {
+      std::string lower = e.name;
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (lower == "window_start" || lower == "window_end") {
+        if (!e.args.empty() || e.star) return error(e, "function '" + lower + "' expects 0 arguments");
+        return NodePtr(new WindowBound(lower == "window_end"));
+      }
+      return error(e, "unknown function '" + e.name + "'");
+    }
+    if (def->kind == FunctionKind::kAggregate && o_.aggregate_slot) {
+      int slot = o_.aggregate_slot(e);
+      if (slot >= 0) return NodePtr(new AggregateRef(static_cast<std::size_t>(slot)));
+    }
     if (def->kind != FunctionKind::kScalar) {
       return error(e, "aggregate function '" + def->name + "' is not allowed here");
     }

@@ -13,6 +13,8 @@
 // operator instance. It must not outlive the FunctionRegistry and Clock it was compiled with.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -33,9 +35,21 @@ struct NamedRow {
   const Value* fields = nullptr;  // an object; nullptr when the side has no row (outer join)
 };
 
+// window_start() / window_end() of the window a row is evaluated in (milliseconds: event
+// time when the stream has a TIMESTAMP, else wall-clock time).
+struct WindowBounds {
+  std::int64_t start = 0;
+  std::int64_t end = 0;
+};
+
 struct Row {
   const Value* fields = nullptr;   // the FROM stream's object; nullptr reads as all-NULL
   std::span<const NamedRow> joined;  // other streams, looked up by qualifier
+  // Results of the aggregate calls of a grouped query, by slot (see
+  // CompileOptions::aggregate_slot). Empty outside the aggregation layer.
+  std::span<const Value> aggregates = {};
+  // nullptr outside a window: window_start()/window_end() then read as NULL.
+  const WindowBounds* window = nullptr;
 };
 
 struct CompileOptions {
@@ -46,6 +60,10 @@ struct CompileOptions {
   const std::vector<FieldDef>* schema = nullptr;
   const FunctionRegistry* functions = nullptr;  // nullptr: FunctionRegistry::builtins()
   const Clock* clock = nullptr;                 // nullptr: SystemClock::instance()
+  // Set by the aggregation layer: for an aggregate call, returns the slot whose result
+  // the compiled expression reads from Row::aggregates (the call's arguments are then not
+  // compiled here), or -1 to reject the call as "not allowed here".
+  std::function<int(const Expr& call)> aggregate_slot;
 };
 
 namespace detail {

@@ -853,6 +853,32 @@ FunctionRegistry make_builtins() {
   add("json_path_exists", 2, 2, fn_json_path_exists);
   add("json_path_query", 2, 2, fn_json_path_query);
   add("json_path_query_first", 2, 2, fn_json_path_query_first);
+  // Aggregates: names and arity only; stream/aggregate.h implements them.
+  auto agg = [&r](std::string name, int min, int max) {
+    FunctionDef d;
+    d.name = std::move(name);
+    d.kind = FunctionKind::kAggregate;
+    d.min_args = min;
+    d.max_args = max;
+    d.handles_null = true;
+    (void)r.add(std::move(d));
+  };
+  agg("count", 0, 1);  // count(*) has no argument
+  agg("sum", 1, 1);
+  agg("avg", 1, 1);
+  agg("min", 1, 1);
+  agg("max", 1, 1);
+  agg("stddev", 1, 1);
+  agg("stddevs", 1, 1);
+  agg("var", 1, 1);
+  agg("vars", 1, 1);
+  agg("median", 1, 1);
+  agg("percentile_cont", 2, 2);
+  agg("percentile_disc", 2, 2);
+  agg("collect", 0, 1);    // collect(*)
+  agg("merge_agg", 0, 1);  // merge_agg(*)
+  agg("deduplicate", 2, 2);
+  agg("last_value", 1, 2);
   return r;
 }
 

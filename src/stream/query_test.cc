@@ -1,0 +1,197 @@
+#include "stream/query.h"
+
+#include <gtest/gtest.h>
+
+#include "stream/query_testing.h"
+
+namespace ganglion::stream {
+namespace {
+
+using testing::Outputs;
+using testing::QueryHarness;
+
+class QueryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    h.create(R"(CREATE STREAM demo () WITH (DATASOURCE="demo", FORMAT="json"))");
+    h.create(R"(CREATE STREAM typed (id BIGINT, temperature FLOAT, name STRING, ok BOOLEAN,
+                loc STRUCT(lat FLOAT, lon FLOAT), tags ARRAY(STRING)) WITH (DATASOURCE="typed"))");
+  }
+  QueryHarness h;
+};
+
+TEST_F(QueryTest, FilterEmitsOneArrayPerMatchingEvent) {
+  ASSERT_TRUE(h.plan("SELECT * FROM demo WHERE temperature > 50").ok());
+  h.push("demo", R"({"temperature": 40, "id": 1})");
+  h.push("demo", R"({"temperature": 60, "id": 2})");
+  EXPECT_EQ(h.take(), (Outputs{R"([{"temperature":60,"id":2}])"}));
+  auto m = h.query->metrics();
+  EXPECT_EQ(m.records_in, 2u);
+  EXPECT_EQ(m.records_out, 1u);
+  EXPECT_EQ(m.filtered, 1u);
+  EXPECT_FALSE(h.query->windowed());
+}
+
+TEST_F(QueryTest, ProjectionNamesFollowEkuiper) {
+  ASSERT_TRUE(h.plan("SELECT id, temperature * 2 AS double_t, loc->lat, upper(name), id + 1 FROM demo").ok());
+  h.push("demo", R"({"id": 7, "temperature": 1.5, "loc": {"lat": 3.5}, "name": "abc"})");
+  EXPECT_EQ(h.take(), (Outputs{R"([{"id":7,"double_t":3,"lat":3.5,"upper":"ABC","kuiper_field_0":8}])"}));
+}
+
+TEST_F(QueryTest, StarPlusExpressionsAndQualifiedStar) {
+  ASSERT_TRUE(h.plan("SELECT d.*, id * 10 AS id FROM demo AS d").ok());
+  h.push("demo", R"({"id": 1, "x": "y"})");
+  EXPECT_EQ(h.take(), (Outputs{R"([{"id":10,"x":"y"}])"}));
+}
+
+TEST_F(QueryTest, NullFieldsAndMissingFieldsReadAsNullAndWhereTreatsNullAsFalse) {
+  ASSERT_TRUE(h.plan("SELECT id, missing FROM demo WHERE v > 1 OR v IS NULL").ok());
+  h.push("demo", R"({"id": 1, "v": null})");
+  h.push("demo", R"({"id": 2})");
+  h.push("demo", R"({"id": 3, "v": 0})");
+  EXPECT_EQ(h.take(), (Outputs{R"([{"id":1,"missing":null}])", R"([{"id":2,"missing":null}])"}));
+}
+
+TEST_F(QueryTest, SchemaMismatchIsCountedAndSkippedWithAReason) {
+  ASSERT_TRUE(h.plan("SELECT id, temperature FROM typed").ok());
+  h.push("typed", R"({"id": 1, "temperature": 20, "extra": true})");  // int into FLOAT: converted
+  h.push("typed", R"({"id": "one", "temperature": 20.5})");
+  h.push("typed", R"({"id": 3, "loc": {"lat": "north"}})");
+  h.push("typed", R"(not json)");
+  h.push("typed", R"([1, 2])");
+  EXPECT_EQ(h.take(), (Outputs{R"([{"id":1,"temperature":20}])"}));
+  auto m = h.query->metrics();
+  EXPECT_EQ(m.dropped_decode, 4u);
+  EXPECT_EQ(m.records_in, 5u);
+  EXPECT_EQ(m.last_error, "payload is not a JSON object");
+  ASSERT_TRUE(h.plan("SELECT * FROM typed").ok());
+  h.push("typed", R"({"id": "one"})");
+  EXPECT_EQ(h.query->metrics().last_error, "field 'id': expects BIGINT, got string(one)");
+  h.push("typed", R"({"loc": {"lat": "north"}})");
+  EXPECT_EQ(h.query->metrics().last_error, "field 'loc': field 'lat': expects FLOAT, got string(north)");
+}
+
+TEST_F(QueryTest, SchemaKeepsOnlyDeclaredFieldsAndFloatFieldsAreFloats) {
+  ASSERT_TRUE(h.plan("SELECT * FROM typed").ok());
+  h.push("typed", R"({"id": 1, "temperature": 20, "junk": 1, "tags": ["a"]})");
+  ASSERT_EQ(h.emissions.size(), 1u);
+  EXPECT_TRUE(h.emissions[0].rows[0].find("temperature")->is_float());
+  EXPECT_EQ(h.take(), (Outputs{R"([{"id":1,"temperature":20,"tags":["a"]}])"}));
+}
+
+TEST_F(QueryTest, UnknownFieldOfASchemaStreamIsAPlanError) {
+  Status s = h.plan("SELECT nope FROM typed");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "line 1, column 8: unknown field 'nope' in stream 'typed'");
+}
+
+TEST_F(QueryTest, PlanErrorsAreClear) {
+  EXPECT_EQ(h.plan("SELECT * FROM nosuch").message(), "line 1, column 15: unknown stream 'nosuch'");
+  EXPECT_EQ(h.plan("SELECT id FROM demo GROUP BY id").message(),
+            "line 1, column 30: GROUP BY needs a window (eKuiper: dimensions are only allowed with a window)");
+  EXPECT_EQ(h.plan("SELECT avg(t) FROM demo").message(),
+            "aggregate functions need a window (GROUP BY ...WINDOW(...))");
+  EXPECT_EQ(h.plan("SELECT avg(sum(t)) FROM demo GROUP BY TUMBLINGWINDOW(ss, 1)").message(),
+            "line 1, column 12: aggregate function 'sum' is not allowed here");
+  EXPECT_EQ(h.plan("SELECT percentile_cont(t, 2) FROM demo GROUP BY TUMBLINGWINDOW(ss, 1)").message(),
+            "line 1, column 8: percentile_cont: the percentile must be a number constant in [0, 1]");
+  EXPECT_EQ(h.plan("SELECT * FROM demo HAVING a > 1").message(),
+            "line 1, column 29: HAVING needs GROUP BY or an aggregate function");
+  EXPECT_FALSE(h.plan("SELECT * FROM demo WHERE").ok());
+}
+
+TEST_F(QueryTest, EvaluationErrorsAreCountedAndTheRowSkipped) {
+  ASSERT_TRUE(h.plan("SELECT id / d AS q FROM demo WHERE id > 0").ok());
+  h.push("demo", R"({"id": 4, "d": 0})");
+  h.push("demo", R"({"id": "x", "d": 1})");
+  h.push("demo", R"({"id": 4, "d": 2})");
+  EXPECT_EQ(h.take(), (Outputs{R"([{"q":2}])"}));
+  EXPECT_EQ(h.query->metrics().errors, 2u);
+}
+
+TEST_F(QueryTest, PushForAnUnknownSourceIsNotFound) {
+  ASSERT_TRUE(h.plan("SELECT * FROM demo").ok());
+  Status s = h.query->push("other", Event::from_string("other", 0, "{}"));
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_EQ(h.query->sources(), (std::vector<std::string>{"demo"}));
+}
+
+TEST_F(QueryTest, SendSinglePayloadsAreOneObjectPerRow) {
+  Emission e;
+  e.rows = {Value(ValueObject{{"a", 1}}), Value(ValueObject{{"a", 2}})};
+  EXPECT_EQ(sink_payloads(e, false), (std::vector<std::string>{R"([{"a":1},{"a":2}])"}));
+  EXPECT_EQ(sink_payloads(e, true), (std::vector<std::string>{R"({"a":1})", R"({"a":2})"}));
+}
+
+TEST_F(QueryTest, TumblingGroupByCountSumAvgMinMax) {
+  ASSERT_TRUE(h.plan("SELECT device, count(*) AS n, sum(t) AS s, avg(t) AS a, min(t) AS lo, max(t) AS hi "
+                     "FROM demo GROUP BY device, TUMBLINGWINDOW(ss, 10)").ok());
+  EXPECT_TRUE(h.query->windowed());
+  h.push("demo", R"({"device": "a", "t": 10})");
+  h.push("demo", R"({"device": "b", "t": 1.5})");
+  h.advance_ms(3000);
+  h.push("demo", R"({"device": "a", "t": 20})");
+  h.push("demo", R"({"device": "a", "t": null})");
+  EXPECT_TRUE(h.take().empty());  // windows emit on close only
+  h.advance_ms(7000);
+  EXPECT_EQ(h.take(), (Outputs{R"([{"device":"a","n":3,"s":30,"a":15,"lo":10,"hi":20},)"
+                               R"({"device":"b","n":1,"s":1.5,"a":1.5,"lo":1.5,"hi":1.5}])"}));
+  EXPECT_EQ(h.emissions.size(), 0u);
+  h.advance_ms(30000);  // empty windows emit nothing
+  EXPECT_TRUE(h.take().empty());
+}
+
+TEST_F(QueryTest, HavingOrderByLimitPerWindow) {
+  ASSERT_TRUE(h.plan("SELECT device, avg(t) AS a FROM demo GROUP BY device, TUMBLINGWINDOW(ss, 10) "
+                     "HAVING a > 1 ORDER BY a DESC LIMIT 2").ok());
+  for (auto [d, t] : {std::pair{"a", 5}, {"b", 1}, {"c", 9}, {"d", 7}, {"a", 7}}) {
+    h.push("demo", R"({"device":")" + std::string(d) + R"(","t":)" + std::to_string(t) + "}");
+  }
+  h.advance_ms(10000);
+  EXPECT_EQ(h.take(), (Outputs{R"([{"device":"c","a":9},{"device":"d","a":7}])"}));
+  EXPECT_GE(h.query->metrics().filtered, 1u);
+}
+
+TEST_F(QueryTest, AggregatesInsideExpressionsAndWindowBounds) {
+  ASSERT_TRUE(h.plan("SELECT max(t) - min(t) AS spread, avg(t) * 2 AS twice, count(*) + 1 AS c1, "
+                     "window_start() AS ws, window_end() AS we FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)").ok());
+  std::int64_t start = h.now_ms();
+  h.push("demo", R"({"t": 2})");
+  h.push("demo", R"({"t": 6})");
+  h.advance_ms(10000);
+  EXPECT_EQ(h.take(), (Outputs{R"([{"spread":4,"twice":8,"c1":3,"ws":)" + std::to_string(start) +
+                               R"(,"we":)" + std::to_string(start + 10000) + "}]"}));
+}
+
+TEST_F(QueryTest, NonAggregateWindowEmitsAllRowsOrdered) {
+  ASSERT_TRUE(h.plan("SELECT id FROM demo GROUP BY TUMBLINGWINDOW(ss, 5) ORDER BY id DESC").ok());
+  h.push("demo", R"({"id": 1})");
+  h.push("demo", R"({"id": 3})");
+  h.push("demo", R"({"id": 2})");
+  h.advance_ms(5000);
+  EXPECT_EQ(h.take(), (Outputs{R"([{"id":3},{"id":2},{"id":1}])"}));
+}
+
+TEST_F(QueryTest, DestroyingTheQueryCancelsItsTimers) {
+  ASSERT_TRUE(h.plan("SELECT count(*) FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)").ok());
+  h.push("demo", "{}");
+  EXPECT_EQ(h.clock.pending(), 1u);
+  h.query.reset();
+  EXPECT_EQ(h.clock.pending(), 0u);
+  h.advance_ms(20000);
+  EXPECT_TRUE(h.take().empty());
+}
+
+TEST_F(QueryTest, MetricsCountLatencyBuckets) {
+  ASSERT_TRUE(h.plan("SELECT * FROM demo").ok());
+  h.push("demo", "{}");
+  h.push("demo", "{}");
+  auto m = h.query->metrics();
+  std::uint64_t total = 0;
+  for (auto n : m.latency_us) total += n;
+  EXPECT_EQ(total, 2u);
+  EXPECT_EQ(m.emissions, 2u);
+}
+
+}  // namespace
+}  // namespace ganglion::stream
