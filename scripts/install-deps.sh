@@ -9,7 +9,7 @@ clang clang-format clang-tidy libclang-rt-14-dev
 libboost-dev libssl-dev libsimdjson-dev nlohmann-json3-dev libyaml-cpp-dev
 libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev libzstd-dev liblua5.4-dev
 libgtest-dev libgmock-dev libbenchmark-dev
-mosquitto mosquitto-clients python3-paho-mqtt curl openssl procps
+mosquitto mosquitto-clients python3-paho-mqtt curl openssl procps zstd
 "
 
 missing=""

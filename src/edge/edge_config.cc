@@ -126,6 +126,98 @@ const ConfigSchema& edge_schema() {
                    "(full jitter).", .min = 1});
     s.add({.key = "bridge.reconnect_max", .type = OptionType::kDuration, .default_value = "60s",
            .help = "Largest reconnect delay to the upstream broker.", .min = 1});
+    s.add({.key = "uplink.url", .type = OptionType::kString, .default_value = "",
+           .help = "Receiver of the store-and-forward uplink (the cloud, or any MQTT 5 broker): "
+                   "tcp://host:port or tls://host:port. Batches go to "
+                   "ganglion/v1/<node.id>/up/<class> with QoS 1. Empty: no uplink."});
+    s.add({.key = "uplink.client_id", .type = OptionType::kString, .default_value = "",
+           .help = "Client id at the receiver, also the uplink's persistent session at the local "
+                   "broker. Empty: <node.id>-uplink."});
+    s.add({.key = "uplink.username", .type = OptionType::kString, .default_value = "",
+           .help = "Username at the receiver; empty sends none."});
+    s.add({.key = "uplink.password", .type = OptionType::kString, .default_value = "",
+           .help = "Password at the receiver."});
+    s.add({.key = "uplink.tls.ca", .type = OptionType::kString, .default_value = "",
+           .help = "PEM CA certificates that sign the receiver's certificate (tls://). Empty: the "
+                   "system's CAs. The host name in uplink.url is checked and sent as SNI."});
+    s.add({.key = "uplink.tls.certificate", .type = OptionType::kString, .default_value = "",
+           .help = "PEM client certificate for mutual TLS with the receiver."});
+    s.add({.key = "uplink.tls.key", .type = OptionType::kString, .default_value = "",
+           .help = "PEM private key of uplink.tls.certificate."});
+    s.add({.key = "uplink.keep_alive", .type = OptionType::kDuration, .default_value = "30s",
+           .help = "MQTT keep-alive towards the receiver.", .min = 0, .max = 65'535'000});
+    s.add({.key = "uplink.reconnect_min", .type = OptionType::kDuration, .default_value = "1s",
+           .help = "First reconnect delay cap; doubles per failed attempt up to "
+                   "uplink.reconnect_max, the actual delay random below it (full jitter). A "
+                   "batch the receiver refuses is sent again after 5 times this.", .min = 1});
+    s.add({.key = "uplink.reconnect_max", .type = OptionType::kDuration, .default_value = "60s",
+           .help = "Largest reconnect delay to the receiver.", .min = 1});
+    s.add({.key = "uplink.routes", .type = OptionType::kStringList, .default_value = "",
+           .help = "Local topics that go up, one rule each: \"<topic-filter> <class>\", e.g. "
+                   "\"factory/+/alerts/# alert\". Taken from the local broker with QoS 1 in a "
+                   "persistent session and acknowledged to it only once durable in the uplink "
+                   "log (or dropped and counted when the log refuses them)."});
+    s.add({.key = "uplink.classes", .type = OptionType::kStringList,
+           .default_value = "alert priority=2 full=refuse-newest linger=0ms,"
+                            "telemetry priority=1 ttl=7d full=drop-oldest,"
+                            "bulk priority=0 ttl=3d full=drop-oldest",
+           .help = "Uplink classes: \"<name> [priority=N] [ttl=<duration>] [quota=<bytes>] "
+                   "[full=drop-oldest|refuse-newest] [linger=<duration>]\". Higher priority "
+                   "drains first and is dropped last; ttl 0 or absent keeps records until sent; "
+                   "quota absent: only uplink.disk_budget applies; full: what a full quota or "
+                   "budget does (drop-oldest deletes the oldest unsent records, refuse-newest "
+                   "refuses new ones; both counted in ganglion_uplink_dropped_total)."});
+    s.add({.key = "uplink.disk_budget", .type = OptionType::kBytes, .default_value = "1GiB",
+           .help = "Disk bytes of the whole uplink log (<data.dir>/uplink). Lower-priority "
+                   "drop-oldest classes give way first.", .min = 4096});
+    s.add({.key = "uplink.segment_bytes", .type = OptionType::kBytes, .default_value = "16MiB",
+           .help = "Size of one log segment file (at most a quarter of uplink.disk_budget).",
+           .min = 4096, .max = 1LL << 30});
+    s.add({.key = "uplink.fsync", .type = OptionType::kString, .default_value = "interval",
+           .help = "When the uplink log fsyncs: always (before acknowledging each message, "
+                   "group commit), interval (every uplink.fsync_interval; messages are "
+                   "acknowledged to the broker after that fsync), never (survives a process "
+                   "crash, not a power loss).", .choices = {"always", "interval", "never"}});
+    s.add({.key = "uplink.fsync_interval", .type = OptionType::kDuration, .default_value = "100ms",
+           .help = "fsync period of the uplink log under uplink.fsync: interval.", .min = 1});
+    s.add({.key = "uplink.bandwidth", .type = OptionType::kBytes, .default_value = "0",
+           .help = "Bandwidth budget for batches in bytes per second (after compression); 0 = "
+                   "unlimited. Higher classes get it first.", .min = 0});
+    s.add({.key = "uplink.burst", .type = OptionType::kBytes, .default_value = "0",
+           .help = "Bytes that may go at once above the budget (token bucket size); 0 = one "
+                   "second of uplink.bandwidth.", .min = 0});
+    s.add({.key = "uplink.batch_max_records", .type = OptionType::kInt, .default_value = "1000",
+           .help = "Records per batch at most.", .min = 1, .max = 1'000'000});
+    s.add({.key = "uplink.batch_max_bytes", .type = OptionType::kBytes, .default_value = "256KiB",
+           .help = "Record bytes per batch before compression, about (at least one record).",
+           .min = 1024, .max = 64LL << 20});
+    s.add({.key = "uplink.batch_linger", .type = OptionType::kDuration, .default_value = "500ms",
+           .help = "How long a batch that is not full waits for more records (per class: "
+                   "linger= in uplink.classes).", .min = 0});
+    s.add({.key = "uplink.window", .type = OptionType::kInt, .default_value = "1",
+           .help = "Batches in flight per class. 1 keeps the receiver's view strictly in order "
+                   "even across refusals; more fills a long round trip.", .min = 1, .max = 64});
+    s.add({.key = "uplink.compression", .type = OptionType::kString, .default_value = "zstd",
+           .help = "Batch body compression.", .choices = {"zstd", "none"}});
+    s.add({.key = "uplink.zstd_level", .type = OptionType::kInt, .default_value = "3",
+           .help = "zstd compression level.", .min = 1, .max = 19});
+    s.add({.key = "uplink.destination_region", .type = OptionType::kString, .default_value = "",
+           .help = "Region of the receiver. When uplink.policy.allowed_regions is set and this "
+                   "is not in it, nothing is sent (records stay in the log; GET /uplink says why)."});
+    s.add({.key = "uplink.policy.region", .type = OptionType::kString, .default_value = "",
+           .help = "This site's region, carried in every batch."});
+    s.add({.key = "uplink.policy.allowed_regions", .type = OptionType::kStringList,
+           .default_value = "", .help = "Regions this site's data may go to; empty: any."});
+    s.add({.key = "uplink.policy.local_only", .type = OptionType::kStringList, .default_value = "",
+           .help = "Topic filters whose messages never leave the site, e.g. "
+                   "\"factory/+/camera/#\" (dropped before the log, counted)."});
+    s.add({.key = "uplink.policy.fields", .type = OptionType::kStringList, .default_value = "",
+           .help = "Field rules on JSON payloads before they enter the log: \"<topic-filter> "
+                   "<drop|redact|hash> <path>\", path dotted for nested fields (a.b.c). redact "
+                   "writes \"***\"; hash writes hex HMAC-SHA256 with uplink.policy.hash_key. A "
+                   "non-JSON payload under a matching rule is not uplinked (counted)."});
+    s.add({.key = "uplink.policy.hash_key", .type = OptionType::kString, .default_value = "",
+           .help = "HMAC key for hash rules (required when one exists). Never shown by the API."});
     s.add({.key = "io.threads", .type = OptionType::kInt, .default_value = "0",
            .help = "Event-loop threads; 0 means one per CPU core.", .min = 0, .max = 256});
     s.add({.key = "log.level", .type = OptionType::kString, .default_value = "info",

@@ -11,6 +11,7 @@
 #include "broker/listener.h"
 #include "broker/session_store.h"
 #include "net/http_server.h"
+#include "uplink/uplink.h"
 
 namespace ganglion::edge {
 namespace {
@@ -43,6 +44,7 @@ struct EdgeNode::Parts {
   std::shared_ptr<net::HttpRouter> router = std::make_shared<net::HttpRouter>();
   std::unique_ptr<net::HttpServer> http;
   std::unique_ptr<broker::Broker> broker;
+  std::unique_ptr<uplink::Uplink> uplink;  // after the broker: destroyed before it
   std::vector<std::unique_ptr<broker::MqttListener>> listeners;
 #ifdef GANGLION_HAVE_BRIDGE
   std::unique_ptr<broker::Bridge> bridge;  // after the broker: destroyed before it
@@ -125,6 +127,17 @@ Status EdgeNode::start() {
     return res;
   });
 
+  if (!config_.str("uplink.url").empty()) {
+    GANGLION_ASSIGN_OR_RETURN(auto uplink_options, uplink::uplink_options_from_config(config_));
+    GANGLION_ASSIGN_OR_RETURN(parts_->uplink, uplink::Uplink::start(std::move(uplink_options), env_,
+                                                                   clock_, parts_->broker.get(), &metrics_));
+    parts_->uplink->add_http_routes(router);
+  } else {
+    router.add("GET", "/uplink", [](const net::HttpRequest&) {
+      return net::HttpResponse::json(200, "{\"enabled\":false}");
+    });
+  }
+
   net::HttpServerOptions http_options;
   http_options.listen = config_.str("http.listen");
   http_options.max_body_bytes = static_cast<std::size_t>(config_.integer("http.max_body"));
@@ -192,6 +205,7 @@ void EdgeNode::stop() {
 #ifdef GANGLION_HAVE_BRIDGE
   if (parts_->bridge) parts_->bridge->stop();
 #endif
+  if (parts_->uplink) parts_->uplink->stop();
   if (parts_->broker) parts_->broker->shutdown();
   if (parts_->http) parts_->http->stop();
 }
