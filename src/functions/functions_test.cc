@@ -83,7 +83,10 @@ TEST(LuaFunction, RuleSinkPayloadIsTheRow) {
   ValueObject row{{"items", Value(ValueArray{Value(1), Value(2)})}};
   auto r = fn->invoke("rule/out", Value(row), 5);
   ASSERT_TRUE(r.ok()) << r.status().to_string();
-  EXPECT_EQ(r->emitted.at(0).payload, R"({"n":2,"raw":"{\"items\":[1,2]}"})");
+  auto out = parse_json(r->emitted.at(0).payload);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(*out->find("n"), Value(2));
+  EXPECT_EQ(*out->find("raw"), Value(R"({"items":[1,2]})"));
 }
 
 TEST(LuaFunction, ConversionsRoundTrip) {
@@ -230,11 +233,7 @@ TEST(Sandbox, MemoryBombsAreStoppedByTheCap) {
     auto r = fn->call(std::vector<Value>{Value(mode)}, &kind);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted) << r.status().to_string();
-    EXPECT_TRUE(kind == FailureKind::kMemory ||
-                (std::string_view(mode) == "rep" &&
-                 r.status().message().find("memory limit") != std::string::npos) ||
-                kind == FailureKind::kMemory)
-        << r.status().to_string();
+    EXPECT_EQ(kind, FailureKind::kMemory) << r.status().to_string();
     expect_still_works(*fn);
   }
   EXPECT_LE(fn->memory_in_use(), limits.memory_bytes);
@@ -249,7 +248,7 @@ TEST(Sandbox, HugeRepCountsFailFastWithoutLooping) {
   EXPECT_EQ(*scalar(*fn, {Value("sep")}), Value(""));
   auto r = scalar(*fn, {Value("big")});
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("exceeds the memory limit"), std::string::npos)
+  EXPECT_NE(r.status().message().find("memory limit of"), std::string::npos)
       << r.status().message();
   expect_still_works(*fn);
 }
@@ -292,7 +291,7 @@ TEST(Sandbox, OrdinaryPatternsAndTableOpsStillWork) {
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(*r->find("k"), Value("key"));
   EXPECT_EQ(*r->find("v"), Value("some   value here"));
-  EXPECT_EQ(*r->find("n"), Value(5));
+  EXPECT_EQ(*r->find("n"), Value(4));
   EXPECT_EQ(*r->find("cleaned"), Value("key=some value here"));
   EXPECT_EQ(*r->find("at"), Value(4));
 }
@@ -655,7 +654,7 @@ TEST(TopicTrigger, RunsTheFunctionForMatchingMessagesAndPublishesItsOutput) {
   loop.drain();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].first, "celsius/l1");
-  EXPECT_EQ(got[0].second, R"({"c":100.0})");
+  EXPECT_EQ(*parse_json(got[0].second)->find("c"), Value(100));
   EXPECT_EQ(trigger.calls(), 2u);  // l1 and l2; not the echo
   EXPECT_EQ(trigger.failures(), 1u);
   EXPECT_EQ(trigger.published(), 2u);

@@ -37,6 +37,7 @@ struct LuaFunction::Context {
   std::atomic<std::size_t> mem_used{0};
   std::size_t mem_limit = 0;
   bool mem_refused = false;
+  bool mem_precheck_failed = false;  // a guard refused a result larger than the cap
 
   // Current call.
   std::uint64_t used = 0;
@@ -391,6 +392,8 @@ int l_state_set(lua_State* L) {
       } else if (!to_value(L, 2, 0, v, c->err)) {
         c->err = "state.set: " + c->err;
         failed = true;
+      } else if (v.is_null()) {
+        c->state->erase(k);
       } else {
         Status s = c->state->set(k, std::move(v), c->limits.state_max_keys,
                                  c->limits.state_max_bytes);
@@ -517,6 +520,7 @@ int l_string_rep(lua_State* L) {
   const long double total = static_cast<long double>(n) * static_cast<long double>(l) +
                             static_cast<long double>(n - 1) * static_cast<long double>(lsep);
   if (total > static_cast<long double>(context_of(L)->limits.memory_bytes)) {
+    context_of(L)->mem_precheck_failed = true;
     return luaL_error(L, "string.rep: a result of %f bytes exceeds the memory limit",
                       static_cast<lua_Number>(total));
   }
@@ -741,7 +745,14 @@ int push_event(lua_State* L, const void* req_ptr) {
     luaL_checkstack(L, static_cast<int>(std::min<std::size_t>(req.args.size(), 250)) + 2,
                     "too many arguments");
     if (req.args.size() > 250) luaL_error(L, "too many arguments");
-    for (const Value& v : req.args) push_value(L, v, 0);
+    // A NULL argument is nil (so `if x == nil` works); nested nulls are `null`.
+    for (const Value& v : req.args) {
+      if (v.is_null()) {
+        lua_pushnil(L);
+      } else {
+        push_value(L, v, 0);
+      }
+    }
     return static_cast<int>(req.args.size());
   }
   lua_createtable(L, 0, 5);
@@ -883,6 +894,7 @@ void begin_call(lua_State* L, Context* c) {
   c->used = 0;
   c->budget_exceeded = false;
   c->mem_refused = false;
+  c->mem_precheck_failed = false;
   c->emitted.clear();
   c->emitted_bytes = 0;
   c->err.clear();
@@ -899,7 +911,7 @@ Status call_error(lua_State* L, Context* c, int status, FailureKind* failure) {
     kind = FailureKind::kBudget;
     s = ResourceExhausted("function '" + c->name + "': instruction budget of " +
                           std::to_string(c->limits.instruction_budget) + " exceeded");
-  } else if (status == LUA_ERRMEM || (c->mem_refused && text.find("not enough memory") != std::string::npos)) {
+  } else if (status == LUA_ERRMEM || c->mem_precheck_failed || (c->mem_refused && text.find("not enough memory") != std::string::npos)) {
     kind = FailureKind::kMemory;
     s = ResourceExhausted("function '" + c->name + "': memory limit of " +
                           std::to_string(c->limits.memory_bytes) + " bytes exceeded");

@@ -21,13 +21,15 @@
 //                                 to the caller, who publishes them (TopicTrigger does).
 //   state.get(key) / state.set(key, value)  a small per-function key-value store, in memory
 //                                 only (lost on restart; kept when the function is replaced
-//                                 through the registry). set(key, nil) deletes.
+//                                 through the registry). set(key, nil) and set(key, null)
+//                                 delete; get of a missing key is nil.
 //   log.info(msg) / log.warn(msg) / log.error(msg)  spdlog with the function name,
 //                                 rate-limited; print(...) is log.info.
 //   null                          the JSON null sentinel (see "Conversions").
 //
 // Conversions between Value and Lua:
-//   null <-> `null` (a light userdata; nil also converts to null). Objects keep their keys
+//   null <-> `null` (a light userdata, truthy like any value; nil also converts to null). A
+//   NULL SQL argument and a null top-level payload are passed as nil. Objects keep their keys
 //   in JSON order only one way: a Lua table has no order, so Lua -> object orders keys as
 //   Lua iterates them. Arrays become sequences marked with a shared metatable so that an
 //   empty array converts back to [] (an unmarked empty table becomes {}). A table whose
