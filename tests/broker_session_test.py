@@ -121,12 +121,6 @@ class WillTest(BrokerTestCase):
                 self.assertTrue(back.connack[0]["session present"])
                 watcher.expect_none(3.0)  # past the 2 s delay: cancelled, not late
 
-    @unittest.skip("bug (broker.cc schedule_will / connection.cc on_closed): when a connection "
-                   "whose will has a Will Delay Interval is taken over by a new connection with "
-                   "the same client id and clean start 0, the old connection's on_closed() "
-                   "schedules the delayed will with the session's *new* generation, so the "
-                   "timer is not cancelled and the will is published after the delay although "
-                   "the session was resumed (spec 3.1.3.2.2 [MQTT-3.1.3-9]: MUST NOT send)")
     def test_takeover_within_will_delay_does_not_publish_the_will(self):
         topic = unique("will-takeover")
         watcher = self.watch(topic)

@@ -294,6 +294,12 @@ void Broker::persist_session_locked(Session& session, bool offline) {
   session.stored = true;
 }
 
+bool Broker::is_current(const Session& session) const {
+  std::lock_guard lock(routing_->mu);
+  auto it = routing_->by_client.find(session.client_id());
+  return it != routing_->by_client.end() && it->second.get() == &session;
+}
+
 void Broker::persist_session(Session& session) {
   std::lock_guard lock(routing_->mu);
   persist_session_locked(session, /*offline=*/false);

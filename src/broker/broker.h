@@ -148,6 +148,8 @@ class Broker {
   // or removes it when it no longer is. REQUIRES: routing lock held.
   void persist_session_locked(Session& session, bool offline);
   void persist_session(Session& session);
+  // True while `session` is the registered session of its client id.
+  bool is_current(const Session& session) const;
   // Adds a subscription; returns the SUBACK reason code (the granted QoS) and appends the
   // retained messages due to it (with their delivery QoS) to `retained`.
   mqtt::ReasonCode subscribe(const std::shared_ptr<Session>& session, const std::string& filter,

@@ -573,3 +573,36 @@ TEST_F(BrokerTest, Mqtt311ClientsGetNoProperties) {
 
 }  // namespace
 }  // namespace ganglion::broker
+
+namespace ganglion::broker {
+namespace {
+
+TEST_F(BrokerTest, TakeoverWithinWillDelayDoesNotPublishTheWill) {
+  auto watcher = connect("w");
+  watcher.send(subscribe("wills/#"));
+  mqtt::Will will;
+  will.topic = "wills/a";
+  will.payload = "gone";
+  will.properties.will_delay_interval = 5;
+  auto first = connect("a", ProtocolVersion::kV5, true, 3600, 0, will);
+  auto second = connect("a", ProtocolVersion::kV5, /*clean=*/false, 3600);
+  first.drop();  // the old transport closes after the takeover
+  clock.advance(seconds(10));
+  EXPECT_TRUE(watcher.received().empty());
+}
+
+TEST_F(BrokerTest, TakeoverWithCleanStartEndsTheSessionAndSendsTheDelayedWill) {
+  auto watcher = connect("w");
+  watcher.send(subscribe("wills/#"));
+  mqtt::Will will;
+  will.topic = "wills/a";
+  will.payload = "gone";
+  will.properties.will_delay_interval = 5;
+  auto first = connect("a", ProtocolVersion::kV5, true, 3600, 0, will);
+  auto second = connect("a", ProtocolVersion::kV5, /*clean=*/true, 3600);
+  first.drop();
+  EXPECT_EQ(watcher.received().size(), 1u);
+}
+
+}  // namespace
+}  // namespace ganglion::broker

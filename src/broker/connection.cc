@@ -118,7 +118,8 @@ void Connection::disconnect(ReasonCode reason) {
 
 void Connection::taken_over() {
   // The will of a taken-over connection is published (spec 3.1.4-3) unless delayed: the
-  // session lives on in the new connection, which cancels delayed wills.
+  // session lives on in the new connection, which must cancel a delayed will [MQTT-3.1.3-9].
+  taken_over_ = true;
   disconnect(ReasonCode::kSessionTakenOver);
 }
 
@@ -424,6 +425,14 @@ void Connection::on_closed() {
     const std::uint32_t delay = will_->properties.will_delay_interval.value_or(0);
     if (delay == 0 || session_->expiry_interval == 0) {
       publish_will_now();
+    } else if (taken_over_) {
+      // Resumed by the new connection within the delay: no will. Ended by a clean start:
+      // the session is over, so the will goes now.
+      if (broker_.is_current(*session_)) {
+        will_.reset();
+      } else {
+        publish_will_now();
+      }
     } else {
       broker_.schedule_will(session_, std::move(*will_), std::min(delay, session_->expiry_interval.load()),
                             acl_);

@@ -31,6 +31,9 @@ class Link {
   // Returns false when the packet was not sent because it exceeds the peer's Maximum
   // Packet Size (MQTT 5 says to discard it as if it had been delivered) or the link is closed.
   virtual bool send(const mqtt::Packet& packet) = 0;
+  // The same for a PUBLISH, without building a Packet (the fan-out path). The default
+  // wraps it in a Packet; transports that encode override it.
+  virtual bool send_publish(const mqtt::Publish& publish) { return send(mqtt::Packet(publish)); }
   // Sets the protocol version used to encode (after CONNECT) and the largest packet the peer
   // accepts (MQTT 5 Maximum Packet Size; 0 = no limit). Called before the CONNACK is sent.
   virtual void set_protocol(mqtt::ProtocolVersion version, std::uint32_t max_packet_size) = 0;

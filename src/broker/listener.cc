@@ -16,6 +16,7 @@
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <cstdio>
 #include <mutex>
 #include <openssl/x509.h>
@@ -123,22 +124,18 @@ class StreamLink final : public Link, public std::enable_shared_from_this<Stream
   }
 
   bool send(const mqtt::Packet& packet) override {
-    std::lock_guard lock(mu_);
-    if (closing_) return false;
-    const std::size_t before = pending_.size();
-    Status s = mqtt::encode(packet, version_, pending_);
-    if (!s.ok()) {
-      pending_.resize(before);
-      spdlog::warn("mqtt {}: cannot encode {}: {}", info_.remote,
-                   mqtt::to_string(mqtt::type_of(packet)), s.message());
-      return false;
-    }
-    if (max_packet_size_ != 0 && pending_.size() - before > max_packet_size_) {
-      pending_.resize(before);  // MQTT 5: discard what the client said it cannot take
-      return false;
-    }
-    schedule_flush_locked();
-    return true;
+    return append_encoded(mqtt::type_of(packet), [&](mqtt::ProtocolVersion v, std::string& out) {
+      return mqtt::encode(packet, v, out);
+    });
+  }
+
+  bool send_publish(const mqtt::Publish& publish) override {
+    // Header and payload straight into the pending buffer: no Packet is built.
+    return append_encoded(mqtt::PacketType::kPublish, [&](mqtt::ProtocolVersion v, std::string& out) {
+      Status s = mqtt::encode_publish_header(publish, v, out);
+      if (s.ok()) out.append(publish.payload.view());
+      return s;
+    });
   }
 
   void set_protocol(mqtt::ProtocolVersion version, std::uint32_t max_packet_size) override {
@@ -160,22 +157,58 @@ class StreamLink final : public Link, public std::enable_shared_from_this<Stream
   }
 
  private:
+  template <class Encode>
+  bool append_encoded(mqtt::PacketType type, Encode&& encode) {
+    std::lock_guard lock(mu_);
+    if (closing_) return false;
+    const std::size_t before = pending_.size();
+    Status s = encode(version_, pending_);
+    if (!s.ok()) {
+      pending_.resize(before);
+      spdlog::warn("mqtt {}: cannot encode {}: {}", info_.remote, mqtt::to_string(type), s.message());
+      return false;
+    }
+    if (max_packet_size_ != 0 && pending_.size() - before > max_packet_size_) {
+      pending_.resize(before);  // MQTT 5: discard what the client said it cannot take
+      return false;
+    }
+    schedule_flush_locked();
+    return true;
+  }
+
   void begin() {
     connection_ = broker_.accept(this->shared_from_this(), info_);
     read();
   }
 
   void read() {
-    auto buf = decoder_.prepare(read_chunk_);
-    stream_.async_read_some(asio::buffer(buf.data(), buf.size()),
-                            [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                              self->on_read(ec, n);
-                            });
+    if constexpr (kIsTls<Stream> || kIsWs<Stream>) {
+      // TLS and WebSocket buffer inside their layers: read into the decoder, a little at a time.
+      auto buf = decoder_.prepare(4096);
+      stream_.async_read_some(asio::buffer(buf.data(), buf.size()),
+                              [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                                if (!ec) self->decoder_.commit(n);
+                                self->on_read(ec, n);
+                              });
+    } else {
+      // Plain sockets: wait for readability, then read into the loop thread's buffer. An idle
+      // connection thus holds no read buffer at all.
+      stream_.async_wait(asio::socket_base::wait_read,
+                         [self = this->shared_from_this()](boost::system::error_code ec) {
+                           if (ec) return self->on_read(ec, 0);
+                           thread_local std::array<char, 64 * 1024> chunk;
+                           const std::size_t n = self->stream_.read_some(asio::buffer(chunk), ec);
+                           if (ec == asio::error::would_block || ec == asio::error::try_again) {
+                             return self->read();
+                           }
+                           if (!ec) self->decoder_.feed(std::string_view(chunk.data(), n));
+                           self->on_read(ec, n);
+                         });
+    }
   }
 
   void on_read(boost::system::error_code ec, std::size_t n) {
     if (ec) return shutdown_now();
-    decoder_.commit(n);
     broker_.counters().bytes_received->inc(n);
     for (;;) {
       auto next = decoder_.next();
@@ -187,6 +220,7 @@ class StreamLink final : public Link, public std::enable_shared_from_this<Stream
       connection_->on_packet(std::move(**next));
       if (closing_now()) return;  // refused, disconnected or taken over: stop reading
     }
+    decoder_.release_idle_buffer();
     if (connection_->connected()) connect_timer_.cancel();
     read();
   }

@@ -140,7 +140,7 @@ bool Session::send_publish(const Pending& p, std::uint16_t packet_id, bool dup) 
   } else {
     out.topic = m.topic;
   }
-  if (!link_->send(out)) return false;
+  if (!link_->send_publish(out)) return false;
   counters_.messages_sent->inc();
   return true;
 }
@@ -152,7 +152,7 @@ std::uint16_t Session::next_packet_id() {
   return last_packet_id_;
 }
 
-std::deque<Session::Inflight>::iterator Session::find_inflight(std::uint16_t packet_id) {
+LazyDeque<Session::Inflight>::iterator Session::find_inflight(std::uint16_t packet_id) {
   // Acknowledgements mostly arrive in order: the front is the usual hit.
   return std::find_if(inflight_.begin(), inflight_.end(),
                       [&](const Inflight& f) { return f.packet_id == packet_id; });

@@ -48,6 +48,29 @@ struct ClientLimits {
   bool problem_information = true;
 };
 
+// A deque that allocates nothing until the first element: most sessions are idle, and an
+// empty std::deque already holds a 512-byte block.
+template <class T>
+class LazyDeque {
+ public:
+  using iterator = typename std::deque<T>::iterator;
+  bool empty() const { return !d_ || d_->empty(); }
+  std::size_t size() const { return d_ ? d_->size() : 0; }
+  T& front() { return d_->front(); }
+  void pop_front() { d_->pop_front(); }
+  void push_back(T v) {
+    if (!d_) d_ = std::make_unique<std::deque<T>>();
+    d_->push_back(std::move(v));
+  }
+  iterator begin() { return d_ ? d_->begin() : iterator(); }
+  iterator end() { return d_ ? d_->end() : iterator(); }
+  iterator erase(iterator it) { return d_->erase(it); }
+  void clear() { d_.reset(); }
+
+ private:
+  std::unique_ptr<std::deque<T>> d_;
+};
+
 class Session {
  public:
   Session(SessionId id, std::string client_id, Clock& clock, const BrokerOptions& options,
@@ -126,7 +149,7 @@ class Session {
   bool send_publish(const Pending& p, std::uint16_t packet_id, bool dup);
   void pump();
   std::uint16_t next_packet_id();
-  std::deque<Inflight>::iterator find_inflight(std::uint16_t packet_id);
+  LazyDeque<Inflight>::iterator find_inflight(std::uint16_t packet_id);
   bool expired(const Message& m) const;
   void enqueue(Pending p);
   // The delivery is over (acknowledged, dropped or expired): tell the store.
@@ -145,9 +168,9 @@ class Session {
   std::shared_ptr<Link> link_;
   ClientLimits limits_;
   std::shared_ptr<const IdentityAcl> acl_;
-  std::deque<Inflight> inflight_;
+  LazyDeque<Inflight> inflight_;
   std::unordered_set<std::uint16_t> ids_in_use_;
-  std::deque<Pending> queue_;
+  LazyDeque<Pending> queue_;
   std::size_t queued_bytes_ = 0;
   std::uint16_t last_packet_id_ = 0;
   std::unordered_set<std::uint16_t> inbound_qos2_;

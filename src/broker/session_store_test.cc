@@ -345,7 +345,9 @@ TEST(BrokerRestart, RandomPowerLossesNeverLoseAnAcknowledgedMessage) {
       const int n = 20 + static_cast<int>(rng() % 60);
       for (int i = 0; i < n; ++i) {
         pub->on_packet(publish("t", "m" + std::to_string(i), static_cast<std::uint16_t>(i + 1)));
-        if (rng() % 4 == 0) ASSERT_TRUE(node.store_ptr->flush().ok());
+        if (rng() % 4 == 0) {
+          ASSERT_TRUE(node.store_ptr->flush().ok());
+        }
       }
       for (const auto& ack : pub_link->all<mqtt::Puback>()) {
         acknowledged.push_back("m" + std::to_string(ack.packet_id - 1));

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "broker/bridge.h"
+#include "bridge/bridge.h"
 #include "broker/broker.h"
 #include "broker/listener.h"
 #include "broker/session_store.h"
@@ -46,9 +46,7 @@ struct EdgeNode::Parts {
   std::unique_ptr<broker::Broker> broker;
   std::unique_ptr<uplink::Uplink> uplink;  // after the broker: destroyed before it
   std::vector<std::unique_ptr<broker::MqttListener>> listeners;
-#ifdef GANGLION_HAVE_BRIDGE
   std::unique_ptr<broker::Bridge> bridge;  // after the broker: destroyed before it
-#endif
 };
 
 namespace {
@@ -103,10 +101,8 @@ Status EdgeNode::start() {
   auto& uptime = metrics_.gauge("ganglion_uptime_seconds", "Seconds since the node started.").get();
 
   GANGLION_RETURN_IF_ERROR(start_broker());
-#ifdef GANGLION_HAVE_BRIDGE
   GANGLION_ASSIGN_OR_RETURN(parts_->bridge,
                             broker::start_bridge(config_, *parts_->broker, pool_.next(), clock_));
-#endif
 
   auto& router = *parts_->router;
   router.add("GET", "/healthz", [](const net::HttpRequest&) {
@@ -202,9 +198,7 @@ void EdgeNode::stop() {
   if (!parts_) return;
   ready_ = false;
   for (auto& l : parts_->listeners) l->stop();
-#ifdef GANGLION_HAVE_BRIDGE
   if (parts_->bridge) parts_->bridge->stop();
-#endif
   if (parts_->uplink) parts_->uplink->stop();
   if (parts_->broker) parts_->broker->shutdown();
   if (parts_->http) parts_->http->stop();

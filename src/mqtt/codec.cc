@@ -1192,6 +1192,12 @@ std::span<char> Decoder::prepare(std::size_t n) {
 
 void Decoder::commit(std::size_t n) { end_ = std::min(end_ + n, buf_.size()); }
 
+void Decoder::release_idle_buffer() {
+  if (head_ != end_ || buf_.capacity() <= 4096) return;
+  std::string().swap(buf_);
+  head_ = end_ = 0;
+}
+
 void Decoder::feed(std::string_view bytes) {
   if (bytes.empty()) return;
   const std::span<char> dst = prepare(bytes.size());

@@ -1,6 +1,6 @@
 #include <utility>  // Boost 1.74's Asio needs this before its headers.
 
-#include "broker/bridge.h"
+#include "bridge/bridge.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
