@@ -18,8 +18,22 @@ Event Event::from_string(std::string topic, std::int64_t timestamp_ms, std::stri
 }
 
 const Result<Value>& Event::fields() const {
-  std::call_once(parsed_->once, [this] { parsed_->value = parse_json(payload()); });
+  if (!parsed_->done.load(std::memory_order_acquire)) {
+    std::lock_guard lock(parsed_->mu);
+    if (!parsed_->done.load(std::memory_order_relaxed)) {
+      parsed_->value = parse_json(payload());
+      parsed_->done.store(true, std::memory_order_release);
+    }
+  }
   return parsed_->value;
+}
+
+void Event::share_fields(Value fields) const {
+  if (parsed_->done.load(std::memory_order_acquire)) return;
+  std::lock_guard lock(parsed_->mu);
+  if (parsed_->done.load(std::memory_order_relaxed)) return;
+  parsed_->value = std::move(fields);
+  parsed_->done.store(true, std::memory_order_release);
 }
 
 Event Event::with_topic(std::string topic) const {

@@ -8,6 +8,7 @@
 // Thread: a const Event may be used from many threads at once (fields() is synchronised).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -47,12 +48,22 @@ class Event {
   // The returned reference lives as long as this event or any copy of it.
   const Result<Value>& fields() const;
 
+  // True when fields() has already been parsed (by this event or a copy).
+  bool fields_parsed() const { return parsed_->done.load(std::memory_order_acquire); }
+  // Installs `fields` as the parsed payload when it has not been parsed yet (a consumer
+  // that decoded the payload itself shares the result with later readers). Precondition:
+  // `fields` is what parse_json(payload()) returns.
+  void share_fields(Value fields) const;
+
   // A copy with another topic (same payload bytes, same parsed fields).
   Event with_topic(std::string topic) const;
 
  private:
+  // Parsed once: `done` is the fast path (an acquire load); `mu` serialises the first parse.
+  // (std::call_once costs a futex syscall per call with glibc: too slow per event.)
   struct Parsed {
-    std::once_flag once;
+    std::atomic<bool> done{false};
+    std::mutex mu;
     Result<Value> value = Value();
   };
 

@@ -49,3 +49,19 @@ TEST(EventTest, EmptyEventHasEmptyPayload) {
 
 }  // namespace
 }  // namespace ganglion
+
+namespace ganglion {
+namespace {
+
+TEST(EventTest, SharedFieldsAreSeenByLaterReadersOnlyBeforeTheFirstParse) {
+  Event e = Event::from_string("t", 1, R"({"a":1})");
+  EXPECT_FALSE(e.fields_parsed());
+  e.share_fields(Value(ValueObject{{"a", 1}}));
+  EXPECT_TRUE(e.fields_parsed());
+  EXPECT_EQ(*e.fields()->find("a"), Value(1));
+  e.share_fields(Value(ValueObject{{"a", 2}}));  // ignored: already parsed
+  EXPECT_EQ(*e.fields()->find("a"), Value(1));
+}
+
+}  // namespace
+}  // namespace ganglion

@@ -45,8 +45,9 @@ Value convert(simdjson::dom::element e) {
   return Value();
 }
 
-Result<simdjson::dom::element> parse_dom(std::string_view json) {
-  auto r = thread_parser().parse(json.data(), json.size(), true);
+Result<simdjson::dom::element> parse_dom(std::string_view json,
+                                         simdjson::dom::parser& parser = thread_parser()) {
+  auto r = parser.parse(json.data(), json.size(), true);
   if (r.error()) {
     return InvalidArgument(std::string("invalid JSON: ") + simdjson::error_message(r.error()));
   }
@@ -75,6 +76,32 @@ Result<Value> parse_json_fields(std::string_view json, std::span<const std::stri
     }
   }
   return Value(std::move(out));
+}
+
+Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const std::string> fields,
+                                         bool (*keep)(void* ctx, const Value& partial), void* ctx) {
+  // A parser of its own: keep() may parse JSON (SQL parse_json()) with thread_parser(),
+  // which would overwrite the document `root` points into.
+  thread_local simdjson::dom::parser filter_parser;
+  GANGLION_ASSIGN_OR_RETURN(simdjson::dom::element root, parse_dom(json, filter_parser));
+  FilteredJson out;
+  if (root.type() != simdjson::dom::element_type::OBJECT) {
+    out.partial = convert(root);
+    return out;
+  }
+  simdjson::dom::object obj = root.get_object().value_unsafe();
+  ValueObject partial;
+  partial.reserve(fields.size());
+  for (simdjson::dom::key_value_pair kv : obj) {
+    if (std::find(fields.begin(), fields.end(), kv.key) != fields.end() && partial.find(kv.key) == nullptr) {
+      partial.append(std::string(kv.key), convert(kv.value));
+      if (partial.size() == fields.size()) break;
+    }
+  }
+  out.partial = Value(std::move(partial));
+  out.kept = keep(ctx, out.partial);
+  if (out.kept) out.whole = convert(root);
+  return out;
 }
 
 void append_json_string(std::string_view s, std::string& out) {

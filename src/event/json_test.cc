@@ -77,3 +77,35 @@ TEST(JsonTest, DeepNestingIsAnErrorNotACrash) {
 
 }  // namespace
 }  // namespace ganglion
+
+namespace ganglion {
+namespace {
+
+bool keep_hot(void* calls, const Value& partial) {
+  ++*static_cast<int*>(calls);
+  const Value* t = partial.find("t");
+  return t != nullptr && t->is_number() && t->number() > 50;
+}
+
+TEST(JsonFilteredTest, ConvertsTheWholeDocumentOnlyWhenKept) {
+  std::vector<std::string> fields = {"t"};
+  int calls = 0;
+  auto cold = parse_json_filtered(R"({"a":1,"t":20,"b":[1,2]})", fields, keep_hot, &calls);
+  ASSERT_TRUE(cold.ok());
+  EXPECT_FALSE(cold->kept);
+  EXPECT_EQ(cold->partial, Value(ValueObject{{"t", 20}}));
+  EXPECT_TRUE(cold->whole.is_null());
+  auto hot = parse_json_filtered(R"({"a":1,"t":60,"b":[1,2]})", fields, keep_hot, &calls);
+  ASSERT_TRUE(hot.ok());
+  EXPECT_TRUE(hot->kept);
+  EXPECT_EQ(hot->whole, *parse_json(R"({"a":1,"t":60,"b":[1,2]})"));
+  EXPECT_EQ(calls, 2);
+  auto arr = parse_json_filtered("[1]", fields, keep_hot, &calls);
+  ASSERT_TRUE(arr.ok());
+  EXPECT_TRUE(arr->partial.is_array());
+  EXPECT_EQ(calls, 2);
+  EXPECT_FALSE(parse_json_filtered("{", fields, keep_hot, &calls).ok());
+}
+
+}  // namespace
+}  // namespace ganglion

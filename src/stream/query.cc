@@ -231,6 +231,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::vector<std::string> sources_;
   std::vector<std::string> decode_fields_;
   bool decode_all_ = false;
+  bool selective_ = false;  // see QueryOptions::selective_decode
+  std::vector<std::string> where_fields_;
   std::optional<CompiledExpr> where_;
   bool where_after_join_ = false;
   std::optional<WindowSpec> window_;
@@ -562,6 +564,11 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
   }
   passthrough_ = projections_.size() == 1 && projections_[0].kind == Projection::kAll && joins_.empty();
   if (decode_all_ || decode_fields_.empty()) decode_fields_.clear();
+  if (options_.selective_decode && where_ && !where_after_join_ && joins_.empty() && from_def_->schemaless() &&
+      decode_fields_.empty() && !where_->referenced_fields().empty()) {
+    selective_ = true;
+    where_fields_ = where_->referenced_fields();
+  }
   if (!from_def_->schemaless()) {
     // A schema stream is checked whole (a mismatch in a field the rule does not read still
     // rejects the payload, as in eKuiper); parsing stops at the declared fields.
@@ -593,7 +600,29 @@ Status Engine::push_locked(std::string_view source, const Event& event) {
   if (def.is_table) ++metrics_.table_updates;
   else ++metrics_.records_in;
 
-  Result<Value> row = decode(def, event, side == 0);
+  bool where_done = false;
+  Result<Value> row = Value();
+  if (side == 0 && selective_ && !event.fields_parsed()) {
+    auto keep = [](void* self, const Value& partial) {
+      Tuple probe;
+      probe.fields = partial;
+      return static_cast<Engine*>(self)->where_ok(probe);
+    };
+    auto r = parse_json_filtered(event.payload(), where_fields_, keep, this);
+    if (!r.ok()) {
+      row = r.status();
+    } else if (!r->partial.is_object()) {
+      row = InvalidArgument("payload is not a JSON object");
+    } else if (!r->kept) {
+      return Status::Ok();  // counted by where_ok()
+    } else {
+      event.share_fields(r->whole);
+      row = std::move(r->whole);
+      where_done = true;
+    }
+  } else {
+    row = decode(def, event, side == 0);
+  }
   if (!row.ok()) {
     drop(metrics_.dropped_decode, source == from_name_ ? row.status().message()
                                                        : std::string(source) + ": " + row.status().message());
@@ -653,7 +682,7 @@ Status Engine::push_locked(std::string_view source, const Event& event) {
       if (where_ok(x)) on_tuple(std::move(x));
     }
   } else {
-    if (!where_after_join_ && !where_ok(t)) return Status::Ok();
+    if (!where_after_join_ && !where_done && !where_ok(t)) return Status::Ok();
     if (!window_) {
       Out o{&t, {}};
       auto r = project(o, nullptr);

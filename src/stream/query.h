@@ -56,6 +56,12 @@ struct QueryOptions {
                                               // the oldest are dropped and counted
   std::size_t max_table_rows = 100'000;       // rows kept by a table without KEY
   bool send_single = false;                   // sendSingle: see sink_payloads()
+  // For `SELECT * ... WHERE <few fields>` on a schemaless stream: parse each payload once,
+  // convert only the WHERE fields, and convert the rest only for events that pass (then
+  // shared with later readers through Event::share_fields()). Events another reader has
+  // already parsed use the shared parse. With many rules rejecting the same events, false
+  // (always the shared full parse) can be cheaper.
+  bool selective_decode = true;
   const sql::FunctionRegistry* functions = nullptr;  // nullptr: builtins
 };
 

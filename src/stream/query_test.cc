@@ -195,3 +195,31 @@ TEST_F(QueryTest, MetricsCountLatencyBuckets) {
 
 }  // namespace
 }  // namespace ganglion::stream
+
+namespace ganglion::stream {
+namespace {
+
+TEST(QuerySelectiveDecodeTest, KeptEventsShareTheirParseRejectedOnesDoNot) {
+  QueryHarness h;
+  h.create(R"(CREATE STREAM demo () WITH (DATASOURCE="demo"))");
+  ASSERT_TRUE(h.plan("SELECT * FROM demo WHERE t > 50").ok());
+  Event cold = Event::from_string("demo", 0, R"({"id":1,"t":10})");
+  Event hot = Event::from_string("demo", 0, R"({"id":2,"t":60})");
+  ASSERT_TRUE(h.query->push("demo", cold).ok());
+  ASSERT_TRUE(h.query->push("demo", hot).ok());
+  EXPECT_FALSE(cold.fields_parsed());
+  EXPECT_TRUE(hot.fields_parsed());
+  EXPECT_EQ(h.take(), (Outputs{R"([{"id":2,"t":60}])"}));
+  // An event another rule parsed already takes the shared path with the same result.
+  Event parsed = Event::from_string("demo", 0, R"({"id":3,"t":70})");
+  (void)parsed.fields();
+  ASSERT_TRUE(h.query->push("demo", parsed).ok());
+  EXPECT_EQ(h.take(), (Outputs{R"([{"id":3,"t":70}])"}));
+  Event bad = Event::from_string("demo", 0, "[1]");
+  ASSERT_TRUE(h.query->push("demo", bad).ok());
+  EXPECT_EQ(h.query->metrics().dropped_decode, 1u);
+  EXPECT_EQ(h.query->metrics().filtered, 1u);
+}
+
+}  // namespace
+}  // namespace ganglion::stream
