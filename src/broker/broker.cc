@@ -64,6 +64,40 @@ void Broker::set_password_file(std::shared_ptr<const PasswordFile> passwords) {
 
 void Broker::set_acl(std::shared_ptr<const AclPolicy> acl) { acl_ = std::move(acl); }
 
+void Broker::set_identity_filter(std::function<bool(const std::string&)> allow) {
+  identity_filter_ = std::move(allow);
+}
+
+namespace {
+template <class Match>
+std::size_t disconnect_matching(std::mutex& mu,
+                                std::unordered_map<SessionId, std::weak_ptr<Connection>>& live,
+                                Match match, mqtt::ReasonCode reason) {
+  std::vector<std::shared_ptr<Connection>> hit;
+  {
+    std::lock_guard lock(mu);
+    for (auto& [_, weak] : live) {
+      if (auto c = weak.lock(); c && match(*c)) hit.push_back(std::move(c));
+    }
+  }
+  // Outside the routing lock: disconnecting detaches the session, which takes it.
+  for (auto& c : hit) c->disconnect(reason);
+  return hit.size();
+}
+}  // namespace
+
+std::size_t Broker::disconnect_client(const std::string& client_id, mqtt::ReasonCode reason) {
+  return disconnect_matching(
+      routing_->mu, routing_->connection_of,
+      [&](const Connection& c) { return c.client_id() == client_id; }, reason);
+}
+
+std::size_t Broker::disconnect_username(const std::string& username, mqtt::ReasonCode reason) {
+  return disconnect_matching(
+      routing_->mu, routing_->connection_of,
+      [&](const Connection& c) { return c.username() == username; }, reason);
+}
+
 Status Broker::attach_store(std::unique_ptr<SessionStore> store) {
   store_ = std::move(store);
   const std::int64_t wall = clock_.wall_ms();

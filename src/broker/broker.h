@@ -95,6 +95,16 @@ class Broker {
   // allow_anonymous) and every topic is open. Set before accepting connections.
   void set_password_file(std::shared_ptr<const PasswordFile> passwords);
   void set_acl(std::shared_ptr<const AclPolicy> acl);
+  // Refuses a CONNECT (CONNACK 0x87 Not Authorized) when `allow(username)` returns false;
+  // `username` is the certificate CN under mutual TLS, else the CONNECT's username ("" when
+  // anonymous). Not applied to in-process (internal) clients. Called on listener threads
+  // concurrently: `allow` must be thread-safe. Set before accepting connections.
+  void set_identity_filter(std::function<bool(const std::string& username)> allow);
+  // Ends the live connection of `client_id` (DISCONNECT with `reason` under MQTT 5), or of
+  // every client authenticated as `username`. Returns how many were disconnected.
+  // Thread-safe.
+  std::size_t disconnect_client(const std::string& client_id, mqtt::ReasonCode reason);
+  std::size_t disconnect_username(const std::string& username, mqtt::ReasonCode reason);
   // Makes persistent sessions and retained messages durable in `store`, and restores what it
   // holds (sessions offline, with their queues; retained messages). Call before accepting
   // connections.
@@ -173,6 +183,7 @@ class Broker {
   std::unique_ptr<Routing> routing_;
   std::shared_ptr<const PasswordFile> passwords_;
   std::shared_ptr<const AclPolicy> acl_;
+  std::function<bool(const std::string&)> identity_filter_;
   std::unique_ptr<SessionStore> store_;
   std::atomic<std::size_t> connections_{0};
   std::atomic<bool> shutting_down_{false};

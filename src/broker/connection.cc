@@ -158,6 +158,11 @@ void Connection::handle(mqtt::Connect& c) {
     return refuse_connect(ReasonCode::kNotAuthorized);
   }
   if (c.password && !c.username && !v5()) return refuse_connect(ReasonCode::kBadUserNameOrPassword);
+  if (broker_.identity_filter_ && !info_.internal &&
+      !broker_.identity_filter_(username_.value_or(std::string()))) {
+    spdlog::info("mqtt {}: identity {} refused", info_.remote, username_.value_or("(anonymous)"));
+    return refuse_connect(ReasonCode::kNotAuthorized);
+  }
 
   // Client identifier (spec 3.1.3.1): an empty one gets a generated id, but a 3.1.1 client
   // must then ask for a clean session.

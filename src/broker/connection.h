@@ -42,6 +42,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const TransportInfo& info() const { return info_; }
   const std::string& client_id() const { return client_id_; }
+  // The authenticated identity (certificate CN or username) once CONNECT was accepted.
+  const std::optional<std::string>& username() const { return username_; }
   bool connected() const { return state_.load() == State::kConnected; }
   // Ends the connection with a DISCONNECT carrying `reason` (MQTT 5) and closes it.
   void disconnect(mqtt::ReasonCode reason);

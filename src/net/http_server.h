@@ -4,6 +4,15 @@
 // (path parameters from "{name}" segments, decoded query) and return a response. A handler
 // that throws yields a 500 with the message logged, never a crash. Requests above
 // max_body_bytes get 413, idle connections are closed after idle_timeout.
+//
+// HTTPS: set HttpServerOptions::tls (PEM files; TLS 1.2+). With a ca_file, clients *may*
+// present a certificate signed by it (optional client authentication); its subject CN and
+// serial then appear in the request. A certificate that does not verify fails the handshake.
+//
+// Streaming (server-sent events): a handler may return a response with `stream` set. The
+// server then sends the status line and headers without Content-Length and with
+// "Connection: close", and calls `stream` with a ResponseStream to which the application
+// writes body bytes, from any thread, until either side closes.
 #pragma once
 
 #include <chrono>
@@ -11,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,9 +38,25 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
   std::string remote;  // "ip:port" of the peer
+  // HTTPS with a verified client certificate: its subject CN and serial (lower-case hex).
+  std::string peer_certificate_cn;
+  std::string peer_certificate_serial;
 
   // The header's value, or "" when absent. `name` is lower case.
   const std::string& header(const std::string& name) const;
+};
+
+// The open body of a streaming response. Thread-safe; writes are sent in call order.
+class ResponseStream {
+ public:
+  virtual ~ResponseStream() = default;
+  // Queues `data` for the peer. Returns false (and drops it) once the stream is closed, or
+  // when more than 1 MiB is already queued (a peer that does not read is closed).
+  virtual bool write(std::string data) = 0;
+  // Ends the response (closes the connection). Idempotent.
+  virtual void close() = 0;
+  // True once the peer went away, a write failed, or close() was called.
+  virtual bool closed() const = 0;
 };
 
 struct HttpResponse {
@@ -38,6 +64,9 @@ struct HttpResponse {
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // When set, `body` is ignored and the response streams (see the top of this file). Called
+  // once on the connection's loop after the headers were queued; keep the stream to write.
+  std::function<void(std::shared_ptr<ResponseStream>)> stream;
 
   static HttpResponse text(int status, std::string body);
   static HttpResponse json(int status, std::string body);
@@ -63,10 +92,17 @@ class HttpRouter {
   std::vector<Route> routes_;
 };
 
+struct HttpTlsOptions {
+  std::string certificate_file;  // PEM chain of the server
+  std::string key_file;          // PEM private key
+  std::string ca_file;           // optional: CAs whose client certificates are accepted
+};
+
 struct HttpServerOptions {
   std::string listen = "127.0.0.1:0";  // host:port; port 0 picks a free one
   std::size_t max_body_bytes = 1 << 20;
   std::chrono::seconds idle_timeout{60};
+  std::optional<HttpTlsOptions> tls;  // HTTPS when set
 };
 
 class HttpServer {
@@ -76,7 +112,8 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and starts accepting. Errors (bad address, port in use) are returned.
+  // Binds and starts accepting. Errors (bad address, port in use, unreadable TLS files) are
+  // returned.
   Status start();
   // The bound port (useful after listening on port 0).
   std::uint16_t port() const;
