@@ -61,7 +61,109 @@ Result<Value> parse_json(std::string_view json) {
   return convert(root);
 }
 
+// On-demand conversion: only the values asked for are parsed beyond stage 1.
+bool convert_od(simdjson::ondemand::value v, Value& out, int depth = 0) {
+  using simdjson::ondemand::json_type;
+  if (depth > 1024) return false;
+  json_type t;
+  if (v.type().get(t)) return false;
+  switch (t) {
+    case json_type::object: {
+      simdjson::ondemand::object o;
+      if (v.get_object().get(o)) return false;
+      ValueObject obj;
+      for (auto field : o) {
+        std::string_view key;
+        simdjson::ondemand::value fv;
+        if (field.unescaped_key().get(key) || field.value().get(fv)) return false;
+        Value x;
+        if (!convert_od(fv, x, depth + 1)) return false;
+        obj.append(std::string(key), std::move(x));
+      }
+      out = Value(std::move(obj));
+      return true;
+    }
+    case json_type::array: {
+      simdjson::ondemand::array a;
+      if (v.get_array().get(a)) return false;
+      ValueArray arr;
+      for (auto e : a) {
+        simdjson::ondemand::value ev;
+        if (e.get(ev)) return false;
+        Value x;
+        if (!convert_od(ev, x, depth + 1)) return false;
+        arr.push_back(std::move(x));
+      }
+      out = Value(std::move(arr));
+      return true;
+    }
+    case json_type::number: {
+      simdjson::ondemand::number_type nt;
+      if (v.get_number_type().get(nt)) return false;
+      if (nt == simdjson::ondemand::number_type::signed_integer) {
+        std::int64_t i;
+        if (v.get_int64().get(i)) return false;
+        out = Value(i);
+      } else {
+        double d;
+        if (v.get_double().get(d)) return false;
+        out = Value(d);
+      }
+      return true;
+    }
+    case json_type::string: {
+      std::string_view sv;
+      if (v.get_string().get(sv)) return false;
+      out = Value(sv);
+      return true;
+    }
+    case json_type::boolean: {
+      bool b;
+      if (v.get_bool().get(b)) return false;
+      out = Value(b);
+      return true;
+    }
+    case json_type::null:
+      out = Value();
+      return true;
+  }
+  return false;
+}
+
+// The projection with simdjson On-Demand: stops after the last wanted key, so the rest of
+// the document is only indexed (stage 1), never parsed. Returns false when the document is
+// not an object or On-Demand reports an error; the caller then takes the DOM path, which
+// validates the whole document and reports the error.
+bool project_on_demand(std::string_view json, std::span<const std::string> fields, ValueObject& out) {
+  thread_local simdjson::ondemand::parser parser;
+  thread_local std::string padded;
+  if (json.size() > 0xFFFFFFF) return false;
+  padded.assign(json);
+  padded.resize(json.size() + simdjson::SIMDJSON_PADDING);  // zeroes: stage 1 reads past the end
+  simdjson::ondemand::document doc;
+  if (parser.iterate(padded.data(), json.size(), padded.size()).get(doc)) return false;
+  simdjson::ondemand::object obj;
+  if (doc.get_object().get(obj)) return false;
+  for (auto field : obj) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return false;
+    if (std::find(fields.begin(), fields.end(), key) == fields.end() || out.find(key) != nullptr) continue;
+    simdjson::ondemand::value v;
+    if (field.value().get(v)) return false;
+    Value x;
+    if (!convert_od(v, x)) return false;
+    out.append(std::string(key), std::move(x));
+    if (out.size() == fields.size()) break;  // all found
+  }
+  return true;
+}
+
 Result<Value> parse_json_fields(std::string_view json, std::span<const std::string> fields) {
+  {
+    ValueObject out;
+    out.reserve(fields.size());
+    if (project_on_demand(json, fields, out)) return Value(std::move(out));
+  }
   GANGLION_ASSIGN_OR_RETURN(simdjson::dom::element root, parse_dom(json));
   if (root.type() != simdjson::dom::element_type::OBJECT) return convert(root);
   ValueObject out;
@@ -83,8 +185,22 @@ Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const 
   // A parser of its own: keep() may parse JSON (SQL parse_json()) with thread_parser(),
   // which would overwrite the document `root` points into.
   thread_local simdjson::dom::parser filter_parser;
-  GANGLION_ASSIGN_OR_RETURN(simdjson::dom::element root, parse_dom(json, filter_parser));
   FilteredJson out;
+  {
+    // Fast path: On-Demand for the few fields keep() reads; DOM only for kept documents.
+    ValueObject partial;
+    partial.reserve(fields.size());
+    if (project_on_demand(json, fields, partial)) {
+      out.partial = Value(std::move(partial));
+      out.kept = keep(ctx, out.partial);
+      if (out.kept) {
+        GANGLION_ASSIGN_OR_RETURN(simdjson::dom::element root, parse_dom(json, filter_parser));
+        out.whole = convert(root);
+      }
+      return out;
+    }
+  }
+  GANGLION_ASSIGN_OR_RETURN(simdjson::dom::element root, parse_dom(json, filter_parser));
   if (root.type() != simdjson::dom::element_type::OBJECT) {
     out.partial = convert(root);
     return out;

@@ -21,14 +21,17 @@ Result<Value> parse_json(std::string_view json);
 
 // Like parse_json(), but when the document is an object keeps only the top-level keys in
 // `fields` (in document order); other documents are returned whole. A filter that reads two
-// fields of a 30-field payload skips building the other 28.
+// fields of a 30-field payload skips building the other 28: it uses simdjson On-Demand and
+// stops after the last wanted key, so the rest of the payload is only indexed, not
+// validated (a syntax error after the wanted keys goes unnoticed).
 Result<Value> parse_json_fields(std::string_view json, std::span<const std::string> fields);
 
 // Parses `json` once and converts only the top-level keys `fields` of an object into a
 // partial row; when `keep(ctx, partial)` returns true, converts the whole document as well
 // (from the same parse). A filter reading 1 field of a 12-field payload thus converts the
 // other 11 only for the events it keeps. A document that is not an object is returned whole
-// without calling `keep`. Errors: as parse_json().
+// without calling `keep`. Errors: as parse_json() for kept documents; a rejected document
+// is validated only as far as parse_json_fields() reads it.
 struct FilteredJson {
   Value partial;        // the `fields` found (an object), or the whole non-object document
   Value whole;          // the whole document when keep() returned true, else NULL
