@@ -218,6 +218,29 @@ const ConfigSchema& edge_schema() {
                    "non-JSON payload under a matching rule is not uplinked (counted)."});
     s.add({.key = "uplink.policy.hash_key", .type = OptionType::kString, .default_value = "",
            .help = "HMAC key for hash rules (required when one exists). Never shown by the API."});
+    s.add({.key = "cloud.url", .type = OptionType::kString, .default_value = "",
+           .help = "The controller: https://host:port. The node enrols there once (bootstrap "
+                   "token -> CSR -> certificate, kept under <data.dir>/cloud), then keeps an MQTT 5 "
+                   "mutual-TLS link for heartbeats, its reported twin and desired state; the uplink "
+                   "uses the same identity unless uplink.url is set. Empty: a standalone node."});
+    s.add({.key = "cloud.token", .type = OptionType::kString, .default_value = "",
+           .help = "Bootstrap token for the first enrolment (single use; not needed once "
+                   "<data.dir>/cloud holds a certificate). Never logged."});
+    s.add({.key = "cloud.ca", .type = OptionType::kString, .default_value = "",
+           .help = "PEM CA to verify the controller's HTTPS certificate on the first enrolment. "
+                   "Empty: trust on first use: the CA the controller returns is pinned, which an "
+                   "attacker on the path during the very first start could abuse."});
+    s.add({.key = "cloud.heartbeat_interval", .type = OptionType::kDuration, .default_value = "10s",
+           .help = "How often a heartbeat goes to ganglion/v1/<node.id>/heartbeat while connected.",
+           .min = 100, .max = 3'600'000});
+    s.add({.key = "cloud.labels", .type = OptionType::kStringList, .default_value = "",
+           .help = "Labels of this node as k=v (e.g. site=plant-7,line=3), sent at enrolment and "
+                   "in the reported twin; deployments select nodes by them."});
+    s.add({.key = "cloud.enrol_wait", .type = OptionType::kDuration, .default_value = "30s",
+           .help = "How long start-up waits for the first enrolment when the controller is "
+                   "unreachable. After that the node serves locally and keeps trying; the uplink "
+                   "then gets the enrolled identity at the next start.", .min = 0,
+           .max = 3'600'000});
     s.add({.key = "io.threads", .type = OptionType::kInt, .default_value = "0",
            .help = "Event-loop threads; 0 means one per CPU core.", .min = 0, .max = 256});
     s.add({.key = "log.level", .type = OptionType::kString, .default_value = "info",

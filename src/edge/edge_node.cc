@@ -10,6 +10,7 @@
 #include "broker/broker.h"
 #include "broker/listener.h"
 #include "broker/session_store.h"
+#include "edge/cloud_agent.h"
 #include "net/http_server.h"
 #include "uplink/uplink.h"
 
@@ -47,6 +48,7 @@ struct EdgeNode::Parts {
   std::unique_ptr<uplink::Uplink> uplink;  // after the broker: destroyed before it
   std::vector<std::unique_ptr<broker::MqttListener>> listeners;
   std::unique_ptr<broker::Bridge> bridge;  // after the broker: destroyed before it
+  std::unique_ptr<CloudAgent> cloud;       // null when standalone (cloud.url empty)
 };
 
 namespace {
@@ -123,8 +125,12 @@ Status EdgeNode::start() {
     return res;
   });
 
-  if (!config_.str("uplink.url").empty()) {
-    GANGLION_ASSIGN_OR_RETURN(auto uplink_options, uplink::uplink_options_from_config(config_));
+  // Before the uplink: with cloud.url set, the uplink connects with the enrolled identity.
+  GANGLION_ASSIGN_OR_RETURN(parts_->cloud, start_cloud_agent(config_, env_, clock_, pool_.next(),
+                                                             &metrics_, parts_->router.get()));
+  const Config uplink_config = parts_->cloud ? parts_->cloud->uplink_config(config_) : config_;
+  if (!uplink_config.str("uplink.url").empty()) {
+    GANGLION_ASSIGN_OR_RETURN(auto uplink_options, uplink::uplink_options_from_config(uplink_config));
     GANGLION_ASSIGN_OR_RETURN(parts_->uplink, uplink::Uplink::start(std::move(uplink_options), env_,
                                                                    clock_, parts_->broker.get(), &metrics_));
     parts_->uplink->add_http_routes(router);
@@ -199,6 +205,7 @@ void EdgeNode::stop() {
   ready_ = false;
   for (auto& l : parts_->listeners) l->stop();
   if (parts_->bridge) parts_->bridge->stop();
+  if (parts_->cloud) parts_->cloud->stop();
   if (parts_->uplink) parts_->uplink->stop();
   if (parts_->broker) parts_->broker->shutdown();
   if (parts_->http) parts_->http->stop();
