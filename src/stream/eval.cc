@@ -363,7 +363,7 @@ class Call final : public Node {
       if (v->is_null() && !def_->handles_null) return &kNull;
       values_[i] = *v;
     }
-    Status s = def_->scalar(*st.ctx, values_, out_);
+    Status s = def_->scalar ? def_->scalar(*st.ctx, values_, out_) : def_->closure(*st.ctx, values_, out_);
     if (!s.ok()) return fail(st, std::move(s));
     return &out_;
   }

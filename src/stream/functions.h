@@ -11,6 +11,7 @@
 // themselves).
 #pragma once
 
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,6 +33,9 @@ struct CallContext {
 // Writes the result to `out` (which holds the previous row's result: reuse its storage).
 // Returns kInvalidArgument for bad argument values ("sqrt: ...").
 using ScalarFn = Status (*)(const CallContext& ctx, std::span<const Value> args, Value& out);
+// The same as a closure, for functions defined at run time (user functions called from SQL,
+// e.g. Lua: the rule manager registers one per function name in a rule's own registry).
+using ScalarClosure = std::function<Status(const CallContext& ctx, std::span<const Value> args, Value& out)>;
 
 inline constexpr int kVariadic = -1;
 
@@ -40,7 +44,8 @@ struct FunctionDef {
   FunctionKind kind = FunctionKind::kScalar;
   int min_args = 0;
   int max_args = 0;  // kVariadic for no upper bound
-  ScalarFn scalar = nullptr;  // set for kScalar
+  ScalarFn scalar = nullptr;  // set for kScalar (or `closure`)
+  ScalarClosure closure;      // used when `scalar` is null; called like `scalar`
   // True when the function must see NULL arguments (otherwise NULL in -> NULL out and the
   // function is not called).
   bool handles_null = false;
