@@ -19,6 +19,8 @@ using Runner = std::function<int()>;
 void add_edge_command(CLI::App& app, Runner& run);
 void add_config_command(CLI::App& app, Runner& run);
 void add_passwd_command(CLI::App& app, Runner& run);
+void add_cloud_command(CLI::App& app, Runner& run);
+void add_ctl_command(CLI::App& app, Runner& run);
 void add_sim_command(CLI::App& app, Runner& run);
 
 }  // namespace ganglion::cli

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   add_edge_command(app, run);
   add_config_command(app, run);
   add_passwd_command(app, run);
+  add_cloud_command(app, run);
+  add_ctl_command(app, run);
   add_sim_command(app, run);
   // Rendered before parsing: afterwards CLI11 renders the chosen subcommand's help instead.
   top_help = app.help();
