@@ -200,6 +200,41 @@ class CloudAgentTest(unittest.TestCase):
         wait_for(lambda: json.loads(http_get(edge.url("/uplink"))[1]).get("link") == "connected",
                  timeout=20, what="uplink connected to the controller with the node certificate")
 
+    def test_simulated_fleet_enrols_and_heartbeats(self):
+        tmp = tempfile.TemporaryDirectory(prefix="ganglion-sim-test-")
+        self.addCleanup(tmp.cleanup)
+        out_path = os.path.join(tmp.name, "sim.out")
+        args = [GANGLION, "sim", "nodes", "--count", "20", "--cloud", self.cloud.endpoints["api"],
+                "--token", self.token(uses=20), "--ca", self.cloud.endpoints["ca"],
+                "--heartbeat", "500ms", "--batch-interval", "500ms", "--status-interval", "500ms",
+                "--data", os.path.join(tmp.name, "sim"), "--prefix", "simt"]
+        with open(out_path, "wb") as out:
+            sim = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: sim.poll() is None and (sim.kill(), sim.wait()))
+
+        def healthy():
+            status, body = self.cloud.api("GET", "/v1/nodes")
+            return status == 200 and sum(1 for n in body["items"]
+                                         if n["id"].startswith("simt-") and n["health"] == "healthy") == 20
+        wait_for(healthy, timeout=60, what="20 simulated nodes healthy")
+        wait_for(lambda: re.search(r"connected 20 ", open(out_path).read()), timeout=10,
+                 what="the simulator's status line showing 20 connected")
+        # Their uplink batches are ingested (the controller acknowledges them).
+        wait_for(lambda: re.search(r"batches/s [1-9]", open(out_path).read()), timeout=20,
+                 what="batches flowing")
+        sim.send_signal(signal.SIGINT)
+        self.assertEqual(sim.wait(30), 0)
+        self.assertNotRegex(open(out_path).read(), r"publish [1-9]")
+
+        # A rerun on the same --data enrols nobody (the token is used up) and connects again.
+        with open(out_path, "wb") as out:
+            sim = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        wait_for(lambda: re.search(r"connected 20 ", open(out_path).read()), timeout=60,
+                 what="20 simulated nodes connected again from cached identities")
+        self.assertNotRegex(open(out_path).read(), r"refused [1-9]")
+        sim.send_signal(signal.SIGINT)
+        self.assertEqual(sim.wait(30), 0)
+
     def test_a_wrong_token_is_a_configuration_error(self):
         edge = self.edge("edge-4", "--cloud.token", "gbt_00000000000000000000000000000000")
         with self.assertRaises(AssertionError) as ctx:
