@@ -32,6 +32,7 @@ struct ClassState {
   std::deque<Batch> batches;  // in offset order: built, in flight, acked (until committed)
   std::optional<MonoTime> linger_deadline;
   std::uint64_t rate_last_acked = 0;
+  double avg_record_bytes = 256;  // recent payload size, so reads fetch about one batch
   // Read by stats() from any thread.
   std::atomic<std::uint64_t> batches_sent{0}, batches_acked{0}, batches_refused{0},
       records_acked{0}, bytes_raw{0}, bytes_sent{0};
@@ -159,7 +160,13 @@ struct Sender::Core : std::enable_shared_from_this<Sender::Core> {
         return Built::kLinger;
       }
     }
-    auto rb = c.log->read(c.cursor, options.batch_max_bytes);
+    // Read about one batch: the log returns up to max_bytes, and what is read beyond
+    // batch_max_records would be read again for the next batch.
+    const double per_record = c.avg_record_bytes * 1.1 + 32;  // + the log's record header
+    const std::size_t want = static_cast<std::size_t>(std::min<double>(
+        static_cast<double>(options.batch_max_bytes),
+        static_cast<double>(options.batch_max_records) * per_record));
+    auto rb = c.log->read(c.cursor, std::max<std::size_t>(want, 1));
     if (!rb.ok()) {
       ++read_errors;
       schedule_wake(now + options.retry_delay);
@@ -175,6 +182,9 @@ struct Sender::Core : std::enable_shared_from_this<Sender::Core> {
     } else {
       const auto& recs = rb->records();
       const std::size_t n = std::min(recs.size(), options.batch_max_records);
+      std::size_t payload = 0;
+      for (std::size_t i = 0; i < n; ++i) payload += recs[i].payload.size();
+      c.avg_record_bytes = 0.5 * c.avg_record_bytes + 0.5 * static_cast<double>(payload) / static_cast<double>(n);
       for (std::size_t i = 0; i < n; ++i) {
         builder.add(recs[i].offset, recs[i].timestamp_ms, recs[i].payload);
       }

@@ -231,7 +231,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
   struct ClassMetrics {
     Gauge *backlog_records, *backlog_bytes, *oldest_age, *eta, *rate;
     Mirror logged, acked, batches_sent, batches_acked, batches_refused, bytes_raw, bytes_sent;
-    Mirror quota, disk, ttl, local_only, unparseable;
+    Mirror quota, disk, oldest, ttl, local_only, unparseable;
   };
   std::map<std::string, ClassMetrics> class_metrics;
   Gauge* link_up = nullptr;
@@ -403,13 +403,13 @@ void Uplink::Impl::register_metrics() {
   auto& brefused = m.counter("ganglion_uplink_batches_refused_total", "Batches the receiver refused (published again later).", {"class"});
   auto& raw = m.counter("ganglion_uplink_bytes_raw_total", "Batch bytes before compression (acknowledged batches).", {"class"});
   auto& comp = m.counter("ganglion_uplink_bytes_sent_total", "Batch bytes after compression (acknowledged batches).", {"class"});
-  auto& dropped = m.counter("ganglion_uplink_dropped_total", "Messages not uplinked, by class and reason: quota (class quota or disk budget refused), disk (write failed), ttl (expired or dropped oldest unsent), local_only and unparseable (data policy).", {"class", "reason"});
+  auto& dropped = m.counter("ganglion_uplink_dropped_total", "Messages not uplinked, by class and reason: quota (refused by the class quota or the disk budget), disk (write failed), oldest (unsent records deleted by drop-oldest), ttl (unsent records expired), local_only and unparseable (data policy).", {"class", "reason"});
   for (const auto& spec : options.classes) {
     const std::string& n = spec.name;
     ClassMetrics cm{&backlog.with({n}), &backlog_bytes.with({n}), &age.with({n}), &eta.with({n}), &rate.with({n}),
                     {&logged.with({n})}, {&acked.with({n})}, {&bsent.with({n})}, {&backed.with({n})},
                     {&brefused.with({n})}, {&raw.with({n})}, {&comp.with({n})},
-                    {&dropped.with({n, "quota"})}, {&dropped.with({n, "disk"})}, {&dropped.with({n, "ttl"})},
+                    {&dropped.with({n, "quota"})}, {&dropped.with({n, "disk"})}, {&dropped.with({n, "oldest"})}, {&dropped.with({n, "ttl"})},
                     {&dropped.with({n, "local_only"})}, {&dropped.with({n, "unparseable"})}};
     class_metrics.emplace(n, cm);
   }
@@ -448,7 +448,8 @@ void Uplink::Impl::refresh_metrics() {
     cm.bytes_sent.set(c.bytes_sent);
     cm.quota.set(cc.quota.load());
     cm.disk.set(cc.disk.load());
-    cm.ttl.set(c.dropped_by_quota + c.expired);
+    cm.oldest.set(c.dropped_by_quota);
+    cm.ttl.set(c.expired);
     cm.local_only.set(cc.local_only.load());
     cm.unparseable.set(cc.unparseable.load());
   }
@@ -543,7 +544,8 @@ std::string Uplink::Impl::status_json() const {
     o += ",\"bytes_sent\":" + std::to_string(c.bytes_sent);
     o += ",\"dropped\":{\"quota\":" + std::to_string(cc.quota.load()) +
          ",\"disk\":" + std::to_string(cc.disk.load()) +
-         ",\"ttl\":" + std::to_string(c.dropped_by_quota + c.expired) +
+         ",\"oldest\":" + std::to_string(c.dropped_by_quota) +
+         ",\"ttl\":" + std::to_string(c.expired) +
          ",\"local_only\":" + std::to_string(cc.local_only.load()) +
          ",\"unparseable\":" + std::to_string(cc.unparseable.load()) + "}}";
   }
