@@ -150,6 +150,13 @@ void add_ctl_command(CLI::App& app, Runner& run) {
   cmd->add_option("--ca", s->ca, "PEM CA of the controller (else GANGLION_CA or ctl.yaml)");
   cmd->add_option("-o,--output", s->output, "table or json")->check(CLI::IsMember({"table", "json"}));
 
+  // Options of `ctl` (-o, --url, ...) may also follow the subcommand words.
+  auto fallthrough = [](CLI::App* app, auto& self) -> void {
+    for (auto* sub : app->get_subcommands({})) {
+      sub->fallthrough();
+      self(sub, self);
+    }
+  };
   auto set = [&run, s](std::function<int()> body) {
     run = [s, body = std::move(body)] {
       resolve(*s);
@@ -357,6 +364,7 @@ void add_ctl_command(CLI::App& app, Runner& run) {
       return kExitOk;
     });
   });
+  fallthrough(cmd, fallthrough);
 }
 
 }  // namespace ganglion::cli

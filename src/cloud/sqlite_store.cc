@@ -541,11 +541,11 @@ class SqliteStore final : public Store {
         cu.bind(1, b.node).bind(2, b.cls).bind(3, static_cast<std::int64_t>(b.end));
         if (cu.step() != SQLITE_DONE) return db_error("cursor");
       }
-      Stmt st(db_, "INSERT INTO ingest_stats (node, batches, records, duplicates, last_ingest) VALUES (?1, 1, ?2, ?3, ?4) "
-                   "ON CONFLICT(node) DO UPDATE SET batches = batches + 1, records = records + ?2, "
-                   "duplicates = duplicates + ?3, last_ingest = ?4");
-      st.bind(1, b.node).bind(2, static_cast<std::int64_t>(out.stored))
-          .bind(3, static_cast<std::int64_t>(out.skipped ? 1 : 0)).bind(4, now_ms);
+      // `duplicates` counts whole batches received again; records skipped below the
+      // high-water mark show as records not added.
+      Stmt st(db_, "INSERT INTO ingest_stats (node, batches, records, last_ingest) VALUES (?1, 1, ?2, ?3) "
+                   "ON CONFLICT(node) DO UPDATE SET batches = batches + 1, records = records + ?2, last_ingest = ?3");
+      st.bind(1, b.node).bind(2, static_cast<std::int64_t>(out.stored)).bind(3, now_ms);
       if (st.step() != SQLITE_DONE) return db_error("ingest stats");
       return Status::Ok();
     }();
