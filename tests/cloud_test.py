@@ -300,6 +300,29 @@ class CloudTest(unittest.TestCase):
         # Enrolling again under the revoked id is refused too.
         self.assertEqual(node.enroll(self.cloud.token())[0], 409)
 
+    def test_renewal_with_the_current_certificate(self):
+        node = self.enrolled()
+        old_serial = self.cloud.node(node.id)["certificate"]["serial"]
+        ctx = ssl.create_default_context(cafile=self.cloud.ca)
+        ctx.load_cert_chain(node.cert, node.key)
+
+        def renew(context, body):
+            req = urllib.request.Request(self.cloud.endpoints["api"] + "/v1/renew", data=json.dumps(body).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=10, context=context) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+        # Without a client certificate, or for another node: refused.
+        self.assertEqual(renew(self.cloud.ssl, {"node_id": node.id, "csr": node.csr()})[0], 401)
+        self.assertEqual(renew(ctx, {"node_id": "other", "csr": node.csr("other")})[0], 401)
+        status, body = renew(ctx, {"node_id": node.id, "csr": node.csr()})
+        self.assertEqual(status, 200, body)
+        self.assertNotEqual(self.cloud.node(node.id)["certificate"]["serial"], old_serial)
+        # The old certificate is no longer the current one.
+        self.assertEqual(renew(ctx, {"node_id": node.id, "csr": node.csr()})[0], 401)
+
     # --- refusals -----------------------------------------------------------------------------
 
     def test_expired_reused_and_forged_tokens_are_refused_and_audited(self):
