@@ -22,5 +22,6 @@ void add_passwd_command(CLI::App& app, Runner& run);
 void add_cloud_command(CLI::App& app, Runner& run);
 void add_ctl_command(CLI::App& app, Runner& run);
 void add_sim_command(CLI::App& app, Runner& run);
+void add_rule_commands(CLI::App& app, Runner& run);  // stream, table, rule, function
 
 }  // namespace ganglion::cli

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   add_cloud_command(app, run);
   add_ctl_command(app, run);
   add_sim_command(app, run);
+  add_rule_commands(app, run);
   // Rendered before parsing: afterwards CLI11 renders the chosen subcommand's help instead.
   top_help = app.help();
 

@@ -12,6 +12,7 @@
 #include "broker/session_store.h"
 #include "edge/cloud_agent.h"
 #include "net/http_server.h"
+#include "rules/rule_manager.h"
 #include "uplink/uplink.h"
 
 namespace ganglion::edge {
@@ -49,6 +50,7 @@ struct EdgeNode::Parts {
   std::vector<std::unique_ptr<broker::MqttListener>> listeners;
   std::unique_ptr<broker::Bridge> bridge;  // after the broker: destroyed before it
   std::unique_ptr<CloudAgent> cloud;       // null when standalone (cloud.url empty)
+  std::unique_ptr<rules::RuleManager> rules;  // last: destroyed first (uses broker, uplink)
 };
 
 namespace {
@@ -139,6 +141,9 @@ Status EdgeNode::start() {
       return net::HttpResponse::json(200, "{\"enabled\":false}");
     });
   }
+  GANGLION_ASSIGN_OR_RETURN(parts_->rules, rules::RuleManager::start(config_, env_, clock_, *parts_->broker,
+                                                                   parts_->uplink.get(), metrics_));
+  parts_->rules->add_routes(router);
 
   net::HttpServerOptions http_options;
   http_options.listen = config_.str("http.listen");
@@ -206,6 +211,7 @@ void EdgeNode::stop() {
   for (auto& l : parts_->listeners) l->stop();
   if (parts_->bridge) parts_->bridge->stop();
   if (parts_->cloud) parts_->cloud->stop();
+  if (parts_->rules) parts_->rules->stop();
   if (parts_->uplink) parts_->uplink->stop();
   if (parts_->broker) parts_->broker->shutdown();
   if (parts_->http) parts_->http->stop();

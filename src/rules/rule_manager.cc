@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <future>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -175,7 +176,9 @@ struct RuleManager::Impl : std::enable_shared_from_this<RuleManager::Impl> {
   Result<std::shared_ptr<sql::FunctionRegistry>> sql_functions_for();
   Status validate_rule(const RuleSpec& spec);
   Status start_runtime(Rule& rule);
-  void stop_runtime(Rule& rule, std::string reason);
+  // Stops the rule's runtime; `reroute` false when the caller rebuilds the routing itself
+  // (a restart keeps the source subscriptions in place).
+  void stop_runtime(Rule& rule, std::string reason, bool reroute = true);
   void rebuild_routing();
   void on_message(const std::string& filter, const mqtt::Publish& m);
   std::vector<std::string> rules_reading(std::string_view stream) const;
@@ -396,7 +399,7 @@ Status RuleManager::update_stream(std::string_view name, std::string_view create
   for (const auto& id : impl.rules_reading(name)) {
     Rule& r = *impl.rules.find(id)->second;
     if (!r.runtime) continue;
-    impl.stop_runtime(r, kStoppedManually);
+    impl.stop_runtime(r, kStoppedManually, false);
     if (Status s = impl.start_runtime(r); !s.ok()) r.stop_reason = s.message();
   }
   impl.rebuild_routing();
@@ -556,13 +559,22 @@ Status RuleManager::Impl::start_runtime(Rule& rule) {
   return Status::Ok();
 }
 
-void RuleManager::Impl::stop_runtime(Rule& rule, std::string reason) {
+void RuleManager::Impl::stop_runtime(Rule& rule, std::string reason, bool reroute) {
   rule.stop_reason = std::move(reason);
   if (!rule.runtime) return;
+  refresh_metrics_locked();  // the Prometheus counters keep this run's final counts
   // Out of the routing first, so the sources stop offering to it.
   auto rt = std::move(rule.runtime);
-  rebuild_routing();
-  refresh_metrics_locked();  // (no runtime any more: counts stay as last mirrored)
+  if (reroute) {
+    rebuild_routing();
+  } else {
+    std::lock_guard lock(routing_mu);
+    auto next = std::make_shared<Routing>(*routing);
+    for (auto& [filter, targets] : next->by_filter) {
+      std::erase_if(targets, [&](const auto& t) { return t.first == rt; });
+    }
+    routing = next;
+  }
   rt->teardown();
   rule.running_gauge->set(0);
   rule.queue_gauge->set(0);
@@ -589,19 +601,23 @@ void RuleManager::Impl::rebuild_routing() {
   }
   if (!source_client) return;
   std::weak_ptr<Impl> weak = weak_from_this();
+  std::vector<std::future<void>> acks;
   for (const auto& [filter, qos] : wanted) {
     auto it = subscribed.find(filter);
     if (it != subscribed.end() && it->second == qos) continue;
+    auto acked = std::make_shared<std::promise<void>>();
+    acks.push_back(acked->get_future());
     source_client->subscribe(
         filter, qos,
         [weak, filter = filter](const mqtt::Publish& m) {
           if (auto self = weak.lock()) self->on_message(filter, m);
         },
-        [filter = filter](Status s, mqtt::ReasonCode reason) {
+        [filter = filter, acked](Status s, mqtt::ReasonCode reason) {
           if (!s.ok() || static_cast<std::uint8_t>(reason) >= 0x80) {
             spdlog::error("rules: subscribing to {} failed: {} (reason 0x{:02x})", filter,
                           s.ok() ? "refused" : s.message(), static_cast<unsigned>(reason));
           }
+          acked->set_value();
         });
     subscribed[filter] = qos;
   }
@@ -611,6 +627,18 @@ void RuleManager::Impl::rebuild_routing() {
       it = subscribed.erase(it);
     } else {
       ++it;
+    }
+  }
+  // So that what is published after a create/start call returns reaches the rule. The
+  // SUBACK comes on the sources executor, which never takes `mu`; bounded anyway.
+  if (options.subscribe_wait > Duration::zero()) {
+    const auto deadline = std::chrono::steady_clock::now() + options.subscribe_wait;
+    for (auto& f : acks) {
+      if (f.wait_until(deadline) != std::future_status::ready) {
+        spdlog::warn("rules: no SUBACK for a stream's source within {} ms",
+                     std::chrono::duration_cast<std::chrono::milliseconds>(options.subscribe_wait).count());
+        break;
+      }
     }
   }
 }
@@ -652,12 +680,12 @@ Status RuleManager::update_rule(RuleSpec spec) {
   GANGLION_RETURN_IF_ERROR(impl.validate_rule(spec));
   Rule& rule = *it->second;
   const bool was_running = rule.running;
-  impl.stop_runtime(rule, kStoppedManually);
+  impl.stop_runtime(rule, kStoppedManually, false);
   rule.spec = std::move(spec);
   if (was_running) {
     if (Status s = impl.start_runtime(rule); !s.ok()) rule.stop_reason = s.message();
-    impl.rebuild_routing();
   }
+  impl.rebuild_routing();
   return impl.save_rules();
 }
 
@@ -705,7 +733,7 @@ Status RuleManager::restart_rule(std::string_view id) {
   auto it = impl.rules.find(id);
   if (it == impl.rules.end()) return NotFound("rule " + std::string(id) + " not found");
   Rule& rule = *it->second;
-  impl.stop_runtime(rule, kStoppedManually);
+  impl.stop_runtime(rule, kStoppedManually, false);
   if (Status s = impl.start_runtime(rule); !s.ok()) {
     rule.stop_reason = s.message();
     impl.rebuild_routing();

@@ -69,6 +69,10 @@ struct RuleManagerOptions {
   std::string dir;  // where definitions persist; empty: nothing is persisted
   // The interval of the metrics refresh; zero: only on demand (refresh_metrics()).
   Duration metrics_interval = std::chrono::seconds(1);
+  // How long a call that adds a source subscription (create/start a rule) waits for the
+  // broker's SUBACK, so that events published once the call returned reach the rule. Zero:
+  // no wait (tests with manual executors).
+  Duration subscribe_wait = std::chrono::seconds(2);
 };
 
 // The collaborators; each must outlive the manager.

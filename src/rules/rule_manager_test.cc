@@ -165,6 +165,7 @@ class RuleManagerTest : public ::testing::Test {
     RuleManagerOptions options;
     options.dir = "/data/rules";
     options.metrics_interval = Duration::zero();
+    options.subscribe_wait = Duration::zero();
     manager_ = std::make_unique<RuleManager>(std::move(parts), std::move(options));
     EXPECT_TRUE(manager_->open().ok());
     executors_.drain_all();
