@@ -22,6 +22,8 @@ void add_passwd_command(CLI::App& app, Runner& run);
 void add_cloud_command(CLI::App& app, Runner& run);
 void add_ctl_command(CLI::App& app, Runner& run);
 void add_sim_command(CLI::App& app, Runner& run);
+// `ganglion sim devices` (sim_devices_command.cc), added to the `sim` subcommand.
+void add_sim_devices_command(CLI::App& sim, Runner& run);
 void add_rule_commands(CLI::App& app, Runner& run);  // stream, table, rule, function
 
 }  // namespace ganglion::cli

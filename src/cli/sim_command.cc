@@ -120,6 +120,7 @@ void add_sim_command(CLI::App& app, Runner& run) {
   nodes->callback([&run, args] {
     run = [args] { return run_sim_nodes(*args); };
   });
+  add_sim_devices_command(*sim, run);
 }
 
 }  // namespace ganglion::cli
