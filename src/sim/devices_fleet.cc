@@ -48,6 +48,7 @@ struct DeviceFleet::Impl {
   std::thread generator;
   std::mutex mu;
   std::condition_variable cv;
+  std::size_t connection_count = 0;
   bool stopping = false;
   bool started = false;
   bool stopped = false;
@@ -172,6 +173,7 @@ Status DeviceFleet::start() {
     }
     s.connections.push_back(std::move(conn));
   }
+  s.connection_count = s.connections.size();
   s.started = true;
   s.generator = std::thread([&s] { s.run_generator(); });
   return Status::Ok();
@@ -208,7 +210,7 @@ DeviceFleetSnapshot DeviceFleet::snapshot() const {
   const Impl& s = *impl_;
   DeviceFleetSnapshot snap;
   snap.devices = s.devices.size();
-  snap.connections = s.connections.size();
+  snap.connections = s.connection_count;
   for (const auto& c : s.connections) snap.connected += c->up.load(std::memory_order_relaxed);
   auto& k = s.counters;
   snap.telemetry = k.telemetry.load();

@@ -10,6 +10,9 @@
 // Connections: one MqttClient per device by default (client id <site>-<device>, the way real
 // devices connect), or one per `devices_per_connection` devices (client id
 // <site>-sim-<n>) to save sockets and memory; topics and payloads are the same either way.
+// Measured (1000 devices at 2/s against a local edge, 2-core VM, Debug build): one connection
+// per device 56 MiB RSS and 0.29 CPU cores; 25 devices per connection 21 MiB and 0.21 cores
+// (about 36 KiB per MqttClient connection).
 // Clients reconnect with backoff when the broker goes away; while a device's connection is
 // down its messages are not sent (counted as `offline`: the simulated devices do not buffer).
 //
