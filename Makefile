@@ -46,6 +46,7 @@ format:
 # Regenerates the option reference pages from the schemas declared in code.
 docs: build
 	build/release/bin/ganglion config reference edge > docs/configuration-edge.md
+	build/release/bin/ganglion config reference cloud > docs/configuration-cloud.md
 
 clean:
 	rm -rf build

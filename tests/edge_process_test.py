@@ -102,12 +102,19 @@ class EdgeProcessTest(unittest.TestCase):
 
 
 class DocsTest(unittest.TestCase):
-    def test_generated_option_reference_is_up_to_date(self):
+    def test_generated_option_references_are_up_to_date(self):
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        with open(os.path.join(root, "docs", "configuration-edge.md")) as f:
-            committed = f.read()
-        self.assertEqual(run("config", "reference", "edge").stdout, committed,
-                         "docs/configuration-edge.md is stale: run `make docs`")
+        for role in ("edge", "cloud"):
+            with open(os.path.join(root, "docs", f"configuration-{role}.md")) as f:
+                committed = f.read()
+            self.assertEqual(run("config", "reference", role).stdout, committed,
+                             f"docs/configuration-{role}.md is stale: run `make docs`")
+
+    def test_example_configs_are_valid(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        for name in ("edge.yaml", "edge-secure.yaml"):
+            r = run("config", "check", "edge", os.path.join(root, "examples", name))
+            self.assertEqual(r.returncode, 0, r.stderr)
 
 
 if __name__ == "__main__":
