@@ -85,7 +85,7 @@ for run in $(seq "$RUNS"); do
   status=$(api GET /rules/filter/status)
   drops=$(python3 -c "import json,sys; s=json.loads(sys.argv[1]); print(s['dropped_queue_full_total'], s['errors_total'], s['sink_mqtt_0_0_exceptions_total'])" "$status")
   api DELETE /rules/filter >/dev/null
-  echo "run $run: broker ${results[broker]##* } rule-all/half done; rule drops/errors/sink errors: $drops" >&2
+  echo "run $run done; rule drops (queue full) / evaluation errors / sink errors: $drops" >&2
 done
 
 rss=$(awk '/VmHWM/ {print $2}' /proc/$EDGE_PID/status)

@@ -281,6 +281,12 @@ class RulesTest(RulesTestBase):
         # An error answer: exit code 1 with the message; a usage error: 2.
         self.assertIn("line 1, column 14", run("rule", "create", s + "x", "--sql", "SELECT * FROM", "--action", "log", rc=1))
         run("rule", "create", s + "y", "--sql", "SELECT 1 FROM x", rc=2)
+        rule_file = os.path.join(self.edge.tmp.name, f"{s}.json")
+        with open(rule_file, "w") as f:
+            json.dump({"id": s + "_file", "sql": f"SELECT id FROM {s}", "actions": [{"log": {}}],
+                       "options": {"isEventTime": False, "lateTolerance": 1000, "sendMetaToSink": False}}, f)
+        self.assertIn(f"Rule {s}_file was created successfully.", run("rule", "create", "-f", rule_file))
+        self.assertIn(f"Rule {s}_file is dropped.", run("rule", "drop", s + "_file"))
         self.assertIn(f"Rule {s} is dropped.", run("rule", "drop", s))
         self.assertIn(f"Stream {s} is dropped.", run("stream", "drop", s))
         # From eKuiper-style JSON files, and a Lua function from a file.

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -19,12 +20,14 @@ class WorkerThread final : public SerialExecutor {
   ~WorkerThread() override { stop(); }
 
   void post(std::function<void()> task) override {
+    bool wake;
     {
       std::lock_guard lock(mu_);
       if (stopped_) return;
       tasks_.push_back(std::move(task));
+      wake = sleeping_;
     }
-    cv_.notify_one();
+    if (wake) cv_.notify_one();  // a busy worker finds the task without a futex wake-up
   }
 
   void stop() override {
@@ -32,6 +35,7 @@ class WorkerThread final : public SerialExecutor {
     {
       std::lock_guard lock(mu_);
       stopped_ = true;
+      stop_flag_.store(true, std::memory_order_release);
       dropped.swap(tasks_);
     }
     cv_.notify_one();
@@ -40,16 +44,22 @@ class WorkerThread final : public SerialExecutor {
 
  private:
   void run() {
+    std::deque<std::function<void()>> batch;
     for (;;) {
-      std::function<void()> task;
       {
         std::unique_lock lock(mu_);
+        sleeping_ = true;
         cv_.wait(lock, [this] { return stopped_ || !tasks_.empty(); });
+        sleeping_ = false;
         if (stopped_) return;
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
+        batch.swap(tasks_);  // take everything queued: one lock per batch, not per task
       }
-      task();
+      while (!batch.empty()) {
+        if (stop_flag_.load(std::memory_order_acquire)) return;
+        auto task = std::move(batch.front());
+        batch.pop_front();
+        task();
+      }
     }
   }
 
@@ -57,6 +67,8 @@ class WorkerThread final : public SerialExecutor {
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
   bool stopped_ = false;                      // GUARDED_BY(mu_)
+  std::atomic<bool> stop_flag_{false};         // stopped_, readable without the lock
+  bool sleeping_ = false;                     // GUARDED_BY(mu_): the worker waits on cv_
   std::thread thread_;
 };
 

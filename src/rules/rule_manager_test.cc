@@ -390,7 +390,7 @@ TEST_F(RuleManagerTest, AStuckRuleDropsItsOwnInputAndDelaysNoOtherRule) {
   for (int i = 0; i < 10; ++i) publish("devices/d/telemetry", "{\"temperature\": " + std::to_string(i) + "}");
   executors_.drain_except("stuck");
   EXPECT_EQ(received.size(), 10u);
-  // Its connect task plus 4 queued events; the other 6 were dropped and counted.
+  // 4 events wait in its queue (bufferLength 4); the other 6 were dropped and counted.
   EXPECT_EQ(manager_->queued("stuck"), 4u);
   Value st = status("stuck");
   EXPECT_EQ(num(st, "dropped_queue_full_total"), 6);
