@@ -28,6 +28,8 @@ struct Counters {
   std::atomic<std::uint64_t> publish_errors{0};
   std::atomic<std::uint64_t> batches{0};
   std::atomic<std::uint64_t> batches_acked{0};
+  std::mutex mu;
+  std::string last_link_error;  // guarded by mu: one example, for the status line
 };
 
 // The node's one MQTT connection: the agent's link, and the uplink batches on top.
@@ -40,7 +42,11 @@ class SimLink final : public edge::CloudLink {
     client_.on_state([this, on_state = h.on_state](client::ConnectionState s, const Status& why) {
       const bool up = s == client::ConnectionState::kConnected;
       up_.store(up, std::memory_order_relaxed);
-      if (s == client::ConnectionState::kBackingOff) counters_.link_errors.fetch_add(1, std::memory_order_relaxed);
+      if (s == client::ConnectionState::kBackingOff) {
+        counters_.link_errors.fetch_add(1, std::memory_order_relaxed);
+        std::lock_guard lock(counters_.mu);
+        counters_.last_link_error = why.message();
+      }
       if (on_state) on_state(up, why);
     });
     client_.on_message([on_message = h.on_message](const mqtt::Publish& p) {
@@ -325,8 +331,12 @@ FleetSnapshot FleetSimulator::snapshot() const {
   out.link_errors = s.counters.link_errors.load();
   out.publish_errors = s.counters.publish_errors.load();
   out.rss_bytes = process_rss();
-  std::lock_guard lock(s.error_mu);
-  out.last_error = s.last_error;
+  {
+    std::lock_guard lock(s.error_mu);
+    out.last_error = s.last_error;
+  }
+  std::lock_guard lock(impl_->counters.mu);
+  out.last_link_error = impl_->counters.last_link_error;
   return out;
 }
 
@@ -342,6 +352,9 @@ std::string status_line(const FleetSnapshot& now, const FleetSnapshot& before, d
       static_cast<double>(now.enrolments - before.enrolments) / dt, now.failed, now.link_errors,
       now.publish_errors, now.rss_bytes / 1048576.0, per_node / 1024.0);
   if (!now.last_error.empty() && now.last_error != before.last_error) line += " | last error: " + now.last_error;
+  if (now.link_errors != before.link_errors && !now.last_link_error.empty()) {
+    line += " | last link error: " + now.last_link_error;
+  }
   return line;
 }
 

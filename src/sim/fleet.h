@@ -56,7 +56,8 @@ struct FleetSnapshot {
   std::uint64_t link_errors = 0;      // connection attempts failed or connections lost
   std::uint64_t publish_errors = 0;
   double rss_bytes = 0;
-  std::string last_error;             // one example
+  std::string last_error;             // one example (enrolment)
+  std::string last_link_error;        // one example (connection)
 };
 
 class FleetSimulator {
