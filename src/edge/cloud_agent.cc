@@ -358,13 +358,14 @@ NodeFactsSource process_node_facts(Env& env, std::string data_dir, MetricsRegist
     if (auto free = env.free_space(data_dir); free.ok()) f.disk_free_bytes = *free;
     if (metrics != nullptr) {
       // Summed from the exposition text so that this part needs no handle on the uplink or
-      // the rules (both export these gauges; the uplink refreshes its every second).
+      // the rules (the uplink refreshes its backlog gauge every second; a rule's
+      // ganglion_rule_running is 1 while it runs).
       std::istringstream text(metrics->render());
       while (std::getline(text, line)) {
         auto value_of = [&line] { return std::strtod(line.c_str() + line.rfind(' ') + 1, nullptr); };
         if (line.starts_with("ganglion_uplink_backlog_records")) {
           f.uplink_backlog += static_cast<std::uint64_t>(value_of());
-        } else if (line.starts_with("ganglion_stream_rules")) {
+        } else if (line.starts_with("ganglion_rule_running{")) {
           f.rules += static_cast<std::uint64_t>(value_of());
         }
       }

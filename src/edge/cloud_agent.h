@@ -182,7 +182,7 @@ struct NodeFacts {
 };
 using NodeFactsSource = std::function<NodeFacts()>;
 // /proc for CPU and memory, env.free_space(data_dir), and the metrics registry (may be
-// null) for the sums of ganglion_uplink_backlog_records and ganglion_stream_rules.
+// null) for the sums of ganglion_uplink_backlog_records and ganglion_rule_running.
 NodeFactsSource process_node_facts(Env& env, std::string data_dir, MetricsRegistry* metrics);
 
 // --- the agent --------------------------------------------------------------------------
