@@ -16,10 +16,10 @@
 
 namespace {
 
+using ganglion::broker::MergedMatches;
 using ganglion::broker::SharedGroup;
 using ganglion::broker::Subscription;
 using ganglion::broker::SubscriptionTree;
-using ganglion::broker::MergedMatches;
 
 constexpr int kAreas = 20;
 constexpr int kMetrics = 8;
@@ -69,7 +69,8 @@ void BM_TreeMatch(benchmark::State& state) {
   for (auto _ : state) {
     const std::string& topic = f.topics[i++ & 4095];
     std::size_t n = 0;
-    f.tree.match(topic, [&](const Subscription&) { ++n; }, [&](SharedGroup&) { ++n; });
+    f.tree.match(
+        topic, [&](const Subscription&) { ++n; }, [&](SharedGroup&) { ++n; });
     matched += n;
     benchmark::DoNotOptimize(n);
   }

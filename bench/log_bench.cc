@@ -68,7 +68,9 @@ void raw_baseline(const std::string& dir, const Flags& f, std::size_t batch, con
 }
 
 std::unique_ptr<SegmentLog> open_log(const std::string& dir, LogOptions o) {
-  o.warn = [](std::string_view w) { std::fprintf(stderr, "warn: %.*s\n", int(w.size()), w.data()); };
+  o.warn = [](std::string_view w) {
+    std::fprintf(stderr, "warn: %.*s\n", int(w.size()), w.data());
+  };
   auto log = SegmentLog::open(Env::posix(), SystemClock::instance(), dir, std::move(o));
   if (!log.ok()) {
     std::fprintf(stderr, "open %s: %s\n", dir.c_str(), log.status().to_string().c_str());
@@ -102,7 +104,8 @@ void bench_blocking(const std::string& dir, const Flags& f, FsyncPolicy p, int t
   const double secs = since(t0);
   const auto m = log->metrics();
   char note[96];
-  std::snprintf(note, sizeof note, "%.1f records per fsync", m.syncs ? double(m.records_appended) / double(m.syncs) : 0.0);
+  std::snprintf(note, sizeof note, "%.1f records per fsync",
+                m.syncs ? double(m.records_appended) / double(m.syncs) : 0.0);
   row(name, static_cast<double>(records.load()), secs, f.record_bytes, note);
   log.reset();
   std::filesystem::remove_all(dir);
@@ -152,7 +155,8 @@ void bench_drain_and_recovery(const std::string& dir, const Flags& f) {
     char note[96];
     std::snprintf(note, sizeof note, "fill for the rows below (%llu MB)",
                   static_cast<unsigned long long>(f.recovery_mb));
-    row("append kNever, 1 producer, async (fill)", static_cast<double>(n), since(t0), f.record_bytes, note);
+    row("append kNever, 1 producer, async (fill)", static_cast<double>(n), since(t0),
+        f.record_bytes, note);
   }
   // Drop the page cache is not possible without root; recovery below reads warm pages.
   const auto t1 = Clk::now();
@@ -190,14 +194,21 @@ int main(int argc, char** argv) {
       const std::size_t n = std::strlen(k);
       return a.compare(0, n, k) == 0 ? a.c_str() + n : nullptr;
     };
-    if (auto v = val("--dir=")) f.dir = v;
-    else if (auto v = val("--seconds=")) f.seconds = std::atof(v);
-    else if (auto v = val("--record-bytes=")) f.record_bytes = std::strtoull(v, nullptr, 10);
-    else if (auto v = val("--threads=")) f.threads = std::atoi(v);
-    else if (auto v = val("--recovery-mb=")) f.recovery_mb = std::strtoull(v, nullptr, 10);
+    if (auto v = val("--dir="))
+      f.dir = v;
+    else if (auto v = val("--seconds="))
+      f.seconds = std::atof(v);
+    else if (auto v = val("--record-bytes="))
+      f.record_bytes = std::strtoull(v, nullptr, 10);
+    else if (auto v = val("--threads="))
+      f.threads = std::atoi(v);
+    else if (auto v = val("--recovery-mb="))
+      f.recovery_mb = std::strtoull(v, nullptr, 10);
     else {
-      std::fprintf(stderr, "usage: %s [--dir=PATH] [--seconds=S] [--record-bytes=N] "
-                   "[--threads=N] [--recovery-mb=MB]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--dir=PATH] [--seconds=S] [--record-bytes=N] "
+                   "[--threads=N] [--recovery-mb=MB]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -212,12 +223,14 @@ int main(int argc, char** argv) {
   std::printf("%-44s %12s %10s   %s\n", "case", "records/s", "MB/s", "note");
   raw_baseline(root, f, 1, "raw write+fdatasync, 1 record per fsync");
   raw_baseline(root, f, 64, "raw write+fdatasync, 64 records per fsync");
-  bench_blocking(root + "/always1", f, FsyncPolicy::kAlways, 1, "append kAlways, 1 producer (blocking)");
+  bench_blocking(root + "/always1", f, FsyncPolicy::kAlways, 1,
+                 "append kAlways, 1 producer (blocking)");
   char name[64];
   std::snprintf(name, sizeof name, "append kAlways, %d producers (group commit)", f.threads);
   bench_blocking(root + "/alwaysN", f, FsyncPolicy::kAlways, f.threads, name);
   bench_async(root + "/always-async", f, FsyncPolicy::kAlways, "append kAlways, 1 producer, async");
-  bench_async(root + "/interval", f, FsyncPolicy::kInterval, "append kInterval 50 ms, 1 producer, async");
+  bench_async(root + "/interval", f, FsyncPolicy::kInterval,
+              "append kInterval 50 ms, 1 producer, async");
   bench_async(root + "/never", f, FsyncPolicy::kNever, "append kNever, 1 producer, async");
   bench_drain_and_recovery(root + "/recovery", f);
   std::filesystem::remove_all(root);

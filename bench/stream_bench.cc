@@ -54,8 +54,9 @@ std::vector<std::shared_ptr<const std::string>> make_payloads(std::size_t n) {
         R"({"device_id":"device-%04zu","ts":%lld,"temperature":%.2f,"humidity":%.2f,"pressure":%.1f,)"
         R"("battery":%d,"status":"%s","location":{"lat":%.5f,"lon":%.5f},"firmware":"1.4.%d",)"
         R"("seq":%zu,"tags":["factory-a","line-3"]})",
-        i % 1000, 1700000000000LL + static_cast<long long>(i), temp(rng), hum(rng), 980 + temp(rng) / 2,
-        static_cast<int>(i % 100), i % 17 == 0 ? "warn" : "ok", lat(rng), lon(rng), static_cast<int>(i % 9), i);
+        i % 1000, 1700000000000LL + static_cast<long long>(i), temp(rng), hum(rng),
+        980 + temp(rng) / 2, static_cast<int>(i % 100), i % 17 == 0 ? "warn" : "ok", lat(rng),
+        lon(rng), static_cast<int>(i % 9), i);
     out.push_back(std::make_shared<const std::string>(buf, static_cast<std::size_t>(len)));
   }
   return out;
@@ -66,7 +67,8 @@ struct CaseResult {
   std::uint64_t out_rows = 0;
 };
 
-CaseResult run_parse_only(const std::vector<std::shared_ptr<const std::string>>& payloads, std::size_t events) {
+CaseResult run_parse_only(const std::vector<std::shared_ptr<const std::string>>& payloads,
+                          std::size_t events) {
   simdjson::dom::parser parser;
   std::size_t sink = 0;
   double t0 = thread_cpu_s();
@@ -79,8 +81,9 @@ CaseResult run_parse_only(const std::vector<std::shared_ptr<const std::string>>&
   return CaseResult{static_cast<double>(events) / dt, sink};
 }
 
-CaseResult run_query(std::string_view sql, const std::vector<std::shared_ptr<const std::string>>& payloads,
-                 std::size_t events, std::size_t* peak_heap = nullptr) {
+CaseResult run_query(std::string_view sql,
+                     const std::vector<std::shared_ptr<const std::string>>& payloads,
+                     std::size_t events, std::size_t* peak_heap = nullptr) {
   ManualClock clock;
   Catalog catalog;
   (void)catalog.add_sql(R"(CREATE STREAM demo () WITH (DATASOURCE="demo", FORMAT="json"))");
@@ -119,14 +122,16 @@ int main(int argc, char** argv) {
   auto payloads = make_payloads(20'000);
   std::size_t bytes = 0;
   for (auto& p : payloads) bytes += p->size();
-  std::printf("payloads: %zu distinct, %.0f bytes on average, %zu events per case\n\n", payloads.size(),
-              static_cast<double>(bytes) / static_cast<double>(payloads.size()), events);
+  std::printf("payloads: %zu distinct, %.0f bytes on average, %zu events per case\n\n",
+              payloads.size(), static_cast<double>(bytes) / static_cast<double>(payloads.size()),
+              events);
 
   if (!only.empty()) {
-    const char* sql = only == "filter" ? "SELECT * FROM demo WHERE temperature > 50"
-                      : only == "tumbling"
-                          ? "SELECT device_id, avg(temperature) AS t FROM demo GROUP BY device_id, TUMBLINGWINDOW(ss, 10)"
-                          : "SELECT device_id, avg(temperature) AS t FROM demo GROUP BY device_id, HOPPINGWINDOW(ss, 10, 2)";
+    const char* sql = only == "filter"     ? "SELECT * FROM demo WHERE temperature > 50"
+                      : only == "tumbling" ? "SELECT device_id, avg(temperature) AS t FROM demo "
+                                             "GROUP BY device_id, TUMBLINGWINDOW(ss, 10)"
+                                           : "SELECT device_id, avg(temperature) AS t FROM demo "
+                                             "GROUP BY device_id, HOPPINGWINDOW(ss, 10, 2)";
     CaseResult r = run_query(sql, payloads, events);
     std::printf("%s: %.0f events/s/core\n", only.c_str(), r.events_per_s);
     return 0;
@@ -134,7 +139,8 @@ int main(int argc, char** argv) {
   CaseResult parse = run_parse_only(payloads, events);
   std::printf("%-58s %14s %10s %12s\n", "case", "events/s/core", "vs parse", "memory");
   auto line = [&](const char* name, const CaseResult& r, std::string mem) {
-    std::printf("%-58s %14.0f %9.2fx %12s\n", name, r.events_per_s, r.events_per_s / parse.events_per_s, mem.c_str());
+    std::printf("%-58s %14.0f %9.2fx %12s\n", name, r.events_per_s,
+                r.events_per_s / parse.events_per_s, mem.c_str());
   };
   line("simdjson DOM parse only (the limit)", parse, "-");
 
@@ -143,20 +149,24 @@ int main(int argc, char** argv) {
 
   std::size_t peak = 0;
   CaseResult tumbling = run_query(
-      "SELECT device_id, avg(temperature) AS t FROM demo GROUP BY device_id, TUMBLINGWINDOW(ss, 10)",
+      "SELECT device_id, avg(temperature) AS t FROM demo GROUP BY device_id, TUMBLINGWINDOW(ss, "
+      "10)",
       payloads, events, &peak);
   line("avg(temperature) GROUP BY 1,000 device_id, TUMBLING 10 s", tumbling,
        std::to_string(peak / 1024) + " KiB");
 
   CaseResult hopping = run_query(
-      "SELECT device_id, avg(temperature) AS t FROM demo GROUP BY device_id, HOPPINGWINDOW(ss, 10, 2)",
+      "SELECT device_id, avg(temperature) AS t FROM demo GROUP BY device_id, HOPPINGWINDOW(ss, 10, "
+      "2)",
       payloads, events, &peak);
   line("avg(temperature) GROUP BY 1,000 device_id, HOPPING 10 s/2 s", hopping,
        std::to_string(peak / 1024) + " KiB");
 
-  CaseResult hopping_rows = run_query("SELECT count(*) AS n, max(temperature) AS m FROM demo GROUP BY HOPPINGWINDOW(ss, 10, 2)",
-                                  payloads, events, &peak);
-  line("count(*), max(temperature), HOPPING 10 s/2 s (no keys)", hopping_rows, std::to_string(peak / 1024) + " KiB");
+  CaseResult hopping_rows = run_query(
+      "SELECT count(*) AS n, max(temperature) AS m FROM demo GROUP BY HOPPINGWINDOW(ss, 10, 2)",
+      payloads, events, &peak);
+  line("count(*), max(temperature), HOPPING 10 s/2 s (no keys)", hopping_rows,
+       std::to_string(peak / 1024) + " KiB");
 
   // Memory per idle rule: plan `rules` simple filters, compare the allocator and RSS.
   {
@@ -167,18 +177,23 @@ int main(int argc, char** argv) {
     std::vector<std::unique_ptr<Query>> qs;
     qs.reserve(rules);
     for (std::size_t i = 0; i < rules; ++i) {
-      auto q = plan_sql("SELECT device_id, temperature FROM demo WHERE temperature > " + std::to_string(i % 100),
-                        catalog, clock, {}, [](const Emission&) {});
+      auto q = plan_sql(
+          "SELECT device_id, temperature FROM demo WHERE temperature > " + std::to_string(i % 100),
+          catalog, clock, {}, [](const Emission&) {});
       qs.push_back(std::move(q).value());
     }
     std::size_t heap1 = heap_in_use(), rss1 = rss_bytes();
-    std::printf("\n%zu idle rules (SELECT device_id, temperature FROM demo WHERE temperature > N):\n", rules);
-    std::printf("  heap in use: %.1f KiB per rule; RSS: %.1f KiB per rule\n",
-                static_cast<double>(heap1 - heap0) / 1024.0 / static_cast<double>(rules),
-                static_cast<double>(rss1 > rss0 ? rss1 - rss0 : 0) / 1024.0 / static_cast<double>(rules));
+    std::printf(
+        "\n%zu idle rules (SELECT device_id, temperature FROM demo WHERE temperature > N):\n",
+        rules);
+    std::printf(
+        "  heap in use: %.1f KiB per rule; RSS: %.1f KiB per rule\n",
+        static_cast<double>(heap1 - heap0) / 1024.0 / static_cast<double>(rules),
+        static_cast<double>(rss1 > rss0 ? rss1 - rss0 : 0) / 1024.0 / static_cast<double>(rules));
   }
   std::printf("\nrows out: filter %llu, tumbling %llu, hopping %llu\n",
-              static_cast<unsigned long long>(filter.out_rows), static_cast<unsigned long long>(tumbling.out_rows),
+              static_cast<unsigned long long>(filter.out_rows),
+              static_cast<unsigned long long>(tumbling.out_rows),
               static_cast<unsigned long long>(hopping.out_rows));
   return 0;
 }

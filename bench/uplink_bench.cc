@@ -49,15 +49,17 @@ class TelemetryGenerator {
     press_[device] += dist_(rng_) * 0.001;
     ts_ += 7 + rng_() % 5;
     char buf[320];
-    std::snprintf(buf, sizeof buf,
-                  "{\"ts\":%lld,\"site\":\"plant-7\",\"line\":\"line-%d\",\"device\":\"press-%02d\","
-                  "\"temperature\":%.2f,\"pressure\":%.4f,\"vibration\":%.4f,\"rpm\":%d,"
-                  "\"status\":\"%s\",\"seq\":%llu}",
-                  static_cast<long long>(ts_), device / 10, device, 60 + temp_[device],
-                  1.013 + press_[device], std::abs(dist_(rng_)) * 0.02,
-                  1480 + static_cast<int>(rng_() % 40), rng_() % 50 ? "ok" : "warn",
-                  static_cast<unsigned long long>(seq_++));
-    return {"factory/line-" + std::to_string(device / 10) + "/telemetry/press-" + std::to_string(device), buf};
+    std::snprintf(
+        buf, sizeof buf,
+        "{\"ts\":%lld,\"site\":\"plant-7\",\"line\":\"line-%d\",\"device\":\"press-%02d\","
+        "\"temperature\":%.2f,\"pressure\":%.4f,\"vibration\":%.4f,\"rpm\":%d,"
+        "\"status\":\"%s\",\"seq\":%llu}",
+        static_cast<long long>(ts_), device / 10, device, 60 + temp_[device],
+        1.013 + press_[device], std::abs(dist_(rng_)) * 0.02, 1480 + static_cast<int>(rng_() % 40),
+        rng_() % 50 ? "ok" : "warn", static_cast<unsigned long long>(seq_++));
+    return {"factory/line-" + std::to_string(device / 10) + "/telemetry/press-" +
+                std::to_string(device),
+            buf};
   }
 
  private:
@@ -71,13 +73,15 @@ class TelemetryGenerator {
 
 void compression_table() {
   std::printf("\n## zstd on telemetry JSON batches\n\n");
-  std::printf("| records/batch | compression | raw B/record | sent B/record | ratio | CPU µs/batch | MB/s in |\n");
+  std::printf(
+      "| records/batch | compression | raw B/record | sent B/record | ratio | CPU µs/batch | MB/s "
+      "in |\n");
   std::printf("|---:|---|---:|---:|---:|---:|---:|\n");
   for (int per_batch : {100, 1000}) {
-    for (auto [name, comp, level] : {std::tuple{"none", Compression::kNone, 0},
-                                     std::tuple{"zstd 1", Compression::kZstd, 1},
-                                     std::tuple{"zstd 3", Compression::kZstd, 3},
-                                     std::tuple{"zstd 9", Compression::kZstd, 9}}) {
+    for (auto [name, comp, level] :
+         {std::tuple{"none", Compression::kNone, 0}, std::tuple{"zstd 1", Compression::kZstd, 1},
+          std::tuple{"zstd 3", Compression::kZstd, 3},
+          std::tuple{"zstd 9", Compression::kZstd, 9}}) {
       TelemetryGenerator gen;
       BatchBuilder builder(comp, level);
       std::vector<std::string> records;
@@ -90,15 +94,17 @@ void compression_table() {
       const double c0 = cpu_seconds();
       for (int b = 0; b < batches; ++b) {
         for (int i = 0; i < per_batch; ++i) {
-          builder.add(static_cast<std::uint64_t>(b * per_batch + i), 0, records[static_cast<std::size_t>(b * per_batch + i)]);
+          builder.add(static_cast<std::uint64_t>(b * per_batch + i), 0,
+                      records[static_cast<std::size_t>(b * per_batch + i)]);
         }
         raw += builder.raw_bytes();
         sent += builder.finish("node-1", "telemetry", "eu-west", 0, 0)->size();
       }
       const double cpu = cpu_seconds() - c0;
       const double n = static_cast<double>(per_batch) * batches;
-      std::printf("| %d | %s | %.1f | %.1f | %.2f | %.0f | %.0f |\n", per_batch, name, static_cast<double>(raw) / n,
-                  static_cast<double>(sent) / n, static_cast<double>(raw) / static_cast<double>(sent), cpu / batches * 1e6,
+      std::printf("| %d | %s | %.1f | %.1f | %.2f | %.0f | %.0f |\n", per_batch, name,
+                  static_cast<double>(raw) / n, static_cast<double>(sent) / n,
+                  static_cast<double>(raw) / static_cast<double>(sent), cpu / batches * 1e6,
                   static_cast<double>(raw) / cpu / 1e6);
     }
   }
@@ -153,7 +159,9 @@ class AckingReceiver final : public BatchTransport {
 void drain_table(const std::string& dir, std::uint64_t n) {
   std::printf("\n## Drain: %llu records piled up on disk, then sent through the Sender\n\n",
               static_cast<unsigned long long>(n));
-  std::printf("| receiver | batch | append rec/s | drain rec/s | drain MB/s raw | MB/s sent | CPU s (drain) |\n");
+  std::printf(
+      "| receiver | batch | append rec/s | drain rec/s | drain MB/s raw | MB/s sent | CPU s "
+      "(drain) |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
   for (bool decode : {false, true}) {
     for (std::size_t batch : {100u, 1000u}) {
@@ -195,9 +203,10 @@ void drain_table(const std::string& dir, std::uint64_t n) {
       const double s = std::chrono::duration<double>(Clk::now() - t0).count();
       const double cpu = cpu_seconds() - c0;
       sender.stop();
-      std::printf("| %s | %zu | %.0f | %.0f | %.1f | %.1f | %.2f |\n", decode ? "acks + decodes" : "acks",
-                  batch, static_cast<double>(n) / append_s, static_cast<double>(n) / s,
-                  static_cast<double>(raw) / s / 1e6, static_cast<double>(receiver.bytes_) / s / 1e6, cpu);
+      std::printf("| %s | %zu | %.0f | %.0f | %.1f | %.1f | %.2f |\n",
+                  decode ? "acks + decodes" : "acks", batch, static_cast<double>(n) / append_s,
+                  static_cast<double>(n) / s, static_cast<double>(raw) / s / 1e6,
+                  static_cast<double>(receiver.bytes_) / s / 1e6, cpu);
       (void)store->close();
       store.reset();
       std::filesystem::remove_all(path);
@@ -211,15 +220,18 @@ int main(int argc, char** argv) {
   std::string dir = "/tmp";
   std::uint64_t records = 500'000;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strncmp(argv[i], "--dir=", 6)) dir = argv[i] + 6;
-    else if (!std::strncmp(argv[i], "--records=", 10)) records = std::stoull(argv[i] + 10);
+    if (!std::strncmp(argv[i], "--dir=", 6))
+      dir = argv[i] + 6;
+    else if (!std::strncmp(argv[i], "--records=", 10))
+      records = std::stoull(argv[i] + 10);
     else {
       std::fprintf(stderr, "usage: uplink_bench [--dir=PATH] [--records=N]\n");
       return 2;
     }
   }
   TelemetryGenerator g;
-  std::printf("# uplink_bench\n\nSample record: %s %s\n", g.next().first.c_str(), g.next().second.c_str());
+  std::printf("# uplink_bench\n\nSample record: %s %s\n", g.next().first.c_str(),
+              g.next().second.c_str());
   compression_table();
   drain_table(dir, records);
   return 0;

@@ -13,7 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (gd_model_load(&model, buf.data(), buf.size()) != GD_OK) return 0;
   std::int8_t in[GD_MODEL_MAX_DIM];
   std::int8_t out[GD_MODEL_MAX_DIM];
-  for (std::size_t i = 0; i < gd_model_input_size(&model); ++i) in[i] = static_cast<std::int8_t>(i * 37);
+  for (std::size_t i = 0; i < gd_model_input_size(&model); ++i)
+    in[i] = static_cast<std::int8_t>(i * 37);
   gd_model_run(&model, in, out);
   return 0;
 }

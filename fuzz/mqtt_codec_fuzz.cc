@@ -5,8 +5,8 @@
 // encoded again and must decode to an equal packet with byte-identical re-encoding.
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 
@@ -51,10 +51,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   DecoderOptions opts;
   switch (mode % 4) {
-    case 0: opts.role = Role::kServer; break;  // version learnt from CONNECT
-    case 1: opts.role = Role::kClient; opts.version = ProtocolVersion::kV311; break;
-    case 2: opts.role = Role::kClient; opts.version = ProtocolVersion::kV5; break;
-    default: opts.role = Role::kAny; opts.version = ProtocolVersion::kV5; break;
+    case 0:
+      opts.role = Role::kServer;
+      break;  // version learnt from CONNECT
+    case 1:
+      opts.role = Role::kClient;
+      opts.version = ProtocolVersion::kV311;
+      break;
+    case 2:
+      opts.role = Role::kClient;
+      opts.version = ProtocolVersion::kV5;
+      break;
+    default:
+      opts.role = Role::kAny;
+      opts.version = ProtocolVersion::kV5;
+      break;
   }
   if (mode & 0x80) opts.maximum_packet_size = 64;
   Decoder d(opts);

@@ -25,7 +25,10 @@ void try_evaluate(const ganglion::sql::Expr& e, std::string_view input) {
   if (input.find("regexp") != std::string_view::npos) return;
   static ganglion::ManualClock clock;
   static const ganglion::Value row(ganglion::ValueObject{
-      {"a", 1}, {"b", 2.5}, {"s", "text"}, {"n", ganglion::Value()},
+      {"a", 1},
+      {"b", 2.5},
+      {"s", "text"},
+      {"n", ganglion::Value()},
       {"arr", ganglion::ValueArray{1, "x", 3.5}},
       {"o", ganglion::ValueObject{{"k", "v"}, {"arr", ganglion::ValueArray{1, 2}}}}});
   ganglion::sql::CompileOptions options;

@@ -203,7 +203,8 @@ struct Templates {
     }
     if (r.o.qos) {
       // The packet id follows the topic; MQTT 5 then has a property length (0 here).
-      packet_id_offset = publish_header.size() - 2 - (r.version == mqtt::ProtocolVersion::kV5 ? 1 : 0);
+      packet_id_offset =
+          publish_header.size() - 2 - (r.version == mqtt::ProtocolVersion::kV5 ? 1 : 0);
       if (static_cast<std::uint8_t>(publish_header[packet_id_offset]) != 0x01 ||
           static_cast<std::uint8_t>(publish_header[packet_id_offset + 1]) != 0x02) {
         std::fprintf(stderr, "mqtt_load: unexpected PUBLISH header layout\n");
@@ -296,7 +297,9 @@ class Client {
 class Worker {
  public:
   Worker(RunState& r, const Templates& t)
-      : r_(r), t_(t), ticker_(io_),
+      : r_(r),
+        t_(t),
+        ticker_(io_),
         delivered_(new std::atomic<std::uint64_t>[std::max(1, r.o.publishers)]) {
     for (int i = 0; i < std::max(1, r.o.publishers); ++i) delivered_[i].store(0);
     r.delivered_by_worker.push_back(delivered_.get());
@@ -455,7 +458,8 @@ void Client::start() {
 }
 
 void Client::read() {
-  if (rbuf_.size() - rlen_ < kReadChunk / 4) rbuf_.resize(std::max(rbuf_.size() * 2, rlen_ + kReadChunk));
+  if (rbuf_.size() - rlen_ < kReadChunk / 4)
+    rbuf_.resize(std::max(rbuf_.size() * 2, rlen_ + kReadChunk));
   sock_.async_read_some(asio::buffer(rbuf_.data() + rlen_, rbuf_.size() - rlen_),
                         [this](boost::system::error_code ec, std::size_t n) {
                           if (ec) {
@@ -505,7 +509,8 @@ void Client::on_read(std::size_t n) {
       }
       break;
     }
-    if (!handle_frame(static_cast<std::uint8_t>(rbuf_[pos]), rbuf_.data() + pos, (i - pos) + len)) return;
+    if (!handle_frame(static_cast<std::uint8_t>(rbuf_[pos]), rbuf_.data() + pos, (i - pos) + len))
+      return;
     pos = i + len;
   }
   if (pos > 0) {
@@ -539,12 +544,14 @@ bool Client::handle_frame(std::uint8_t type_flags, const char* frame, std::size_
 void Client::on_publish(std::uint8_t flags, const char* body, std::size_t len) {
   const int qos = (flags >> 1) & 3;
   if (len < 2) return fail("short PUBLISH");
-  const std::size_t topic_len = (static_cast<std::uint8_t>(body[0]) << 8) | static_cast<std::uint8_t>(body[1]);
+  const std::size_t topic_len =
+      (static_cast<std::uint8_t>(body[0]) << 8) | static_cast<std::uint8_t>(body[1]);
   std::size_t p = 2 + topic_len;
   std::uint16_t id = 0;
   if (qos > 0) {
     if (p + 2 > len) return fail("short PUBLISH");
-    id = static_cast<std::uint16_t>((static_cast<std::uint8_t>(body[p]) << 8) | static_cast<std::uint8_t>(body[p + 1]));
+    id = static_cast<std::uint16_t>((static_cast<std::uint8_t>(body[p]) << 8) |
+                                    static_cast<std::uint8_t>(body[p + 1]));
     p += 2;
   }
   if (r_.version == mqtt::ProtocolVersion::kV5) {
@@ -590,7 +597,8 @@ void Client::on_publish(std::uint8_t flags, const char* body, std::size_t len) {
   }
   std::uint64_t& next = next_seq_[publisher];
   if (seq != next && std::getenv("MQTT_LOAD_DEBUG")) {
-    std::fprintf(stderr, "sub %d: publisher %u seq %" PRIu64 " expected %" PRIu64 "\n", index_, publisher, seq, next);
+    std::fprintf(stderr, "sub %d: publisher %u seq %" PRIu64 " expected %" PRIu64 "\n", index_,
+                 publisher, seq, next);
   }
   if (seq < next) {
     ++st.duplicated;  // MQTT keeps order per publisher: an older sequence is a resend
@@ -646,7 +654,9 @@ void Client::on_control(const mqtt::Packet& packet) {
     append_ack(out_, t.pubcomp, a->packet_id);
     return;
   }
-  if (std::holds_alternative<mqtt::Pingresp>(packet) || std::holds_alternative<mqtt::Unsuback>(packet)) return;
+  if (std::holds_alternative<mqtt::Pingresp>(packet) ||
+      std::holds_alternative<mqtt::Unsuback>(packet))
+    return;
   if (auto* d = std::get_if<mqtt::Disconnect>(&packet)) {
     return fail("DISCONNECT from broker: " + std::string(mqtt::to_string(d->reason)));
   }
@@ -700,7 +710,8 @@ void Client::pump() {
     std::uint64_t budget = ~std::uint64_t{0};
     if (r_.o.window > 0 && r_.o.subscribers > 0) {
       const std::uint64_t subs = static_cast<std::uint64_t>(r_.o.subscribers);
-      const std::uint64_t room = static_cast<std::uint64_t>(r_.o.window) * subs + r_.delivered(index_);
+      const std::uint64_t room =
+          static_cast<std::uint64_t>(r_.o.window) * subs + r_.delivered(index_);
       budget = room > seq_ * subs ? (room - seq_ * subs) / subs : 0;
     }
     while (out_.size() < kBatchBytes && budget > 0) {
@@ -732,27 +743,28 @@ void Client::flush() {
   writing_.swap(out_);
   out_.clear();
   write_active_ = true;
-  asio::async_write(sock_, asio::buffer(writing_), [this](boost::system::error_code ec, std::size_t) {
-    write_active_ = false;
-    writing_.clear();
-    if (ec) {
-      if (closing_) return;
-      return fail("write: " + ec.message());
-    }
-    if (closing_) {
-      if (!out_.empty()) return flush();
-      // DISCONNECT is out: the broker closes first, so TIME_WAIT stays on its side and
-      // repeated runs do not use up local ports.
-      boost::system::error_code ignored;
-      sock_.shutdown(tcp::socket::shutdown_send, ignored);
-      return;
-    }
-    if (kind_ == Kind::kPublisher) {
-      pump();
-    } else {
-      flush();
-    }
-  });
+  asio::async_write(sock_, asio::buffer(writing_),
+                    [this](boost::system::error_code ec, std::size_t) {
+                      write_active_ = false;
+                      writing_.clear();
+                      if (ec) {
+                        if (closing_) return;
+                        return fail("write: " + ec.message());
+                      }
+                      if (closing_) {
+                        if (!out_.empty()) return flush();
+                        // DISCONNECT is out: the broker closes first, so TIME_WAIT stays on its
+                        // side and repeated runs do not use up local ports.
+                        boost::system::error_code ignored;
+                        sock_.shutdown(tcp::socket::shutdown_send, ignored);
+                        return;
+                      }
+                      if (kind_ == Kind::kPublisher) {
+                        pump();
+                      } else {
+                        flush();
+                      }
+                    });
 }
 
 void Client::close() {
@@ -784,21 +796,28 @@ std::atomic<bool> g_interrupted{false};
 int main(int argc, char** argv) {
   RunState r;
   Options& o = r.o;
-  CLI::App app{"MQTT load generator: publishers/subscribers on one topic, or idle connections; prints JSON."};
+  CLI::App app{
+      "MQTT load generator: publishers/subscribers on one topic, or idle connections; prints "
+      "JSON."};
   app.add_option("--host", o.host, "Broker address (IP)");
   app.add_option("--port", o.port, "Broker TCP port");
-  app.add_option("--publishers", o.publishers, "Publishing connections")->check(CLI::Range(0, 100000));
-  app.add_option("--subscribers", o.subscribers, "Subscribing connections")->check(CLI::Range(0, 100000));
+  app.add_option("--publishers", o.publishers, "Publishing connections")
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--subscribers", o.subscribers, "Subscribing connections")
+      ->check(CLI::Range(0, 100000));
   app.add_option("--topic", o.topic,
                  "Topic of every publisher; {run} becomes the client prefix. Subscribers "
                  "subscribe to it exactly: N publishers + 1 subscriber is fan-in, 1 + M fan-out");
   app.add_option("--qos", o.qos, "QoS of publishes and subscriptions")->check(CLI::Range(0, 2));
-  app.add_option("--payload", o.payload, "Payload bytes (at least 24: timestamp, publisher, sequence)")
+  app.add_option("--payload", o.payload,
+                 "Payload bytes (at least 24: timestamp, publisher, sequence)")
       ->check(CLI::Range(std::size_t{24}, std::size_t{1} << 24));
-  app.add_option("--rate", o.rate, "Messages/s published, all publishers together (0 = as fast as possible)");
+  app.add_option("--rate", o.rate,
+                 "Messages/s published, all publishers together (0 = as fast as possible)");
   app.add_option("--duration", o.duration, "Measured seconds (idle mode: how long to hold)");
   app.add_option("--warmup", o.warmup, "Seconds of publishing before measuring");
-  app.add_option("--drain", o.drain, "Max seconds to wait for in-flight messages after publishing stops");
+  app.add_option("--drain", o.drain,
+                 "Max seconds to wait for in-flight messages after publishing stops");
   app.add_option("--settle", o.settle, "Draining ends when nothing arrives for this many seconds");
   app.add_option("--inflight", o.inflight, "Unacknowledged QoS 1/2 messages per publisher")
       ->check(CLI::Range(1, 65000));
@@ -809,9 +828,11 @@ int main(int argc, char** argv) {
   app.add_option("--idle", o.idle, "Open this many idle connections, report, hold for --duration")
       ->check(CLI::Range(0, 1000000));
   app.add_option("--version", o.version, "MQTT protocol version")->check(CLI::IsMember({311, 5}));
-  app.add_option("--threads", o.threads, "Event loop threads (io_context each)")->check(CLI::Range(1, 64));
+  app.add_option("--threads", o.threads, "Event loop threads (io_context each)")
+      ->check(CLI::Range(1, 64));
   app.add_option("--keep-alive", o.keep_alive, "CONNECT keep-alive seconds (PINGREQ every half)");
-  app.add_option("--connect-concurrency", o.connect_concurrency, "Connection handshakes in flight per thread");
+  app.add_option("--connect-concurrency", o.connect_concurrency,
+                 "Connection handshakes in flight per thread");
   app.add_option("--connect-timeout", o.connect_timeout, "Seconds to wait for every connection");
   app.add_option("--client-prefix", o.client_prefix, "Client id prefix (default: random)");
   app.add_option("--label", o.label, "Copied into the JSON output");
@@ -825,7 +846,8 @@ int main(int argc, char** argv) {
   }
   r.version = o.version == 5 ? mqtt::ProtocolVersion::kV5 : mqtt::ProtocolVersion::kV311;
   r.topic = o.topic;
-  for (std::size_t at; (at = r.topic.find("{run}")) != std::string::npos;) r.topic.replace(at, 5, o.client_prefix);
+  for (std::size_t at; (at = r.topic.find("{run}")) != std::string::npos;)
+    r.topic.replace(at, 5, o.client_prefix);
   r.filter = r.topic;
   r.rate_per_publisher = o.publishers > 0 ? o.rate / o.publishers : 0;
   if (o.idle > 0) {
@@ -888,7 +910,8 @@ int main(int argc, char** argv) {
   auto errors_json = [&] {
     std::lock_guard lock(r.errors_mu);
     std::string s = "[";
-    for (std::size_t i = 0; i < r.errors.size(); ++i) s += (i ? ",\"" : "\"") + json_escape(r.errors[i]) + "\"";
+    for (std::size_t i = 0; i < r.errors.size(); ++i)
+      s += (i ? ",\"" : "\"") + json_escape(r.errors[i]) + "\"";
     return s + "]";
   };
 
@@ -897,17 +920,19 @@ int main(int argc, char** argv) {
     for (auto& w : workers) w->connect_all(Kind::kIdle);
     wait_for([&] { return r.connected + r.failed >= o.idle; }, o.connect_timeout);
     const double elapsed = static_cast<double>(now_ns() - t0) / 1e9;
-    std::printf("{\"phase\":\"connected\",\"label\":\"%s\",\"idle\":%d,\"connected\":%d,\"failed\":%d,"
-                "\"connect_s\":%.3f}\n",
-                json_escape(o.label).c_str(), o.idle, r.connected.load(), r.failed.load(), elapsed);
+    std::printf(
+        "{\"phase\":\"connected\",\"label\":\"%s\",\"idle\":%d,\"connected\":%d,\"failed\":%d,"
+        "\"connect_s\":%.3f}\n",
+        json_escape(o.label).c_str(), o.idle, r.connected.load(), r.failed.load(), elapsed);
     std::fflush(stdout);
     for (auto& w : workers) asio::post(w->io(), [&w] { w->start_pinging(); });
     wait_for([] { return false; }, o.duration);
     finish();
-    std::printf("{\"phase\":\"done\",\"label\":\"%s\",\"idle\":%d,\"connected\":%d,\"failed\":%d,"
-                "\"errors\":%" PRIu64 ",\"error_messages\":%s}\n",
-                json_escape(o.label).c_str(), o.idle, r.connected.load(), r.failed.load(),
-                r.error_count.load(), errors_json().c_str());
+    std::printf(
+        "{\"phase\":\"done\",\"label\":\"%s\",\"idle\":%d,\"connected\":%d,\"failed\":%d,"
+        "\"errors\":%" PRIu64 ",\"error_messages\":%s}\n",
+        json_escape(o.label).c_str(), o.idle, r.connected.load(), r.failed.load(),
+        r.error_count.load(), errors_json().c_str());
     return r.connected == o.idle ? 0 : 1;
   }
 
@@ -916,7 +941,8 @@ int main(int argc, char** argv) {
   wait_for([&] { return r.connected + r.failed >= o.subscribers; }, o.connect_timeout);
   for (auto& w : workers) w->connect_all(Kind::kPublisher);
   const bool all_connected =
-      wait_for([&] { return r.connected + r.failed >= o.subscribers + o.publishers; }, o.connect_timeout) &&
+      wait_for([&] { return r.connected + r.failed >= o.subscribers + o.publishers; },
+               o.connect_timeout) &&
       r.failed == 0;
   if (!all_connected) {
     r.error("not every client connected: " + std::to_string(r.connected.load()) + " of " +
@@ -975,20 +1001,24 @@ int main(int argc, char** argv) {
   const std::uint64_t lost = expected > unique ? expected - unique : 0;
   auto us = [](double ns) { return ns / 1000.0; };
   std::printf(
-      "{\"label\":\"%s\",\"version\":%d,\"publishers\":%d,\"subscribers\":%d,\"qos\":%d,\"payload\":%zu,"
-      "\"rate\":%.0f,\"inflight\":%d,\"window\":%d,\"threads\":%d,\"duration_s\":%.3f,\"connect_s\":%.3f,"
-      "\"sent\":%" PRIu64 ",\"sent_per_s\":%.0f,\"received\":%" PRIu64 ",\"received_per_s\":%.0f,"
+      "{\"label\":\"%s\",\"version\":%d,\"publishers\":%d,\"subscribers\":%d,\"qos\":%d,"
+      "\"payload\":%zu,"
+      "\"rate\":%.0f,\"inflight\":%d,\"window\":%d,\"threads\":%d,\"duration_s\":%.3f,\"connect_"
+      "s\":%.3f,"
+      "\"sent\":%" PRIu64 ",\"sent_per_s\":%.0f,\"received\":%" PRIu64
+      ",\"received_per_s\":%.0f,"
       "\"sent_total\":%" PRIu64 ",\"received_total\":%" PRIu64 ",\"expected\":%" PRIu64
       ",\"lost\":%" PRIu64 ",\"duplicated\":%" PRIu64 ",\"foreign\":%" PRIu64
-      ",\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f,\"count\":%" PRIu64
-      "},\"errors\":%" PRIu64 ",\"error_messages\":%s}\n",
-      json_escape(o.label).c_str(), o.version, o.publishers, o.subscribers, o.qos, o.payload, o.rate,
-      o.inflight, o.window, o.threads, o.duration, connect_s, total.sent_window,
+      ",\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f,"
+      "\"count\":%" PRIu64 "},\"errors\":%" PRIu64 ",\"error_messages\":%s}\n",
+      json_escape(o.label).c_str(), o.version, o.publishers, o.subscribers, o.qos, o.payload,
+      o.rate, o.inflight, o.window, o.threads, o.duration, connect_s, total.sent_window,
       static_cast<double>(total.sent_window) / o.duration, total.received_window,
-      static_cast<double>(total.received_window) / o.duration, total.sent_total, total.received_total, expected,
-      lost, total.duplicated, total.foreign, us(total.latency.quantile(0.5)), us(total.latency.quantile(0.99)),
-      us(total.latency.quantile(0.999)), us(static_cast<double>(total.latency.max())), us(total.latency.mean()),
-      total.latency.total(), r.error_count.load(), errors_json().c_str());
+      static_cast<double>(total.received_window) / o.duration, total.sent_total,
+      total.received_total, expected, lost, total.duplicated, total.foreign,
+      us(total.latency.quantile(0.5)), us(total.latency.quantile(0.99)),
+      us(total.latency.quantile(0.999)), us(static_cast<double>(total.latency.max())),
+      us(total.latency.mean()), total.latency.total(), r.error_count.load(), errors_json().c_str());
   std::fflush(stdout);
   return r.error_count.load() == 0 ? 0 : 1;
 }

@@ -39,16 +39,19 @@ static void sample(unsigned step, float* temp, float* vib) {
   if (t >= 20 && t < 35) base += 40.0 * sin((t - 20) / 15.0 * 3.14159265);
   *temp = (float)(base + 0.4 * sin(t * 7.1));
   double amp = (t >= 45 && t < 50) ? 4.2 : 0.55;
-  *vib = (float)(amp * sin(t * 2 * 3.14159265 * 3.3 + 0.5 * sin(t)));  /* instantaneous g */
+  *vib = (float)(amp * sin(t * 2 * 3.14159265 * 3.3 + 0.5 * sin(t))); /* instantaneous g */
 }
 
 int main(int argc, char** argv) {
   const char* path = GD_DEFAULT_MODEL;
   unsigned steps = 600, window = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--model")) path = argv[i + 1];
-    else if (!strcmp(argv[i], "--steps")) steps = (unsigned)strtoul(argv[i + 1], NULL, 10);
-    else if (!strcmp(argv[i], "--window")) window = (unsigned)strtoul(argv[i + 1], NULL, 10);
+    if (!strcmp(argv[i], "--model"))
+      path = argv[i + 1];
+    else if (!strcmp(argv[i], "--steps"))
+      steps = (unsigned)strtoul(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "--window"))
+      window = (unsigned)strtoul(argv[i + 1], NULL, 10);
     else {
       fprintf(stderr, "usage: gd_example_reflex [--model F] [--steps N] [--window N]\n");
       return 2;
@@ -102,12 +105,14 @@ int main(int argc, char** argv) {
       float score = gd_model_dequantize(&model, out[0]);
       int anomaly = score > 0.5f;
       anomalies += (unsigned)anomaly;
-      printf("t=%.1fs window score %.2f %s(rms %.2f g, temp %.1f C)\n", (double)(now_ms + 100) / 1000.0,
-             (double)score, anomaly ? "ANOMALY " : "", (double)rms, (double)mean_temp);
+      printf("t=%.1fs window score %.2f %s(rms %.2f g, temp %.1f C)\n",
+             (double)(now_ms + 100) / 1000.0, (double)score, anomaly ? "ANOMALY " : "", (double)rms,
+             (double)mean_temp);
       sum_sq = sum_temp = 0;
       in_window = 0;
     }
   }
-  printf("relay trips %llu, anomalous windows %u\n", (unsigned long long)overtemp.triggers, anomalies);
+  printf("relay trips %llu, anomalous windows %u\n", (unsigned long long)overtemp.triggers,
+         anomalies);
   return 0;
 }

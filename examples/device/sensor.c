@@ -38,7 +38,8 @@ static uint64_t wall_ms(void) {
 
 static void on_state(void* user, gd_mqtt_state state, int status, int reason) {
   (void)user;
-  fprintf(stderr, "sensor: %s (%s, reason %d)\n", gd_mqtt_state_str(state), gd_status_str(status), reason);
+  fprintf(stderr, "sensor: %s (%s, reason %d)\n", gd_mqtt_state_str(state), gd_status_str(status),
+          reason);
 }
 
 /* A plausible machine: temperature drifting around 40 C, vibration RMS around 0.4 g. */
@@ -64,18 +65,36 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--tls")) { tls = 1; continue; }
-    if (!v) { usage(); return 2; }
-    if (!strcmp(a, "--host")) host = v;
-    else if (!strcmp(a, "--port")) port = (unsigned)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--id")) id = v;
-    else if (!strcmp(a, "--site")) site = v;
-    else if (!strcmp(a, "--count")) count = strtoull(v, NULL, 10);
-    else if (!strcmp(a, "--interval-ms")) interval_ms = strtoull(v, NULL, 10);
-    else if (!strcmp(a, "--protocol")) protocol = (unsigned)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--ring")) ring_slots = (unsigned)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--ca")) ca = v;
-    else { usage(); return 2; }
+    if (!strcmp(a, "--tls")) {
+      tls = 1;
+      continue;
+    }
+    if (!v) {
+      usage();
+      return 2;
+    }
+    if (!strcmp(a, "--host"))
+      host = v;
+    else if (!strcmp(a, "--port"))
+      port = (unsigned)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--id"))
+      id = v;
+    else if (!strcmp(a, "--site"))
+      site = v;
+    else if (!strcmp(a, "--count"))
+      count = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--interval-ms"))
+      interval_ms = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--protocol"))
+      protocol = (unsigned)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--ring"))
+      ring_slots = (unsigned)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--ca"))
+      ca = v;
+    else {
+      usage();
+      return 2;
+    }
     ++i;
   }
   if (port == 0 || port > 65535 || (protocol != 4 && protocol != 5) || ring_slots == 0 ||

@@ -2,12 +2,12 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <fmt/format.h>
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
-#include <fmt/format.h>
 #include <functional>
-#include <algorithm>
 #include <stdexcept>
 
 namespace ganglion {
@@ -50,7 +50,8 @@ Result<std::int64_t> parse_with_units(std::string_view text,
                                       const std::vector<std::pair<std::string_view, double>>& units,
                                       bool unit_required) {
   std::size_t i = 0;
-  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+    ++i;
   if (i == 0) return InvalidArgument("no number");
   double n = 0;
   try {
@@ -77,13 +78,20 @@ Result<std::int64_t> parse_with_units(std::string_view text,
 
 std::string_view to_string(OptionType type) {
   switch (type) {
-    case OptionType::kString: return "string";
-    case OptionType::kInt: return "integer";
-    case OptionType::kBool: return "boolean";
-    case OptionType::kDouble: return "number";
-    case OptionType::kDuration: return "duration";
-    case OptionType::kBytes: return "size";
-    case OptionType::kStringList: return "list of strings";
+    case OptionType::kString:
+      return "string";
+    case OptionType::kInt:
+      return "integer";
+    case OptionType::kBool:
+      return "boolean";
+    case OptionType::kDouble:
+      return "number";
+    case OptionType::kDuration:
+      return "duration";
+    case OptionType::kBytes:
+      return "size";
+    case OptionType::kStringList:
+      return "list of strings";
   }
   return "?";
 }
@@ -98,8 +106,8 @@ Result<std::int64_t> parse_duration_ms(std::string_view text) {
 
 Result<std::int64_t> parse_bytes(std::string_view text) {
   static const std::vector<std::pair<std::string_view, double>> kUnits = {
-      {"B", 1},          {"KB", 1e3},         {"MB", 1e6},
-      {"GB", 1e9},       {"TB", 1e12},        {"KiB", 1024.0},
+      {"B", 1},           {"KB", 1e3},           {"MB", 1e6},
+      {"GB", 1e9},        {"TB", 1e12},          {"KiB", 1024.0},
       {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
   auto r = parse_with_units(text, kUnits, false);
   if (!r.ok()) return InvalidArgument("expected a size such as 4096, 64KiB, 10MiB or 2GiB");
@@ -156,7 +164,8 @@ Config::Config(const ConfigSchema& schema) : schema_(&schema) {
 Status Config::parse_into(const OptionSpec& spec, std::string_view raw, ConfigValue& out) const {
   const std::string text = trim(raw);
   auto fail = [&](std::string_view found) {
-    return InvalidArgument(fmt::format("{}: expected {}, found \"{}\"", spec.key, describe(spec), found));
+    return InvalidArgument(
+        fmt::format("{}: expected {}, found \"{}\"", spec.key, describe(spec), found));
   };
   out.text = text;
   auto check_range = [&](std::int64_t v) -> Status {
@@ -209,7 +218,8 @@ Status Config::parse_into(const OptionSpec& spec, std::string_view raw, ConfigVa
       std::size_t start = 0;
       while (start <= text.size() && !text.empty()) {
         auto comma = text.find(',', start);
-        auto item = trim(std::string_view(text).substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+        auto item = trim(std::string_view(text).substr(
+            start, comma == std::string::npos ? std::string::npos : comma - start));
         if (!item.empty()) out.list.push_back(item);
         if (comma == std::string::npos) break;
         start = comma + 1;
@@ -233,7 +243,8 @@ Status Config::set(std::string_view key, std::string_view text, std::string_view
 
 Status Config::load_yaml_file(Env& env, const std::string& path) {
   auto text = env.read_file(path);
-  if (!text.ok()) return InvalidArgument("cannot read config file " + path + ": " + text.status().message());
+  if (!text.ok())
+    return InvalidArgument("cannot read config file " + path + ": " + text.status().message());
   return load_yaml(*text, path);
 }
 
@@ -262,7 +273,8 @@ Status Config::load_yaml(std::string_view text, std::string_view name) {
       [&](const YAML::Node& map, const std::string& prefix) -> Status {
     for (const auto& kv : map) {
       if (!kv.first.IsScalar()) {
-        return InvalidArgument(fmt::format("{}: expected an option name", where(name, kv.first.Mark())));
+        return InvalidArgument(
+            fmt::format("{}: expected an option name", where(name, kv.first.Mark())));
       }
       const std::string key = prefix.empty() ? kv.first.Scalar() : prefix + "." + kv.first.Scalar();
       const YAML::Node& v = kv.second;
@@ -292,11 +304,13 @@ Status Config::load_yaml(std::string_view text, std::string_view name) {
         GANGLION_RETURN_IF_ERROR(set(key, textual, at));
       } else if (schema_->is_section(key)) {
         if (!v.IsMap()) {
-          return InvalidArgument(fmt::format("{}: {}: expected a map (a section of options)", at, key));
+          return InvalidArgument(
+              fmt::format("{}: {}: expected a map (a section of options)", at, key));
         }
         GANGLION_RETURN_IF_ERROR(walk(v, key));
       } else {
-        return InvalidArgument(fmt::format("{}: unknown option \"{}\"", where(name, kv.first.Mark()), key));
+        return InvalidArgument(
+            fmt::format("{}: unknown option \"{}\"", where(name, kv.first.Mark()), key));
       }
     }
     return Status::Ok();
@@ -310,7 +324,8 @@ Status Config::load_yaml(std::string_view text, std::string_view name) {
 
 const ConfigValue& Config::value(std::string_view key) const {
   auto it = values_.find(key);
-  if (it == values_.end()) throw std::logic_error("config option not declared: " + std::string(key));
+  if (it == values_.end())
+    throw std::logic_error("config option not declared: " + std::string(key));
   return it->second;
 }
 

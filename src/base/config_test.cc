@@ -9,16 +9,31 @@ namespace {
 
 ConfigSchema schema() {
   ConfigSchema s;
-  s.add({.key = "node.id", .type = OptionType::kString, .default_value = "edge-1", .help = "Node id."});
-  s.add({.key = "http.port", .type = OptionType::kInt, .default_value = "8080", .help = "Port.",
-         .min = 0, .max = 65535});
-  s.add({.key = "log.format", .type = OptionType::kString, .default_value = "text", .help = "Format.",
+  s.add({.key = "node.id",
+         .type = OptionType::kString,
+         .default_value = "edge-1",
+         .help = "Node id."});
+  s.add({.key = "http.port",
+         .type = OptionType::kInt,
+         .default_value = "8080",
+         .help = "Port.",
+         .min = 0,
+         .max = 65535});
+  s.add({.key = "log.format",
+         .type = OptionType::kString,
+         .default_value = "text",
+         .help = "Format.",
          .choices = {"text", "json"}});
   s.add({.key = "log.sync", .type = OptionType::kBool, .default_value = "false", .help = "Sync."});
-  s.add({.key = "uplink.interval", .type = OptionType::kDuration, .default_value = "10s", .help = "I."});
+  s.add({.key = "uplink.interval",
+         .type = OptionType::kDuration,
+         .default_value = "10s",
+         .help = "I."});
   s.add({.key = "log.quota", .type = OptionType::kBytes, .default_value = "1GiB", .help = "Q."});
-  s.add({.key = "mqtt.listeners", .type = OptionType::kStringList,
-         .default_value = "tcp://127.0.0.1:1883", .help = "L."});
+  s.add({.key = "mqtt.listeners",
+         .type = OptionType::kStringList,
+         .default_value = "tcp://127.0.0.1:1883",
+         .help = "L."});
   s.add({.key = "ratio", .type = OptionType::kDouble, .default_value = "0.5", .help = "R."});
   return s;
 }
@@ -38,8 +53,10 @@ TEST(Config, DefaultsApplyWithoutAFile) {
 TEST(Config, NestedMapsSetDottedKeys) {
   auto s = schema();
   Config c(s);
-  ASSERT_TRUE(c.load_yaml("node:\n  id: factory-7\nhttp:\n  port: 9000\nmqtt:\n  listeners: [a, b]\n",
-                          "edge.yaml").ok());
+  ASSERT_TRUE(
+      c.load_yaml("node:\n  id: factory-7\nhttp:\n  port: 9000\nmqtt:\n  listeners: [a, b]\n",
+                  "edge.yaml")
+          .ok());
   EXPECT_EQ(c.str("node.id"), "factory-7");
   EXPECT_EQ(c.integer("http.port"), 9000);
   EXPECT_EQ(c.list("mqtt.listeners"), (std::vector<std::string>{"a", "b"}));
@@ -59,7 +76,8 @@ TEST(Config, OutOfRangeIsAnError) {
   auto s = schema();
   Config c(s);
   Status st = c.load_yaml("http: {port: 70000}", "f.yaml");
-  EXPECT_NE(st.message().find("f.yaml:1:14: http.port: expected integer in 0..65535"), std::string::npos)
+  EXPECT_NE(st.message().find("f.yaml:1:14: http.port: expected integer in 0..65535"),
+            std::string::npos)
       << st.message();
 }
 

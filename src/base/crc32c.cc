@@ -29,7 +29,7 @@ constexpr Tables kTables;
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) std::uint32_t crc32c_hw(std::uint32_t crc, const void* data,
-                                                         std::size_t n) {
+                                                          std::size_t n) {
   const auto* p = static_cast<const unsigned char*>(data);
   std::uint64_t c = ~crc;
   while (n >= 8) {

@@ -67,8 +67,8 @@ class FaultEnv final : public Env {
   std::atomic<std::uint64_t> generation_{0};  // bumped by power_loss()
   std::atomic<bool> halted_{false};
   std::mutex mu_;
-  std::map<std::string, std::uint64_t> synced_size_;   // per file written through us
-  std::set<std::string> unsynced_new_files_;           // created since dir sync
+  std::map<std::string, std::uint64_t> synced_size_;  // per file written through us
+  std::set<std::string> unsynced_new_files_;          // created since dir sync
 };
 
 }  // namespace ganglion

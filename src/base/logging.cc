@@ -13,11 +13,21 @@ void append_json_escaped(std::string_view s, spdlog::memory_buf_t& out) {
   static constexpr char kHex[] = "0123456789abcdef";
   for (char c : s) {
     switch (c) {
-      case '"': out.append(std::string_view("\\\"")); break;
-      case '\\': out.append(std::string_view("\\\\")); break;
-      case '\n': out.append(std::string_view("\\n")); break;
-      case '\r': out.append(std::string_view("\\r")); break;
-      case '\t': out.append(std::string_view("\\t")); break;
+      case '"':
+        out.append(std::string_view("\\\""));
+        break;
+      case '\\':
+        out.append(std::string_view("\\\\"));
+        break;
+      case '\n':
+        out.append(std::string_view("\\n"));
+        break;
+      case '\r':
+        out.append(std::string_view("\\r"));
+        break;
+      case '\t':
+        out.append(std::string_view("\\t"));
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           const char esc[] = {'\\', 'u', '0', '0', kHex[(c >> 4) & 0xf], kHex[c & 0xf]};
@@ -66,7 +76,9 @@ Result<LogFormat> parse_log_format(std::string_view s) {
   return InvalidArgument("log format must be \"text\" or \"json\", not \"" + std::string(s) + "\"");
 }
 
-std::unique_ptr<spdlog::formatter> make_json_formatter() { return std::make_unique<JsonFormatter>(); }
+std::unique_ptr<spdlog::formatter> make_json_formatter() {
+  return std::make_unique<JsonFormatter>();
+}
 
 Status init_logging(LogFormat format, std::string_view level, std::string_view name) {
   const auto lvl = spdlog::level::from_str(std::string(level));

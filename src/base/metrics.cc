@@ -1,8 +1,8 @@
 #include "base/metrics.h"
 
+#include <fmt/format.h>
 #include <cassert>
 #include <cmath>
-#include <fmt/format.h>
 #include <stdexcept>
 
 namespace ganglion {
@@ -14,8 +14,7 @@ void Gauge::add(double d) {
 }
 
 Histogram::Histogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)),
-      buckets_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
+    : bounds_(std::move(bounds)), buckets_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
   for (std::size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0);
 }
 
@@ -74,10 +73,14 @@ namespace {
 std::string escape_label(const std::string& v) {
   std::string out;
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -106,7 +109,8 @@ std::string number(double v) {
 
 void check_name(const std::string& name) {
   bool ok = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0]));
-  for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':');
+  for (char c : name)
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':');
   if (!ok) throw std::invalid_argument("invalid metric name: " + name);
 }
 
@@ -154,8 +158,8 @@ struct FamilyAccess {
           out += name + label_set(family.label_names_, values) + " " +
                  std::to_string(child->value()) + "\n";
         } else {
-          out += name + label_set(family.label_names_, values) + " " + number(child->value()) +
-                 "\n";
+          out +=
+              name + label_set(family.label_names_, values) + " " + number(child->value()) + "\n";
         }
       }
     }
@@ -176,7 +180,8 @@ struct FamilyAccess {
       h->family.bounds_ = std::move(bounds);
       slot = std::move(h);
     }
-    if (slot->type != type) throw std::invalid_argument("metric registered twice with two types: " + name);
+    if (slot->type != type)
+      throw std::invalid_argument("metric registered twice with two types: " + name);
     return static_cast<Holder<T>*>(slot.get())->family;
   }
 };
@@ -186,8 +191,8 @@ MetricsRegistry::~MetricsRegistry() = default;
 
 Family<Counter>& MetricsRegistry::counter(const std::string& name, const std::string& help,
                                           std::vector<std::string> label_names) {
-  return FamilyAccess::get<Counter>(*this, name, help, MetricType::kCounter,
-                                    std::move(label_names), {});
+  return FamilyAccess::get<Counter>(*this, name, help, MetricType::kCounter, std::move(label_names),
+                                    {});
 }
 
 Family<Gauge>& MetricsRegistry::gauge(const std::string& name, const std::string& help,
@@ -208,7 +213,8 @@ std::string MetricsRegistry::render() const {
   std::string out;
   for (const auto& [name, fam] : families_) {
     std::string help;
-    for (char c : fam->help) help += c == '\n' ? std::string("\\n") : c == '\\' ? std::string("\\\\") : std::string(1, c);
+    for (char c : fam->help)
+      help += c == '\n' ? std::string("\\n") : c == '\\' ? std::string("\\\\") : std::string(1, c);
     out += "# HELP " + name + " " + help + "\n";
     const char* type = fam->type == MetricType::kCounter ? "counter"
                        : fam->type == MetricType::kGauge ? "gauge"

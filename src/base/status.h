@@ -15,15 +15,15 @@ namespace ganglion {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // the caller's input is malformed (bad packet, bad SQL, bad YAML)
+  kInvalidArgument,  // the caller's input is malformed (bad packet, bad SQL, bad YAML)
   kNotFound,
   kAlreadyExists,
   kPermissionDenied,
   kResourceExhausted,  // a bound was hit: quota, queue, connections
   kNoSpace,            // the disk is full
   kIoError,
-  kCorruption,         // stored data failed a check (CRC, magic, length)
-  kUnavailable,        // a peer or link is down; retrying may help
+  kCorruption,   // stored data failed a check (CRC, magic, length)
+  kUnavailable,  // a peer or link is down; retrying may help
   kFailedPrecondition,
   kTimeout,
   kCancelled,
@@ -57,16 +57,24 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
-inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
-inline Status ResourceExhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
+inline Status PermissionDenied(std::string m) {
+  return {StatusCode::kPermissionDenied, std::move(m)};
+}
+inline Status ResourceExhausted(std::string m) {
+  return {StatusCode::kResourceExhausted, std::move(m)};
+}
 inline Status NoSpace(std::string m) { return {StatusCode::kNoSpace, std::move(m)}; }
 inline Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
 inline Status Corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
-inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
+inline Status FailedPrecondition(std::string m) {
+  return {StatusCode::kFailedPrecondition, std::move(m)};
+}
 inline Status Timeout(std::string m) { return {StatusCode::kTimeout, std::move(m)}; }
 inline Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
@@ -76,7 +84,7 @@ inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "Result built from an ok Status");
   }
@@ -87,9 +95,18 @@ class [[nodiscard]] Result {
   // The error; Status::Ok() when a value is held.
   Status status() const { return ok() ? Status::Ok() : std::get<Status>(v_); }
 
-  T& value() & { assert(ok()); return std::get<T>(v_); }
-  const T& value() const& { assert(ok()); return std::get<T>(v_); }
-  T&& value() && { assert(ok()); return std::get<T>(std::move(v_)); }
+  T& value() & {
+    assert(ok());
+    return std::get<T>(v_);
+  }
+  const T& value() const& {
+    assert(ok());
+    return std::get<T>(v_);
+  }
+  T&& value() && {
+    assert(ok());
+    return std::get<T>(std::move(v_));
+  }
   T value_or(T fallback) const { return ok() ? std::get<T>(v_) : std::move(fallback); }
 
   T& operator*() & { return value(); }
@@ -105,9 +122,9 @@ class [[nodiscard]] Result {
 }  // namespace ganglion
 
 // Returns early from the enclosing function when `expr` yields a non-ok Status.
-#define GANGLION_RETURN_IF_ERROR(expr)            \
-  do {                                            \
-    ::ganglion::Status ganglion_status_ = (expr); \
+#define GANGLION_RETURN_IF_ERROR(expr)                   \
+  do {                                                   \
+    ::ganglion::Status ganglion_status_ = (expr);        \
     if (!ganglion_status_.ok()) return ganglion_status_; \
   } while (0)
 

@@ -2,9 +2,9 @@
 
 #include "bridge/bridge.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <spdlog/spdlog.h>
 
 #include <deque>
 #include <functional>
@@ -31,7 +31,8 @@ Result<BridgeRule> parse_bridge_rule(std::string_view text, BridgeRule::Directio
   for (std::string w; in >> w;) words.push_back(w);
   const std::string where = "bridge rule \"" + std::string(text) + "\"";
   if (words.empty() || words.size() > 4) {
-    return InvalidArgument(where + ": expected \"<filter> [<qos>] [<remote-prefix>] [<local-prefix>]\"");
+    return InvalidArgument(where +
+                           ": expected \"<filter> [<qos>] [<remote-prefix>] [<local-prefix>]\"");
   }
   BridgeRule r;
   r.direction = direction;
@@ -52,8 +53,10 @@ Result<BridgeRule> parse_bridge_rule(std::string_view text, BridgeRule::Directio
       return InvalidArgument(where + ": a prefix may not contain wildcards");
     }
   }
-  if (Status s = mqtt::validate_topic_filter(r.local_prefix + r.filter); !s.ok()) return s.with_context(where);
-  if (Status s = mqtt::validate_topic_filter(r.remote_prefix + r.filter); !s.ok()) return s.with_context(where);
+  if (Status s = mqtt::validate_topic_filter(r.local_prefix + r.filter); !s.ok())
+    return s.with_context(where);
+  if (Status s = mqtt::validate_topic_filter(r.remote_prefix + r.filter); !s.ok())
+    return s.with_context(where);
   return r;
 }
 
@@ -82,7 +85,8 @@ struct Bridge::Impl : std::enable_shared_from_this<Bridge::Impl> {
 
 void Bridge::Impl::forward_out(const BridgeRule& rule, const mqtt::Publish& m, DeliveryAck ack) {
   mqtt::Publish out;
-  out.topic = rule.remote_prefix + m.topic.substr(std::min(rule.local_prefix.size(), m.topic.size()));
+  out.topic =
+      rule.remote_prefix + m.topic.substr(std::min(rule.local_prefix.size(), m.topic.size()));
   out.payload = m.payload;
   out.qos = m.qos;  // already min(published, rule's QoS) by the local broker
   out.retain = m.retain;
@@ -108,7 +112,8 @@ void Bridge::Impl::forward_out(const BridgeRule& rule, const mqtt::Publish& m, D
     } else {
       // Refused upstream (ACL, size, quota): retrying would block the link forever.
       self->refused_out.fetch_add(1);
-      spdlog::warn("bridge: upstream refused {}: {} ({})", topic, s.message(), mqtt::to_string(reason));
+      spdlog::warn("bridge: upstream refused {}: {} ({})", topic, s.message(),
+                   mqtt::to_string(reason));
     }
     ack();
   });
@@ -174,8 +179,10 @@ Status Bridge::start() {
   auto& o = impl_->options;
   if (o.rules.empty()) return InvalidArgument("bridge: no rules (bridge.out / bridge.in)");
   for (const auto& r : o.rules) {
-    GANGLION_RETURN_IF_ERROR(mqtt::validate_topic_filter(r.local_prefix + r.filter).with_context("bridge rule"));
-    GANGLION_RETURN_IF_ERROR(mqtt::validate_topic_filter(r.remote_prefix + r.filter).with_context("bridge rule"));
+    GANGLION_RETURN_IF_ERROR(
+        mqtt::validate_topic_filter(r.local_prefix + r.filter).with_context("bridge rule"));
+    GANGLION_RETURN_IF_ERROR(
+        mqtt::validate_topic_filter(r.remote_prefix + r.filter).with_context("bridge rule"));
   }
   impl_->v5 = o.remote.session.version == mqtt::ProtocolVersion::kV5;
 
@@ -186,7 +193,8 @@ Status Bridge::start() {
   local.session_expiry = o.local_session_expiry;
   local.receive_maximum = o.local_inflight;
   impl_->local = std::make_unique<InProcessClient>(
-      impl_->broker, local, [&loop](std::function<void()> fn) { boost::asio::post(loop, std::move(fn)); });
+      impl_->broker, local,
+      [&loop](std::function<void()> fn) { boost::asio::post(loop, std::move(fn)); });
   impl_->remote = std::make_unique<client::MqttClient>(loop, impl_->clock, o.remote);
 
   std::weak_ptr<Impl> weak = impl_;
@@ -241,7 +249,8 @@ Status Bridge::start() {
           self->forward_out(self->options.rules[i], m, std::move(ack));
         },
         [filter = r.local_prefix + r.filter](Status s, ReasonCode) {
-          if (!s.ok()) spdlog::error("bridge: local subscription {} refused: {}", filter, s.message());
+          if (!s.ok())
+            spdlog::error("bridge: local subscription {} refused: {}", filter, s.message());
         },
         SubscribeOptions{.no_local = true, .retain_as_published = true});
   }
@@ -280,7 +289,8 @@ Result<std::unique_ptr<Bridge>> start_bridge(const Config& config, Broker& broke
   std::string id = config.str("bridge.client_id");
   if (id.empty()) id = config.str("node.id") + "-bridge";
   auto& s = o.remote.session;
-  s.version = config.str("bridge.version") == "311" ? mqtt::ProtocolVersion::kV311 : mqtt::ProtocolVersion::kV5;
+  s.version = config.str("bridge.version") == "311" ? mqtt::ProtocolVersion::kV311
+                                                    : mqtt::ProtocolVersion::kV5;
   s.client_id = id;
   if (const auto& u = config.str("bridge.username"); !u.empty()) s.username = u;
   if (const auto& p = config.str("bridge.password"); !p.empty()) s.password = p;

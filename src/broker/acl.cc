@@ -72,7 +72,9 @@ bool IdentityAcl::check_topic(std::string_view topic, std::uint8_t access) const
   return allow_unmatched_;
 }
 
-bool IdentityAcl::can_publish(std::string_view topic) const { return check_topic(topic, kAclWrite); }
+bool IdentityAcl::can_publish(std::string_view topic) const {
+  return check_topic(topic, kAclWrite);
+}
 
 bool IdentityAcl::can_receive(std::string_view topic) const { return check_topic(topic, kAclRead); }
 

@@ -9,7 +9,6 @@
 
 namespace ganglion::broker {
 
-
 struct Broker::Routing {
   std::mutex mu;
   SubscriptionTree tree;
@@ -25,24 +24,42 @@ struct Broker::Routing {
 };
 
 Broker::Broker(BrokerOptions options, Clock& clock, MetricsRegistry& metrics)
-    : options_(std::move(options)), clock_(clock), metrics_(metrics),
+    : options_(std::move(options)),
+      clock_(clock),
+      metrics_(metrics),
       routing_(std::make_unique<Routing>(options_)) {
   auto counter = [&](const char* name, const char* help) {
     return &metrics_.counter(name, help).get();
   };
-  auto gauge = [&](const char* name, const char* help) { return &metrics_.gauge(name, help).get(); };
-  counters_.connections_accepted = counter("ganglion_mqtt_connections_accepted_total", "CONNECTs accepted.");
-  counters_.connections_refused = counter("ganglion_mqtt_connections_refused_total", "CONNECTs refused (auth, limits, rate).");
-  counters_.messages_received = counter("ganglion_mqtt_messages_received_total", "PUBLISH packets received from clients.");
-  counters_.messages_sent = counter("ganglion_mqtt_messages_sent_total", "PUBLISH packets sent to clients.");
-  counters_.messages_dropped_queue_full = counter("ganglion_mqtt_messages_dropped_total", "Deliveries dropped: session queue full, or QoS 0 to an offline client.");
-  counters_.messages_dropped_no_subscriber = counter("ganglion_mqtt_messages_unrouted_total", "Messages that matched no subscription.");
-  counters_.messages_expired = counter("ganglion_mqtt_messages_expired_total", "Deliveries dropped because their Message Expiry passed.");
-  counters_.publishes_denied = counter("ganglion_mqtt_publishes_denied_total", "PUBLISH packets refused by the ACL.");
-  counters_.subscriptions_denied = counter("ganglion_mqtt_subscriptions_denied_total", "Subscriptions refused by the ACL.");
-  counters_.protocol_errors = counter("ganglion_mqtt_protocol_errors_total", "Connections ended for a malformed packet or protocol violation.");
-  counters_.bytes_received = counter("ganglion_mqtt_bytes_received_total", "Bytes read from MQTT connections.");
-  counters_.bytes_sent = counter("ganglion_mqtt_bytes_sent_total", "Bytes written to MQTT connections.");
+  auto gauge = [&](const char* name, const char* help) {
+    return &metrics_.gauge(name, help).get();
+  };
+  counters_.connections_accepted =
+      counter("ganglion_mqtt_connections_accepted_total", "CONNECTs accepted.");
+  counters_.connections_refused =
+      counter("ganglion_mqtt_connections_refused_total", "CONNECTs refused (auth, limits, rate).");
+  counters_.messages_received =
+      counter("ganglion_mqtt_messages_received_total", "PUBLISH packets received from clients.");
+  counters_.messages_sent =
+      counter("ganglion_mqtt_messages_sent_total", "PUBLISH packets sent to clients.");
+  counters_.messages_dropped_queue_full =
+      counter("ganglion_mqtt_messages_dropped_total",
+              "Deliveries dropped: session queue full, or QoS 0 to an offline client.");
+  counters_.messages_dropped_no_subscriber =
+      counter("ganglion_mqtt_messages_unrouted_total", "Messages that matched no subscription.");
+  counters_.messages_expired = counter("ganglion_mqtt_messages_expired_total",
+                                       "Deliveries dropped because their Message Expiry passed.");
+  counters_.publishes_denied =
+      counter("ganglion_mqtt_publishes_denied_total", "PUBLISH packets refused by the ACL.");
+  counters_.subscriptions_denied =
+      counter("ganglion_mqtt_subscriptions_denied_total", "Subscriptions refused by the ACL.");
+  counters_.protocol_errors =
+      counter("ganglion_mqtt_protocol_errors_total",
+              "Connections ended for a malformed packet or protocol violation.");
+  counters_.bytes_received =
+      counter("ganglion_mqtt_bytes_received_total", "Bytes read from MQTT connections.");
+  counters_.bytes_sent =
+      counter("ganglion_mqtt_bytes_sent_total", "Bytes written to MQTT connections.");
   counters_.clients_connected = gauge("ganglion_mqtt_clients_connected", "Clients connected now.");
   counters_.sessions = gauge("ganglion_mqtt_sessions", "Sessions held, connected or not.");
   counters_.retained_messages = gauge("ganglion_mqtt_retained_messages", "Retained messages held.");
@@ -168,8 +185,9 @@ Status Broker::attach_store(std::unique_ptr<SessionStore> store) {
     timers_.schedule_after(std::chrono::milliseconds(left_ms),
                            [this, id, generation] { expire_session(id, generation); });
   }
-  spdlog::info("broker store: restored {} sessions with {} queued messages and {} retained messages",
-               sessions, queued, retained);
+  spdlog::info(
+      "broker store: restored {} sessions with {} queued messages and {} retained messages",
+      sessions, queued, retained);
   return Status::Ok();
 }
 
@@ -247,7 +265,8 @@ void Broker::remove_session_locked(const std::shared_ptr<Session>& session) {
   counters_.subscriptions->set(static_cast<double>(routing_->tree.subscription_count()));
 }
 
-void Broker::detach_session(const std::shared_ptr<Session>& session, const std::shared_ptr<Link>& link) {
+void Broker::detach_session(const std::shared_ptr<Session>& session,
+                            const std::shared_ptr<Link>& link) {
   if (!session->bound_to(link)) return;  // taken over: the new connection owns it
   session->unbind(link);
   std::lock_guard lock(routing_->mu);
@@ -260,7 +279,7 @@ void Broker::detach_session(const std::shared_ptr<Session>& session, const std::
   const std::uint64_t generation = session->generation();
   const SessionId id = session->id();
   timers_.schedule_after(std::chrono::seconds(session->expiry_interval),
-                        [this, id, generation] { expire_session(id, generation); });
+                         [this, id, generation] { expire_session(id, generation); });
 }
 
 void Broker::expire_session(SessionId id, std::uint64_t generation) {
@@ -300,18 +319,19 @@ void Broker::schedule_will(const std::shared_ptr<Session>& session, mqtt::Will w
   const std::uint64_t generation = session->generation();
   const SessionId id = session->id();
   auto w = std::make_shared<mqtt::Will>(std::move(will));
-  session->will_timer = timers_.schedule_after(std::chrono::seconds(delay_s), [this, id, generation, w] {
-    std::shared_ptr<Session> s;
-    {
-      std::lock_guard lock(routing_->mu);
-      auto it = routing_->by_id.find(id);
-      if (it == routing_->by_id.end() || it->second->generation() != generation) return;
-      s = it->second;
-      s->will_timer = 0;
-      if (s->expiry_interval == 0) remove_session_locked(s);
-    }
-    publish_will(id, std::move(*w));
-  });
+  session->will_timer =
+      timers_.schedule_after(std::chrono::seconds(delay_s), [this, id, generation, w] {
+        std::shared_ptr<Session> s;
+        {
+          std::lock_guard lock(routing_->mu);
+          auto it = routing_->by_id.find(id);
+          if (it == routing_->by_id.end() || it->second->generation() != generation) return;
+          s = it->second;
+          s->will_timer = 0;
+          if (s->expiry_interval == 0) remove_session_locked(s);
+        }
+        publish_will(id, std::move(*w));
+      });
 }
 
 void Broker::publish(MessagePtr message) { route(message); }
@@ -323,8 +343,8 @@ void Broker::persist_session_locked(Session& session, bool offline) {
     session.stored = false;
     return;
   }
-  store_->put_session(session.client_id(), session.expiry_interval,
-                      offline ? clock_.wall_ms() : 0, session.subscriptions);
+  store_->put_session(session.client_id(), session.expiry_interval, offline ? clock_.wall_ms() : 0,
+                      session.subscriptions);
   session.stored = true;
 }
 
@@ -415,8 +435,9 @@ Broker::Routed Broker::route(const MessagePtr& message) {
   return routed;
 }
 
-mqtt::ReasonCode Broker::subscribe(const std::shared_ptr<Session>& session, const std::string& filter,
-                                   std::string_view group, const SubscriptionOptions& options,
+mqtt::ReasonCode Broker::subscribe(const std::shared_ptr<Session>& session,
+                                   const std::string& filter, std::string_view group,
+                                   const SubscriptionOptions& options,
                                    std::vector<std::pair<MessagePtr, std::uint8_t>>& retained) {
   std::lock_guard lock(routing_->mu);
   const std::string_view inner =
@@ -429,8 +450,8 @@ mqtt::ReasonCode Broker::subscribe(const std::shared_ptr<Session>& session, cons
   counters_.subscriptions->set(static_cast<double>(routing_->tree.subscription_count()));
   const bool is_new = *outcome == SubscriptionTree::SubscribeOutcome::kNew;
   // Shared subscriptions never receive retained messages on subscribe (spec 4.8.2).
-  const bool send_retained = group.empty() && (options.retain_handling == 0 ||
-                                               (options.retain_handling == 1 && is_new));
+  const bool send_retained =
+      group.empty() && (options.retain_handling == 0 || (options.retain_handling == 1 && is_new));
   if (send_retained) {
     routing_->retained.match(inner, now_ms(), [&](const RetainedMessage& r) {
       auto m = std::make_shared<Message>();
@@ -449,8 +470,9 @@ mqtt::ReasonCode Broker::subscribe(const std::shared_ptr<Session>& session, cons
 bool Broker::unsubscribe(const std::shared_ptr<Session>& session, const std::string& filter,
                          std::string_view group) {
   std::lock_guard lock(routing_->mu);
-  const std::string_view inner =
-      group.empty() ? std::string_view(filter) : std::string_view(filter).substr(7 + group.size() + 1);
+  const std::string_view inner = group.empty()
+                                     ? std::string_view(filter)
+                                     : std::string_view(filter).substr(7 + group.size() + 1);
   const bool existed = routing_->tree.unsubscribe(inner, group, session->id());
   session->subscriptions.erase(filter);
   if (session->stored) persist_session_locked(*session, false);
@@ -464,7 +486,8 @@ void Broker::start() {
 }
 
 void Broker::publish_sys() {
-  const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(clock_.now() - started_).count();
+  const auto uptime =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_.now() - started_).count();
   auto sys = [this](const std::string& topic, std::string value) {
     auto m = std::make_shared<Message>();
     m->topic = "$SYS/broker/" + topic;
@@ -480,7 +503,8 @@ void Broker::publish_sys() {
   sys("messages/sent", std::to_string(counters_.messages_sent->value()));
   sys("messages/dropped", std::to_string(counters_.messages_dropped_queue_full->value()));
   sys("retained messages/count", std::to_string(retained_count()));
-  sys("subscriptions/count", std::to_string(static_cast<std::uint64_t>(counters_.subscriptions->value())));
+  sys("subscriptions/count",
+      std::to_string(static_cast<std::uint64_t>(counters_.subscriptions->value())));
   sys("load/bytes/received", std::to_string(counters_.bytes_received->value()));
   sys("load/bytes/sent", std::to_string(counters_.bytes_sent->value()));
   if (!shutting_down_) {

@@ -39,11 +39,11 @@ enum class QueueFullPolicy { kDropNewest, kDropOldest, kDisconnect };
 
 struct BrokerOptions {
   std::size_t max_connections = 100'000;
-  std::uint32_t max_packet_size = 1 << 20;       // announced; larger packets are refused
-  std::uint16_t receive_maximum = 1024;          // QoS 1/2 we accept unacknowledged per client
-  std::uint16_t max_inflight = 1024;             // QoS 1/2 we send unacknowledged per client
-  std::size_t max_queued_messages = 10'000;      // per session, beyond the in-flight window
-  std::size_t max_queued_bytes = 64 << 20;       // per session
+  std::uint32_t max_packet_size = 1 << 20;   // announced; larger packets are refused
+  std::uint16_t receive_maximum = 1024;      // QoS 1/2 we accept unacknowledged per client
+  std::uint16_t max_inflight = 1024;         // QoS 1/2 we send unacknowledged per client
+  std::size_t max_queued_messages = 10'000;  // per session, beyond the in-flight window
+  std::size_t max_queued_bytes = 64 << 20;   // per session
   QueueFullPolicy queue_full_policy = QueueFullPolicy::kDropNewest;
   std::size_t max_topic_length = 1024;
   std::size_t max_topic_levels = 32;
@@ -136,7 +136,6 @@ class Broker {
   friend class Connection;
   struct Routing;
 
-
   // What a CONNECT resolved to: the session to use and whether it was resumed.
   struct Attach {
     std::shared_ptr<Session> session;
@@ -168,8 +167,8 @@ class Broker {
   bool unsubscribe(const std::shared_ptr<Session>& session, const std::string& filter,
                    std::string_view group);
   void publish_will(SessionId publisher, mqtt::Will will);
-  void schedule_will(const std::shared_ptr<Session>& session, mqtt::Will will, std::uint32_t delay_s,
-                     std::shared_ptr<const IdentityAcl> acl);
+  void schedule_will(const std::shared_ptr<Session>& session, mqtt::Will will,
+                     std::uint32_t delay_s, std::shared_ptr<const IdentityAcl> acl);
   void expire_session(SessionId id, std::uint64_t generation);
   void publish_sys();
   bool take_connect_token();

@@ -71,8 +71,8 @@ class BrokerTest : public ::testing::Test {
     return *broker_;
   }
 
-  Client connect(const std::string& id, ProtocolVersion v = ProtocolVersion::kV5,
-                 bool clean = true, std::uint32_t expiry = 0, std::uint16_t keep_alive = 0,
+  Client connect(const std::string& id, ProtocolVersion v = ProtocolVersion::kV5, bool clean = true,
+                 std::uint32_t expiry = 0, std::uint16_t keep_alive = 0,
                  std::optional<mqtt::Will> will = std::nullopt,
                  std::optional<std::string> user = std::nullopt,
                  std::optional<std::string> password = std::nullopt) {
@@ -153,7 +153,8 @@ TEST_F(BrokerTest, EmptyClientIdWithoutCleanSessionIsRefusedIn311) {
 TEST_F(BrokerTest, RoutesQoS0ToMatchingSubscribers) {
   auto sub = connect("sub");
   sub.send(subscribe("plant/+/temp"));
-  EXPECT_EQ(sub.link->last<mqtt::Suback>().reasons, std::vector<ReasonCode>{ReasonCode::kGrantedQoS0});
+  EXPECT_EQ(sub.link->last<mqtt::Suback>().reasons,
+            std::vector<ReasonCode>{ReasonCode::kGrantedQoS0});
   auto pub = connect("pub");
   pub.send(publish("plant/7/temp", "21.5"));
   pub.send(publish("plant/7/humidity", "40"));
@@ -411,7 +412,8 @@ TEST_F(BrokerTest, SharedSubscriptionDeliversEachMessageToOneMember) {
   a.send(subscribe("$share/workers/jobs/#", QoS::kAtLeastOnce));
   b.send(subscribe("$share/workers/jobs/#", QoS::kAtLeastOnce));
   auto pub = connect("pub");
-  for (int i = 0; i < 10; ++i) pub.send(publish("jobs/x", std::to_string(i), QoS::kAtLeastOnce, 1 + i));
+  for (int i = 0; i < 10; ++i)
+    pub.send(publish("jobs/x", std::to_string(i), QoS::kAtLeastOnce, 1 + i));
   EXPECT_EQ(a.received().size() + b.received().size(), 10u);
   EXPECT_EQ(a.received().size(), 5u);
 }

@@ -142,7 +142,8 @@ void Connection::handle(mqtt::Connect& c) {
     return refuse_connect(v5() ? ReasonCode::kQuotaExceeded : ReasonCode::kServerUnavailable);
   }
   counted_ = true;
-  if (c.properties.authentication_method) return refuse_connect(ReasonCode::kBadAuthenticationMethod);
+  if (c.properties.authentication_method)
+    return refuse_connect(ReasonCode::kBadAuthenticationMethod);
 
   // Identity: the client certificate's CN when mutual TLS gave one, else the username.
   if (info_.certificate_cn && opt.certificate_cn_as_username) {
@@ -178,7 +179,8 @@ void Connection::handle(mqtt::Connect& c) {
 
   if (c.will) {
     const auto& w = *c.will;
-    if (static_cast<std::uint8_t>(w.qos) > opt.maximum_qos) return refuse_connect(ReasonCode::kQoSNotSupported);
+    if (static_cast<std::uint8_t>(w.qos) > opt.maximum_qos)
+      return refuse_connect(ReasonCode::kQoSNotSupported);
     if (w.retain && !opt.retain_available) return refuse_connect(ReasonCode::kRetainNotSupported);
     if (w.topic.size() > opt.max_topic_length || topic_levels(w.topic) > opt.max_topic_levels) {
       return refuse_connect(ReasonCode::kTopicNameInvalid);
@@ -242,17 +244,19 @@ void Connection::arm_keep_alive() {
   const std::int64_t idle = mono_ms(broker_.clock()) - last_activity_ms_.load();
   const std::int64_t wait = std::max<std::int64_t>(1, limit_ms - idle);
   std::weak_ptr<Connection> weak = weak_from_this();
-  keep_alive_timer_ = broker_.timers().schedule_after(std::chrono::milliseconds(wait), [weak, limit_ms] {
-    auto self = weak.lock();
-    if (!self || self->state_.load() != State::kConnected) return;
-    const std::int64_t idle_now = mono_ms(self->broker_.clock()) - self->last_activity_ms_.load();
-    if (idle_now >= limit_ms) {
-      spdlog::debug("mqtt {}: keep-alive timeout for {}", self->info_.remote, self->client_id_);
-      self->disconnect(ReasonCode::kKeepAliveTimeout);
-    } else {
-      self->arm_keep_alive();
-    }
-  });
+  keep_alive_timer_ =
+      broker_.timers().schedule_after(std::chrono::milliseconds(wait), [weak, limit_ms] {
+        auto self = weak.lock();
+        if (!self || self->state_.load() != State::kConnected) return;
+        const std::int64_t idle_now =
+            mono_ms(self->broker_.clock()) - self->last_activity_ms_.load();
+        if (idle_now >= limit_ms) {
+          spdlog::debug("mqtt {}: keep-alive timeout for {}", self->info_.remote, self->client_id_);
+          self->disconnect(ReasonCode::kKeepAliveTimeout);
+        } else {
+          self->arm_keep_alive();
+        }
+      });
 }
 
 void Connection::handle(mqtt::Publish& p) {
@@ -260,7 +264,8 @@ void Connection::handle(mqtt::Publish& p) {
   broker_.counters_.messages_received->inc();
   if (v5() && p.properties.topic_alias) {
     const std::uint16_t alias = *p.properties.topic_alias;
-    if (alias == 0 || alias > opt.topic_alias_maximum) return protocol_error(ReasonCode::kTopicAliasInvalid);
+    if (alias == 0 || alias > opt.topic_alias_maximum)
+      return protocol_error(ReasonCode::kTopicAliasInvalid);
     if (!p.topic.empty()) {
       inbound_aliases_[alias] = p.topic;
     } else {
@@ -318,21 +323,21 @@ void Connection::handle(mqtt::Publish& p) {
   // Acknowledge only once the message is durable in every persistent session it was queued
   // for (and the retained store): that is what "nothing acknowledged is lost" rests on.
   const bool version5 = v5();
-  broker_.store_->when_durable(
-      routed.durable_seq, [link = link_, qos, id = p.packet_id, reason, version5](const Status& s) {
-        if (!s.ok()) {
-          // Not durable: refuse (MQTT 5) or close without acknowledging (3.1.1), so the
-          // client sends it again.
-          if (!version5) return link->close();
-          const ReasonCode failed = s.code() == StatusCode::kNoSpace ? ReasonCode::kQuotaExceeded
-                                                                     : ReasonCode::kUnspecifiedError;
-          if (qos == 1) link->send(mqtt::Puback{id, failed, {}});
-          if (qos == 2) link->send(mqtt::Pubrec{id, failed, {}});
-          return;
-        }
-        if (qos == 1) link->send(mqtt::Puback{id, reason, {}});
-        if (qos == 2) link->send(mqtt::Pubrec{id, reason, {}});
-      });
+  broker_.store_->when_durable(routed.durable_seq, [link = link_, qos, id = p.packet_id, reason,
+                                                    version5](const Status& s) {
+    if (!s.ok()) {
+      // Not durable: refuse (MQTT 5) or close without acknowledging (3.1.1), so the
+      // client sends it again.
+      if (!version5) return link->close();
+      const ReasonCode failed = s.code() == StatusCode::kNoSpace ? ReasonCode::kQuotaExceeded
+                                                                 : ReasonCode::kUnspecifiedError;
+      if (qos == 1) link->send(mqtt::Puback{id, failed, {}});
+      if (qos == 2) link->send(mqtt::Pubrec{id, failed, {}});
+      return;
+    }
+    if (qos == 1) link->send(mqtt::Puback{id, reason, {}});
+    if (qos == 2) link->send(mqtt::Pubrec{id, reason, {}});
+  });
 }
 
 void Connection::handle(mqtt::Puback& p) { session_->on_puback(p.packet_id); }
@@ -341,9 +346,10 @@ void Connection::handle(mqtt::Pubcomp& p) { session_->on_pubcomp(p.packet_id); }
 
 void Connection::handle(mqtt::Pubrel& p) {
   const bool known = session_->release_inbound_qos2(p.packet_id);
-  link_->send(mqtt::Pubcomp{p.packet_id,
-                            known || !v5() ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound,
-                            {}});
+  link_->send(
+      mqtt::Pubcomp{p.packet_id,
+                    known || !v5() ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound,
+                    {}});
 }
 
 void Connection::handle(mqtt::Subscribe& s) {
@@ -352,7 +358,8 @@ void Connection::handle(mqtt::Subscribe& s) {
   ack.packet_id = s.packet_id;
   std::vector<std::pair<MessagePtr, std::uint8_t>> retained;
   std::uint32_t sub_id = 0;
-  if (!s.properties.subscription_identifiers.empty()) sub_id = s.properties.subscription_identifiers[0];
+  if (!s.properties.subscription_identifiers.empty())
+    sub_id = s.properties.subscription_identifiers[0];
   for (const auto& sub : s.subscriptions) {
     auto shared = mqtt::parse_shared_subscription(sub.filter);
     if (!shared.ok()) {
@@ -439,8 +446,8 @@ void Connection::on_closed() {
         publish_will_now();
       }
     } else {
-      broker_.schedule_will(session_, std::move(*will_), std::min(delay, session_->expiry_interval.load()),
-                            acl_);
+      broker_.schedule_will(session_, std::move(*will_),
+                            std::min(delay, session_->expiry_interval.load()), acl_);
     }
   }
   broker_.detach_session(session_, link_);

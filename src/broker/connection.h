@@ -80,7 +80,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<mqtt::Will> will_;
   bool will_on_close_ = true;  // false after a normal DISCONNECT
   std::atomic<bool> taken_over_{false};
-  bool counted_ = false;       // counted in the broker's connection total
+  bool counted_ = false;  // counted in the broker's connection total
   bool problem_information_ = true;
   std::uint32_t connect_session_expiry_ = 0;
   std::uint16_t keep_alive_ = 0;

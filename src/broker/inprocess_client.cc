@@ -56,7 +56,10 @@ struct InProcessClient::Impl : std::enable_shared_from_this<InProcessClient::Imp
   };
 
   Impl(Broker& b, ClientOptions o, Executor e)
-      : broker(b), options(std::move(o)), post(std::move(e)), timers(b.clock()),
+      : broker(b),
+        options(std::move(o)),
+        post(std::move(e)),
+        timers(b.clock()),
         client_id(options.client_id) {}
 
   void run(std::function<void(Impl&)> fn) {
@@ -212,7 +215,8 @@ void InProcessClient::Impl::do_connect(ConnectCompletion done) {
     std::lock_guard lock(id_mu);
     name = client_id;
   }
-  conn = broker.accept(pipe, TransportInfo{"inproc", name.empty() ? "inproc" : name, std::nullopt, true});
+  conn = broker.accept(pipe,
+                       TransportInfo{"inproc", name.empty() ? "inproc" : name, std::nullopt, true});
   mqtt::Connect c;
   c.version = mqtt::ProtocolVersion::kV5;
   c.client_id = name;

@@ -38,7 +38,7 @@ class Broker;
 using Executor = std::function<void(std::function<void()>)>;
 
 struct ClientOptions {
-  std::string client_id;  // empty: the broker assigns one
+  std::string client_id;                // empty: the broker assigns one
   std::optional<std::string> username;  // checked against the password file and ACLs
   std::optional<std::string> password;
   bool clean_start = true;
@@ -78,7 +78,7 @@ using DeferredHandler = std::function<void(const mqtt::Publish& message, Deliver
 
 // Per-subscription options beyond the filter and QoS.
 struct SubscribeOptions {
-  bool no_local = false;             // do not receive what this client publishes
+  bool no_local = false;  // do not receive what this client publishes
   bool retain_as_published = false;
   mqtt::RetainHandling retain_handling = mqtt::RetainHandling::kSendAtSubscribe;
 };
@@ -119,8 +119,7 @@ class InProcessClient {
   // valid topic name (checked; an invalid one completes with 0x90). Properties as in a
   // PUBLISH (user properties, content type, message expiry, ...).
   void publish(std::string topic, mqtt::SharedBytes payload, mqtt::QoS qos = mqtt::QoS::kAtMostOnce,
-               bool retain = false, mqtt::Properties properties = {},
-               PublishCompletion done = {});
+               bool retain = false, mqtt::Properties properties = {}, PublishCompletion done = {});
 
   // Thread-safe snapshots. client_id() is the one the broker assigned when it was empty.
   bool connected() const;

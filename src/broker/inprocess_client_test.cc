@@ -255,8 +255,9 @@ TEST_F(InProcessClientTest, PublishCompletesWithThePubackReason) {
                reasons.push_back(r);
              });
   loop.drain();
-  EXPECT_EQ(reasons, (std::vector<ReasonCode>{ReasonCode::kSuccess, ReasonCode::kNoMatchingSubscribers,
-                                              ReasonCode::kSuccess}));
+  EXPECT_EQ(reasons,
+            (std::vector<ReasonCode>{ReasonCode::kSuccess, ReasonCode::kNoMatchingSubscribers,
+                                     ReasonCode::kSuccess}));
   auto got = sub.link->publishes();
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].topic, "out/a");
@@ -274,12 +275,14 @@ TEST_F(InProcessClientTest, AclAppliesToInProcessClientsLikeExternalOnes) {
   std::vector<ReasonCode> reasons;
   auto done = [&](Status, ReasonCode r) { reasons.push_back(r); };
   c->publish("rules/out", mqtt::SharedBytes(std::string("1")), QoS::kAtLeastOnce, false, {}, done);
-  c->publish("plant/valve", mqtt::SharedBytes(std::string("1")), QoS::kAtLeastOnce, false, {}, done);
-  c->subscribe("plant/#", QoS::kAtLeastOnce, [](const mqtt::Publish&) {}, done);
+  c->publish("plant/valve", mqtt::SharedBytes(std::string("1")), QoS::kAtLeastOnce, false, {},
+             done);
+  c->subscribe(
+      "plant/#", QoS::kAtLeastOnce, [](const mqtt::Publish&) {}, done);
   loop.drain();
-  EXPECT_EQ(reasons, (std::vector<ReasonCode>{ReasonCode::kNoMatchingSubscribers,
-                                              ReasonCode::kNotAuthorized,
-                                              ReasonCode::kNotAuthorized}));
+  EXPECT_EQ(reasons,
+            (std::vector<ReasonCode>{ReasonCode::kNoMatchingSubscribers, ReasonCode::kNotAuthorized,
+                                     ReasonCode::kNotAuthorized}));
 }
 
 TEST_F(InProcessClientTest, OverlappingSubscriptionsEachGetTheMessageOnce) {
@@ -300,8 +303,9 @@ TEST_F(InProcessClientTest, NoLocalSkipsOwnPublishes) {
   auto c = client();
   c->connect();
   int got = 0;
-  c->subscribe("loop/#", QoS::kAtLeastOnce, [&](const mqtt::Publish&) { ++got; }, {},
-               SubscribeOptions{.no_local = true});
+  c->subscribe(
+      "loop/#", QoS::kAtLeastOnce, [&](const mqtt::Publish&) { ++got; }, {},
+      SubscribeOptions{.no_local = true});
   loop.drain();
   c->publish("loop/a", mqtt::SharedBytes(std::string("mine")), QoS::kAtLeastOnce);
   loop.drain();
@@ -327,7 +331,8 @@ TEST_F(InProcessClientTest, PersistentSessionQueuesWhileDisconnected) {
   EXPECT_FALSE(c->connected());
   auto dev = external("dev");
   for (int i = 0; i < 3; ++i) {
-    dev.send(make_publish("q/x", std::to_string(i), QoS::kAtLeastOnce, static_cast<std::uint16_t>(i + 1)));
+    dev.send(make_publish("q/x", std::to_string(i), QoS::kAtLeastOnce,
+                          static_cast<std::uint16_t>(i + 1)));
   }
   loop.drain();
   EXPECT_TRUE(got.empty());

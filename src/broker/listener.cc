@@ -5,6 +5,7 @@
 
 #include "broker/listener.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -14,12 +15,11 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket.hpp>
-#include <spdlog/spdlog.h>
 
+#include <openssl/x509.h>
 #include <array>
 #include <cstdio>
 #include <mutex>
-#include <openssl/x509.h>
 
 #include "broker/connection.h"
 #include "mqtt/codec.h"
@@ -66,7 +66,8 @@ std::optional<std::string> certificate_cn(TlsStream& s) {
   X509* cert = SSL_get1_peer_certificate(s.native_handle());
   if (!cert) return std::nullopt;
   char cn[256] = {0};
-  const int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+  const int n =
+      X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
   X509_free(cert);
   if (n <= 0) return std::nullopt;
   return std::string(cn, static_cast<std::size_t>(n));
@@ -95,16 +96,15 @@ class StreamLink final : public Link, public std::enable_shared_from_this<Stream
       }
     });
     if constexpr (kIsTls<Stream>) {
-      stream_.async_handshake(ssl::stream_base::server,
-                              [self = this->shared_from_this()](boost::system::error_code ec) {
-                                if (ec) {
-                                  spdlog::info("mqtt {}: TLS handshake failed: {}", self->info_.remote,
-                                               ec.message());
-                                  return self->shutdown_now();
-                                }
-                                self->info_.certificate_cn = certificate_cn(self->stream_);
-                                self->begin();
-                              });
+      stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](
+                                                            boost::system::error_code ec) {
+        if (ec) {
+          spdlog::info("mqtt {}: TLS handshake failed: {}", self->info_.remote, ec.message());
+          return self->shutdown_now();
+        }
+        self->info_.certificate_cn = certificate_cn(self->stream_);
+        self->begin();
+      });
     } else if constexpr (kIsWs<Stream>) {
       stream_.binary(true);
       stream_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
@@ -131,11 +131,12 @@ class StreamLink final : public Link, public std::enable_shared_from_this<Stream
 
   bool send_publish(const mqtt::Publish& publish) override {
     // Header and payload straight into the pending buffer: no Packet is built.
-    return append_encoded(mqtt::PacketType::kPublish, [&](mqtt::ProtocolVersion v, std::string& out) {
-      Status s = mqtt::encode_publish_header(publish, v, out);
-      if (s.ok()) out.append(publish.payload.view());
-      return s;
-    });
+    return append_encoded(mqtt::PacketType::kPublish,
+                          [&](mqtt::ProtocolVersion v, std::string& out) {
+                            Status s = mqtt::encode_publish_header(publish, v, out);
+                            if (s.ok()) out.append(publish.payload.view());
+                            return s;
+                          });
   }
 
   void set_protocol(mqtt::ProtocolVersion version, std::uint32_t max_packet_size) override {
@@ -165,7 +166,8 @@ class StreamLink final : public Link, public std::enable_shared_from_this<Stream
     Status s = encode(version_, pending_);
     if (!s.ok()) {
       pending_.resize(before);
-      spdlog::warn("mqtt {}: cannot encode {}: {}", info_.remote, mqtt::to_string(type), s.message());
+      spdlog::warn("mqtt {}: cannot encode {}: {}", info_.remote, mqtt::to_string(type),
+                   s.message());
       return false;
     }
     if (max_packet_size_ != 0 && pending_.size() - before > max_packet_size_) {
@@ -185,11 +187,12 @@ class StreamLink final : public Link, public std::enable_shared_from_this<Stream
     if constexpr (kIsTls<Stream> || kIsWs<Stream>) {
       // TLS and WebSocket buffer inside their layers: read into the decoder, a little at a time.
       auto buf = decoder_.prepare(4096);
-      stream_.async_read_some(asio::buffer(buf.data(), buf.size()),
-                              [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                                if (!ec) self->decoder_.commit(n);
-                                self->on_read(ec, n);
-                              });
+      stream_.async_read_some(
+          asio::buffer(buf.data(), buf.size()),
+          [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
+            if (!ec) self->decoder_.commit(n);
+            self->on_read(ec, n);
+          });
     } else {
       // Plain sockets: wait for readability, then read into the loop thread's buffer. An idle
       // connection thus holds no read buffer at all.
@@ -234,7 +237,8 @@ class StreamLink final : public Link, public std::enable_shared_from_this<Stream
   void schedule_flush_locked() {
     if (flush_posted_) return;
     flush_posted_ = true;
-    asio::post(lowest_socket(stream_).get_executor(), [self = this->shared_from_this()] { self->flush(); });
+    asio::post(lowest_socket(stream_).get_executor(),
+               [self = this->shared_from_this()] { self->flush(); });
   }
 
   void flush() {
@@ -253,9 +257,8 @@ class StreamLink final : public Link, public std::enable_shared_from_this<Stream
     }
     if (close_after) return shutdown_now();
     if (!writing_active_) return;
-    auto on_written = [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
-      self->on_written(ec, n);
-    };
+    auto on_written = [self = this->shared_from_this()](boost::system::error_code ec,
+                                                        std::size_t n) { self->on_written(ec, n); };
     if constexpr (kIsWs<Stream>) {
       stream_.async_write(asio::buffer(writing_), std::move(on_written));
     } else {
@@ -320,12 +323,15 @@ Result<ListenerOptions> parse_listener_url(std::string_view url) {
   ListenerOptions o;
   auto sep = url.find("://");
   if (sep == std::string_view::npos) {
-    return InvalidArgument("listener \"" + std::string(url) + "\": expected <transport>://<address>");
+    return InvalidArgument("listener \"" + std::string(url) +
+                           "\": expected <transport>://<address>");
   }
   o.transport = std::string(url.substr(0, sep));
   o.address = std::string(url.substr(sep + 3));
-  if (o.transport != "tcp" && o.transport != "tls" && o.transport != "ws" && o.transport != "unix") {
-    return InvalidArgument("listener \"" + std::string(url) + "\": transport must be tcp, tls, ws or unix");
+  if (o.transport != "tcp" && o.transport != "tls" && o.transport != "ws" &&
+      o.transport != "unix") {
+    return InvalidArgument("listener \"" + std::string(url) +
+                           "\": transport must be tcp, tls, ws or unix");
   }
   if (o.transport != "unix") {
     auto hp = net::split_host_port(o.address);
@@ -338,7 +344,11 @@ Result<ListenerOptions> parse_listener_url(std::string_view url) {
 
 struct MqttListener::Impl : std::enable_shared_from_this<MqttListener::Impl> {
   Impl(Broker& b, net::IoPool& p, ListenerOptions o)
-      : broker(b), pool(p), options(std::move(o)), tcp_acceptor(p.loop(0)), unix_acceptor(p.loop(0)),
+      : broker(b),
+        pool(p),
+        options(std::move(o)),
+        tcp_acceptor(p.loop(0)),
+        unix_acceptor(p.loop(0)),
         tls(ssl::context::tls_server) {}
 
   Broker& broker;
@@ -356,7 +366,9 @@ struct MqttListener::Impl : std::enable_shared_from_this<MqttListener::Impl> {
                         ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
                     ec);
     tls.use_certificate_chain_file(options.tls.certificate_file, ec);
-    if (ec) return InvalidArgument("tls certificate " + options.tls.certificate_file + ": " + ec.message());
+    if (ec)
+      return InvalidArgument("tls certificate " + options.tls.certificate_file + ": " +
+                             ec.message());
     tls.use_private_key_file(options.tls.key_file, ssl::context::pem, ec);
     if (ec) return InvalidArgument("tls key " + options.tls.key_file + ": " + ec.message());
     if (!options.tls.ca_file.empty()) {
@@ -380,10 +392,12 @@ struct MqttListener::Impl : std::enable_shared_from_this<MqttListener::Impl> {
         TransportInfo info{self->options.transport, peer_name(socket), std::nullopt, false};
         const auto& t = self->options.transport;
         if (t == "tls") {
-          std::make_shared<StreamLink<TlsStream>>(TlsStream(std::move(socket), self->tls), self->broker,
-                                                  self->options)->start(std::move(info));
+          std::make_shared<StreamLink<TlsStream>>(TlsStream(std::move(socket), self->tls),
+                                                  self->broker, self->options)
+              ->start(std::move(info));
         } else if (t == "ws") {
-          std::make_shared<StreamLink<WsStream>>(WsStream(std::move(socket)), self->broker, self->options)
+          std::make_shared<StreamLink<WsStream>>(WsStream(std::move(socket)), self->broker,
+                                                 self->options)
               ->start(std::move(info));
         } else {
           std::make_shared<StreamLink<TcpStream>>(std::move(socket), self->broker, self->options)
@@ -397,15 +411,16 @@ struct MqttListener::Impl : std::enable_shared_from_this<MqttListener::Impl> {
   }
 
   void accept_unix() {
-    unix_acceptor.async_accept(pool.next(), [self = shared_from_this()](boost::system::error_code ec,
-                                                                        unix_socket::socket socket) {
-      if (self->stopped || ec == asio::error::operation_aborted) return;
-      if (!ec) {
-        std::make_shared<StreamLink<UnixStream>>(std::move(socket), self->broker, self->options)
-            ->start(TransportInfo{"unix", self->options.address, std::nullopt, false});
-      }
-      self->accept_unix();
-    });
+    unix_acceptor.async_accept(
+        pool.next(),
+        [self = shared_from_this()](boost::system::error_code ec, unix_socket::socket socket) {
+          if (self->stopped || ec == asio::error::operation_aborted) return;
+          if (!ec) {
+            std::make_shared<StreamLink<UnixStream>>(std::move(socket), self->broker, self->options)
+                ->start(TransportInfo{"unix", self->options.address, std::nullopt, false});
+          }
+          self->accept_unix();
+        });
   }
 };
 
@@ -423,7 +438,8 @@ Status MqttListener::start() {
     impl_->unix_acceptor.open(ep.protocol(), ec);
     if (!ec) impl_->unix_acceptor.bind(ep, ec);
     if (!ec) impl_->unix_acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return Unavailable("mqtt: cannot listen on unix socket " + o.address + ": " + ec.message());
+    if (ec)
+      return Unavailable("mqtt: cannot listen on unix socket " + o.address + ": " + ec.message());
     asio::post(impl_->unix_acceptor.get_executor(), [impl = impl_] { impl->accept_unix(); });
     return Status::Ok();
   }

@@ -28,7 +28,7 @@ struct TlsOptions {
 };
 
 struct ListenerOptions {
-  std::string transport = "tcp";  // tcp, tls, ws, unix
+  std::string transport = "tcp";           // tcp, tls, ws, unix
   std::string address = "127.0.0.1:1883";  // host:port, or a path for unix
   TlsOptions tls;
   std::chrono::milliseconds connect_timeout{10'000};

@@ -32,7 +32,8 @@ bool base64_decode(std::string_view text, std::string& out) {
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    const bool pad = c == '=' && i + 2 >= text.size() && (i + 1 == text.size() || text.back() == '=');
+    const bool pad =
+        c == '=' && i + 2 >= text.size() && (i + 1 == text.size() || text.back() == '=');
     if (!alnum && c != '+' && c != '/' && !pad) return false;
   }
   out.assign(3 * text.size() / 4, '\0');
@@ -117,7 +118,8 @@ Result<std::string> hash_password(std::string_view password, std::uint32_t itera
     return InvalidArgument("iterations must be 1.." + std::to_string(kMaxPbkdf2Iterations));
   }
   std::string salt(kPasswordSaltBytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), static_cast<int>(salt.size())) != 1) {
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), static_cast<int>(salt.size())) !=
+      1) {
     return Internal("RAND_bytes failed");
   }
   std::string hash;

@@ -50,8 +50,8 @@ TEST(PasswordHash, RejectsBadIterations) {
 
 TEST(PasswordHash, MalformedHashNeverVerifies) {
   for (const char* bad : {"", "plain", "$pbkdf2-sha512$1000$c2FsdA==", "$md5$1$c2FsdA==$c2FsdA==",
-                          "$pbkdf2-sha512$0$c2FsdA==$c2FsdA==", "$pbkdf2-sha512$x$c2FsdA==$c2FsdA==",
-                          "$pbkdf2-sha512$1$!!!!$c2FsdA=="}) {
+                          "$pbkdf2-sha512$0$c2FsdA==$c2FsdA==",
+                          "$pbkdf2-sha512$x$c2FsdA==$c2FsdA==", "$pbkdf2-sha512$1$!!!!$c2FsdA=="}) {
     EXPECT_FALSE(verify_password(bad, "")) << bad;
   }
 }

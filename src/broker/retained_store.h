@@ -28,7 +28,7 @@ namespace ganglion::broker {
 
 struct RetainedMessage {
   std::string topic;
-  std::shared_ptr<const std::string> payload;     // shared with in-flight copies, never copied
+  std::shared_ptr<const std::string> payload;  // shared with in-flight copies, never copied
   std::uint8_t qos = 0;
   std::shared_ptr<const std::string> properties;  // opaque encoded MQTT 5 properties; may be null
   std::int64_t expiry_ms = 0;                     // absolute time on the caller's clock; 0 = never

@@ -132,8 +132,8 @@ TEST(RetainedStore, PurgeExpiredDropsInExpiryOrder) {
   ASSERT_TRUE(store.set(msg("x/2", "b", 100), 0).ok());
   ASSERT_TRUE(store.set(msg("x/3", "c", 200), 0).ok());
   ASSERT_TRUE(store.set(msg("x/2", "b2", 500), 0).ok());  // replacing moves its expiry
-  EXPECT_EQ(store.purge_expired(250), 1u);  // x/3
-  EXPECT_EQ(store.purge_expired(400), 1u);  // x/1
+  EXPECT_EQ(store.purge_expired(250), 1u);                // x/3
+  EXPECT_EQ(store.purge_expired(400), 1u);                // x/1
   EXPECT_EQ(store.count(), 1u);
   EXPECT_NE(store.get("x/2", 400), nullptr);
   EXPECT_EQ(store.purge_expired(500), 1u);

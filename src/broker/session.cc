@@ -18,7 +18,10 @@ std::int64_t now_ms(Clock& clock) {
 
 Session::Session(SessionId id, std::string client_id, Clock& clock, const BrokerOptions& options,
                  const BrokerCounters& counters)
-    : id_(id), client_id_(std::move(client_id)), clock_(clock), options_(options),
+    : id_(id),
+      client_id_(std::move(client_id)),
+      clock_(clock),
+      options_(options),
       counters_(counters) {}
 
 bool Session::expired(const Message& m) const {
@@ -147,7 +150,8 @@ bool Session::send_publish(const Pending& p, std::uint16_t packet_id, bool dup) 
 
 std::uint16_t Session::next_packet_id() {
   do {
-    last_packet_id_ = static_cast<std::uint16_t>(last_packet_id_ == 65535 ? 1 : last_packet_id_ + 1);
+    last_packet_id_ =
+        static_cast<std::uint16_t>(last_packet_id_ == 65535 ? 1 : last_packet_id_ + 1);
   } while (ids_in_use_.count(last_packet_id_));
   return last_packet_id_;
 }

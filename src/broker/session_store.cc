@@ -147,7 +147,8 @@ bool apply(StoreState& s, std::string_view body, std::uint64_t& live_bytes) {
         if (ref != s.message_refs.end() && --ref->second == 0) {
           auto m = s.messages.find(d.message_id);
           if (m != s.messages.end()) {
-            live_bytes -= std::min<std::uint64_t>(live_bytes, m->second.payload.size() + m->second.topic.size());
+            live_bytes -= std::min<std::uint64_t>(
+                live_bytes, m->second.payload.size() + m->second.topic.size());
             s.messages.erase(m);
           }
           s.message_refs.erase(ref);
@@ -179,7 +180,8 @@ bool apply(StoreState& s, std::string_view body, std::uint64_t& live_bytes) {
       d.qos = r.u8();
       d.retain = r.u8() != 0;
       const std::uint32_t n = r.u32();
-      for (std::uint32_t i = 0; i < n && r.ok() && i < 1024; ++i) d.subscription_ids.push_back(r.u32());
+      for (std::uint32_t i = 0; i < n && r.ok() && i < 1024; ++i)
+        d.subscription_ids.push_back(r.u32());
       if (!r.ok()) return false;
       auto sess = s.sessions.find(client);
       if (sess == s.sessions.end() || !s.messages.count(d.message_id)) break;
@@ -194,14 +196,16 @@ bool apply(StoreState& s, std::string_view body, std::uint64_t& live_bytes) {
       auto sess = s.sessions.find(client);
       if (sess == s.sessions.end()) break;
       auto& q = sess->second.queue;
-      auto it = std::find_if(q.begin(), q.end(), [&](const StoredDelivery& d) { return d.message_id == id; });
+      auto it = std::find_if(q.begin(), q.end(),
+                             [&](const StoredDelivery& d) { return d.message_id == id; });
       if (it == q.end()) break;
       q.erase(it);
       auto ref = s.message_refs.find(id);
       if (ref != s.message_refs.end() && --ref->second == 0) {
         auto m = s.messages.find(id);
         if (m != s.messages.end()) {
-          live_bytes -= std::min<std::uint64_t>(live_bytes, m->second.payload.size() + m->second.topic.size());
+          live_bytes -= std::min<std::uint64_t>(live_bytes,
+                                                m->second.payload.size() + m->second.topic.size());
           s.messages.erase(m);
         }
         s.message_refs.erase(ref);
@@ -257,7 +261,8 @@ std::shared_ptr<const std::string> encode_properties(const mqtt::Properties* pro
   return out;
 }
 
-std::shared_ptr<const mqtt::Properties> decode_properties(const std::shared_ptr<const std::string>& blob) {
+std::shared_ptr<const mqtt::Properties> decode_properties(
+    const std::shared_ptr<const std::string>& blob) {
   if (!blob) return nullptr;
   auto packet = mqtt::decode_packet(*blob, mqtt::ProtocolVersion::kV5);
   if (!packet.ok()) return nullptr;
@@ -267,7 +272,10 @@ std::shared_ptr<const mqtt::Properties> decode_properties(const std::shared_ptr<
 }
 
 SessionStore::SessionStore(Env& env, Clock& clock, SessionStoreOptions options)
-    : env_(env), clock_(clock), options_(std::move(options)), path_(join_path(options_.dir, "journal")) {}
+    : env_(env),
+      clock_(clock),
+      options_(std::move(options)),
+      path_(join_path(options_.dir, "journal")) {}
 
 Result<std::unique_ptr<SessionStore>> SessionStore::open(Env& env, Clock& clock,
                                                          SessionStoreOptions options) {
@@ -341,7 +349,10 @@ SessionStore::Seq SessionStore::put_session(
     const std::string& client_id, std::uint32_t expiry_interval, std::int64_t offline_since_wall_ms,
     const std::map<std::string, SubscriptionOptions, std::less<>>& subscriptions) {
   Writer w(kSession);
-  w.str(client_id).u32(expiry_interval).i64(offline_since_wall_ms).u32(static_cast<std::uint32_t>(subscriptions.size()));
+  w.str(client_id)
+      .u32(expiry_interval)
+      .i64(offline_since_wall_ms)
+      .u32(static_cast<std::uint32_t>(subscriptions.size()));
   for (const auto& [filter, o] : subscriptions) {
     w.str(filter)
         .u8(o.max_qos)
@@ -386,15 +397,20 @@ SessionStore::Seq SessionStore::enqueue(const std::string& client_id, const Mess
     const std::int64_t expiry_wall =
         message->expiry_ms == 0
             ? 0
-            : wall_ms() + (message->expiry_ms -
-                           std::chrono::duration_cast<std::chrono::milliseconds>(
-                               clock_.now().time_since_epoch()).count());
+            : wall_ms() +
+                  (message->expiry_ms - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            clock_.now().time_since_epoch())
+                                            .count());
     commit_locked(message_body(id, *message, expiry_wall));
     it = ids_of_.insert_or_assign(message.get(), id).first;
   }
   message_id = it->second;
   Writer w(kEnqueue);
-  w.str(client_id).u64(message_id).u8(qos).u8(retain).u32(static_cast<std::uint32_t>(subscription_ids.size()));
+  w.str(client_id)
+      .u64(message_id)
+      .u8(qos)
+      .u8(retain)
+      .u32(static_cast<std::uint32_t>(subscription_ids.size()));
   for (auto id : subscription_ids) w.u32(id);
   return commit_locked(w.take());
 }
@@ -418,9 +434,11 @@ SessionStore::Seq SessionStore::done(const std::string& client_id, std::uint64_t
 SessionStore::Seq SessionStore::put_retained(const Message& m) {
   auto props = encode_properties(m.properties.get());
   const std::int64_t expiry_wall =
-      m.expiry_ms == 0 ? 0
-                       : wall_ms() + (m.expiry_ms - std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                        clock_.now().time_since_epoch()).count());
+      m.expiry_ms == 0
+          ? 0
+          : wall_ms() + (m.expiry_ms - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           clock_.now().time_since_epoch())
+                                           .count());
   std::string body = Writer(kRetain)
                          .str(m.topic)
                          .u8(m.qos)
@@ -536,7 +554,10 @@ Status SessionStore::compact_locked() {
   }
   for (const auto& [client, s] : state_.sessions) {
     Writer w(kSession);
-    w.str(client).u32(s.expiry_interval).i64(s.offline_since_wall_ms).u32(static_cast<std::uint32_t>(s.subscriptions.size()));
+    w.str(client)
+        .u32(s.expiry_interval)
+        .i64(s.offline_since_wall_ms)
+        .u32(static_cast<std::uint32_t>(s.subscriptions.size()));
     for (const auto& [filter, o] : s.subscriptions) {
       w.str(filter)
           .u8(o.max_qos)
@@ -547,7 +568,11 @@ Status SessionStore::compact_locked() {
     out += frame(w.take());
     for (const auto& d : s.queue) {
       Writer e(kEnqueue);
-      e.str(client).u64(d.message_id).u8(d.qos).u8(d.retain).u32(static_cast<std::uint32_t>(d.subscription_ids.size()));
+      e.str(client)
+          .u64(d.message_id)
+          .u8(d.qos)
+          .u8(d.retain)
+          .u32(static_cast<std::uint32_t>(d.subscription_ids.size()));
       for (auto id : d.subscription_ids) e.u32(id);
       out += frame(e.take());
     }

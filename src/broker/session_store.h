@@ -179,6 +179,7 @@ class SessionStore {
 // MQTT 5 properties of a message in the journal's form (the bytes of a v5 PUBLISH carrying
 // them), and back. Null when there are none / the bytes are not valid.
 std::shared_ptr<const std::string> encode_properties(const mqtt::Properties* properties);
-std::shared_ptr<const mqtt::Properties> decode_properties(const std::shared_ptr<const std::string>& blob);
+std::shared_ptr<const mqtt::Properties> decode_properties(
+    const std::shared_ptr<const std::string>& blob);
 
 }  // namespace ganglion::broker

@@ -241,8 +241,9 @@ struct Node {
     store_ptr = store->get();
     EXPECT_TRUE(broker->attach_store(std::move(*store)).ok());
   }
-  std::pair<std::shared_ptr<FakeLink>, std::shared_ptr<Connection>> connect(
-      const std::string& id, bool clean, std::uint32_t expiry) {
+  std::pair<std::shared_ptr<FakeLink>, std::shared_ptr<Connection>> connect(const std::string& id,
+                                                                            bool clean,
+                                                                            std::uint32_t expiry) {
     auto link = std::make_shared<FakeLink>();
     auto conn = broker->accept(link, TransportInfo{"test", id, std::nullopt, false});
     mqtt::Connect c;
@@ -257,7 +258,8 @@ struct Node {
   SessionStore* store_ptr = nullptr;
 };
 
-mqtt::Publish publish(std::string topic, std::string payload, std::uint16_t id, bool retain = false) {
+mqtt::Publish publish(std::string topic, std::string payload, std::uint16_t id,
+                      bool retain = false) {
   mqtt::Publish p;
   p.topic = std::move(topic);
   p.payload = mqtt::SharedBytes(std::move(payload));

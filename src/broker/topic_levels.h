@@ -42,7 +42,9 @@ class TopicLevels {
     return size_ <= kInline ? inline_[i] : heap_[i];
   }
   // True when the first level starts with '$' ($SYS/..., $share is stripped by the codec).
-  bool starts_with_dollar() const { return size_ > 0 && !(*this)[0].empty() && (*this)[0][0] == '$'; }
+  bool starts_with_dollar() const {
+    return size_ > 0 && !(*this)[0].empty() && (*this)[0][0] == '$';
+  }
 
  private:
   void push(std::string_view level) {
@@ -67,8 +69,8 @@ inline bool is_valid_topic_filter(std::string_view filter) {
   std::size_t start = 0;
   for (;;) {
     const std::size_t slash = filter.find('/', start);
-    const std::string_view level =
-        filter.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    const std::string_view level = filter.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (level.find_first_of("+#") != std::string_view::npos) {
       if (level.size() != 1) return false;
       if (level[0] == '#' && slash != std::string_view::npos) return false;
@@ -86,7 +88,8 @@ inline bool is_valid_topic_name(std::string_view topic) {
 // True when the first level of a split topic (or filter) starts with '$'.
 template <class Levels>
 bool first_level_is_dollar(const Levels& levels) {
-  return levels.size() > 0 && !std::string_view(levels[0]).empty() && std::string_view(levels[0])[0] == '$';
+  return levels.size() > 0 && !std::string_view(levels[0]).empty() &&
+         std::string_view(levels[0])[0] == '$';
 }
 
 // MQTT matching of one filter against one topic name, both already split (TopicLevels, or any
@@ -96,8 +99,7 @@ bool first_level_is_dollar(const Levels& levels) {
 // wildcard.
 template <class Filter, class Topic>
 bool filter_matches(const Filter& filter, const Topic& topic) {
-  if (filter.size() > 0 && first_level_is_dollar(topic) &&
-      (filter[0] == "+" || filter[0] == "#")) {
+  if (filter.size() > 0 && first_level_is_dollar(topic) && (filter[0] == "+" || filter[0] == "#")) {
     return false;
   }
   std::size_t i = 0;

@@ -39,12 +39,12 @@ using SubscriberId = std::uint64_t;
 inline constexpr SubscriberId kNoSubscriber = 0;
 
 struct SubscriptionOptions {
-  std::uint8_t max_qos = 0;              // 0..2
-  bool no_local = false;                 // MQTT 5: never deliver the subscriber's own messages
-  bool retain_as_published = false;      // MQTT 5: keep the RETAIN flag on forwarded messages
-  std::uint8_t retain_handling = 0;      // MQTT 5: 0 send, 1 send if new, 2 don't send
-  std::uint32_t subscription_id = 0;     // MQTT 5 Subscription Identifier; 0 = none (valid ids
-                                         // are 1..268435455, so 0 is free to mean "absent")
+  std::uint8_t max_qos = 0;           // 0..2
+  bool no_local = false;              // MQTT 5: never deliver the subscriber's own messages
+  bool retain_as_published = false;   // MQTT 5: keep the RETAIN flag on forwarded messages
+  std::uint8_t retain_handling = 0;   // MQTT 5: 0 send, 1 send if new, 2 don't send
+  std::uint32_t subscription_id = 0;  // MQTT 5 Subscription Identifier; 0 = none (valid ids
+                                      // are 1..268435455, so 0 is free to mean "absent")
   friend bool operator==(const SubscriptionOptions&, const SubscriptionOptions&) = default;
 };
 
@@ -91,9 +91,9 @@ class SharedGroup {
 // One delivery after merging overlapping subscriptions of the same subscriber.
 struct MergedDelivery {
   SubscriberId subscriber = kNoSubscriber;
-  std::uint8_t qos = 0;                  // the highest max_qos of the matching subscriptions
-  bool retain_as_published = false;      // true when any matching subscription asked for it
-  std::uint32_t ids_offset = 0;          // see MergedMatches::subscription_ids()
+  std::uint8_t qos = 0;              // the highest max_qos of the matching subscriptions
+  bool retain_as_published = false;  // true when any matching subscription asked for it
+  std::uint32_t ids_offset = 0;      // see MergedMatches::subscription_ids()
   std::uint32_t ids_count = 0;
 };
 

@@ -28,15 +28,16 @@ SubscriptionOptions qos(std::uint8_t q, std::uint32_t id = 0) {
 // Subscribers of the normal subscriptions matching `topic`, one entry per matching filter.
 std::vector<SubscriberId> matched(SubscriptionTree& tree, std::string_view topic) {
   std::vector<SubscriberId> out;
-  tree.match(topic, [&](const Subscription& s) { out.push_back(s.subscriber); },
-             [](SharedGroup&) {});
+  tree.match(
+      topic, [&](const Subscription& s) { out.push_back(s.subscriber); }, [](SharedGroup&) {});
   std::sort(out.begin(), out.end());
   return out;
 }
 
 std::vector<std::string> matched_groups(SubscriptionTree& tree, std::string_view topic) {
   std::vector<std::string> out;
-  tree.match(topic, [](const Subscription&) {}, [&](SharedGroup& g) { out.push_back(g.name()); });
+  tree.match(
+      topic, [](const Subscription&) {}, [&](SharedGroup& g) { out.push_back(g.name()); });
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -128,7 +129,8 @@ TEST(SubscriptionTree, ResubscribingReplacesOptions) {
   EXPECT_EQ(*second, SubscriptionTree::SubscribeOutcome::kReplaced);
   EXPECT_EQ(tree.subscription_count(), 1u);
   std::vector<SubscriptionOptions> seen;
-  tree.match("a/b", [&](const Subscription& s) { seen.push_back(s.options); }, [](SharedGroup&) {});
+  tree.match(
+      "a/b", [&](const Subscription& s) { seen.push_back(s.options); }, [](SharedGroup&) {});
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0], qos(2, 9));
 }
@@ -205,8 +207,9 @@ TEST(SubscriptionTree, SharedGroupDeliversToOneMemberRoundRobin) {
   for (SubscriberId id : {1, 2, 3}) ASSERT_TRUE(tree.subscribe("jobs", "g", id, {}).ok());
   std::vector<SubscriberId> picked;
   for (int i = 0; i < 6; ++i) {
-    tree.match("jobs", [](const Subscription&) { FAIL(); },
-               [&](SharedGroup& g) { picked.push_back(g.pick()->subscriber); });
+    tree.match(
+        "jobs", [](const Subscription&) { FAIL(); },
+        [&](SharedGroup& g) { picked.push_back(g.pick()->subscriber); });
   }
   EXPECT_THAT(picked, ElementsAre(1, 2, 3, 1, 2, 3));
 }
@@ -218,10 +221,12 @@ TEST(SubscriptionTree, SharedGroupPickSkipsOfflineMembers) {
   auto online = [&](SubscriberId id) { return offline.count(id) == 0; };
   std::vector<SubscriberId> picked;
   auto deliver = [&] {
-    tree.match("jobs", [](const Subscription&) {}, [&](SharedGroup& g) {
-      const Subscription* m = g.pick(online);
-      picked.push_back(m ? m->subscriber : 0);
-    });
+    tree.match(
+        "jobs", [](const Subscription&) {},
+        [&](SharedGroup& g) {
+          const Subscription* m = g.pick(online);
+          picked.push_back(m ? m->subscriber : 0);
+        });
   };
   for (int i = 0; i < 4; ++i) deliver();
   EXPECT_THAT(picked, ElementsAre(1, 3, 1, 3));
@@ -236,8 +241,9 @@ TEST(SubscriptionTree, SharedGroupSurvivesMemberLeaving) {
   for (SubscriberId id : {1, 2, 3}) ASSERT_TRUE(tree.subscribe("jobs", "g", id, {}).ok());
   std::vector<SubscriberId> picked;
   auto deliver = [&] {
-    tree.match("jobs", [](const Subscription&) {},
-               [&](SharedGroup& g) { picked.push_back(g.pick()->subscriber); });
+    tree.match(
+        "jobs", [](const Subscription&) {},
+        [&](SharedGroup& g) { picked.push_back(g.pick()->subscriber); });
   };
   deliver();
   deliver();
@@ -365,7 +371,9 @@ bool naive_matches(const std::vector<std::string>& f, const std::vector<std::str
 TEST(SubscriptionTree, RandomizedMatchAgreesWithNaiveMatcher) {
   std::mt19937 rng(20240607);
   const std::vector<std::string> words = {"a", "b", "c", "", "$SYS", "$x", "dev"};
-  auto pick = [&](std::size_t n) { return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng); };
+  auto pick = [&](std::size_t n) {
+    return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
+  };
   auto random_topic = [&] {
     std::string t;
     const std::size_t levels = 1 + pick(4);
@@ -429,8 +437,8 @@ TEST(SubscriptionTree, RandomizedMatchAgreesWithNaiveMatcher) {
         if (naive_matches(it->second, topic_levels)) expected.insert(id);
       }
       std::multiset<SubscriberId> actual;
-      tree.match(topic, [&](const Subscription& s) { actual.insert(s.subscriber); },
-                 [](SharedGroup&) {});
+      tree.match(
+          topic, [&](const Subscription& s) { actual.insert(s.subscriber); }, [](SharedGroup&) {});
       ASSERT_EQ(actual, expected) << "topic '" << topic << "'";
     }
     // Removing everyone leaves only the root.

@@ -1,7 +1,7 @@
 // `ganglion cloud`: runs the cloud controller until SIGINT or SIGTERM.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 
@@ -17,9 +17,11 @@
 namespace ganglion::cli {
 
 void add_cloud_command(CLI::App& app, Runner& run) {
-  auto* cmd = app.add_subcommand("cloud", "Run the cloud controller (enrolment, fleet registry, ingestion, REST API)");
+  auto* cmd = app.add_subcommand(
+      "cloud", "Run the cloud controller (enrolment, fleet registry, ingestion, REST API)");
   auto config_path = std::make_shared<std::string>();
-  cmd->add_option("-c,--config", *config_path, "YAML config file (optional: defaults run a controller)");
+  cmd->add_option("-c,--config", *config_path,
+                  "YAML config file (optional: defaults run a controller)");
   auto flags = std::make_shared<SchemaFlags>(*cmd, cloud::cloud_schema());
 
   cmd->callback([&run, config_path, flags] {
@@ -59,8 +61,8 @@ void add_cloud_command(CLI::App& app, Runner& run) {
       }
       if (!controller.initial_admin_token().empty()) {
         // Shown once, on stdout only (never logged); only its hash is stored.
-        std::cout << "admin API token (shown once, store it now): " << controller.initial_admin_token()
-                  << std::endl;
+        std::cout << "admin API token (shown once, store it now): "
+                  << controller.initial_admin_token() << std::endl;
       }
       pool.wait();
       controller.stop();

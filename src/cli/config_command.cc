@@ -20,7 +20,8 @@ void add_config_command(CLI::App& app, Runner& run) {
   ref->callback([&run, role] {
     run = [role] {
       if (*role == "cloud") {
-        std::cout << cloud::cloud_schema().reference_markdown("Cloud controller configuration reference");
+        std::cout << cloud::cloud_schema().reference_markdown(
+            "Cloud controller configuration reference");
       } else {
         std::cout << edge::edge_schema().reference_markdown("Edge node configuration reference");
       }
@@ -31,11 +32,14 @@ void add_config_command(CLI::App& app, Runner& run) {
   auto* check = cmd->add_subcommand("check", "Check a YAML config file against a role's schema");
   auto check_role = std::make_shared<std::string>("edge");
   auto path = std::make_shared<std::string>();
-  check->add_option("role", *check_role, "edge or cloud")->required()->check(CLI::IsMember({"edge", "cloud"}));
+  check->add_option("role", *check_role, "edge or cloud")
+      ->required()
+      ->check(CLI::IsMember({"edge", "cloud"}));
   check->add_option("file", *path, "The YAML file")->required();
   check->callback([&run, check_role, path] {
     run = [check_role, path] {
-      const ConfigSchema& schema = *check_role == "cloud" ? cloud::cloud_schema() : edge::edge_schema();
+      const ConfigSchema& schema =
+          *check_role == "cloud" ? cloud::cloud_schema() : edge::edge_schema();
       Config config(schema);
       if (Status s = config.load_yaml_file(Env::posix(), *path); !s.ok()) {
         std::cerr << s.message() << "\n";

@@ -41,7 +41,8 @@ void resolve(CtlSettings& s) {
     while (std::getline(in, line)) {
       if (line.empty() || line[0] == '#') continue;
       const auto colon = line.find(':');
-      if (colon != std::string::npos) file[trim(line.substr(0, colon))] = trim(line.substr(colon + 1));
+      if (colon != std::string::npos)
+        file[trim(line.substr(0, colon))] = trim(line.substr(colon + 1));
     }
   }
   auto pick = [&](std::string& v, const char* env, const char* key) {
@@ -89,8 +90,10 @@ std::optional<json> call(const CtlSettings& s, const std::string& method, const 
   }
   json j = json::parse(r->body, nullptr, false);
   if (r->status >= 300) {
-    std::string msg = j.is_object() && j.contains("error") ? j["error"].get<std::string>() : r->body;
-    std::cerr << "ganglion ctl: " << method << " " << target << ": HTTP " << r->status << ": " << msg << "\n";
+    std::string msg =
+        j.is_object() && j.contains("error") ? j["error"].get<std::string>() : r->body;
+    std::cerr << "ganglion ctl: " << method << " " << target << ": HTTP " << r->status << ": "
+              << msg << "\n";
     code = kExitFailure;
     return std::nullopt;
   }
@@ -103,11 +106,13 @@ std::optional<json> call(const CtlSettings& s, const std::string& method, const 
   return j;
 }
 
-void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+void print_table(const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows) {
   std::vector<std::size_t> width(header.size());
   for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
   for (const auto& r : rows) {
-    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
   }
   auto line = [&](const std::vector<std::string>& cells) {
     for (std::size_t i = 0; i < cells.size(); ++i) {
@@ -122,14 +127,16 @@ void print_table(const std::vector<std::string>& header, const std::vector<std::
 
 std::string labels_text(const json& labels) {
   std::string out;
-  for (auto& [k, v] : labels.items()) out += (out.empty() ? "" : ",") + k + "=" + v.get<std::string>();
+  for (auto& [k, v] : labels.items())
+    out += (out.empty() ? "" : ",") + k + "=" + v.get<std::string>();
   return out.empty() ? "-" : out;
 }
 
 std::string age_text(std::int64_t ms) {
   if (ms <= 0) return "never";
   const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch()).count();
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
   const std::int64_t s = std::max<std::int64_t>(0, (now - ms) / 1000);
   if (s < 120) return std::to_string(s) + "s ago";
   if (s < 7200) return std::to_string(s / 60) + "m ago";
@@ -145,10 +152,12 @@ void add_ctl_command(CLI::App& app, Runner& run) {
   auto* cmd = app.add_subcommand("ctl", "Operate the fleet through the controller's REST API");
   cmd->require_subcommand(1);
   auto s = std::make_shared<CtlSettings>();
-  cmd->add_option("--url", s->url, "Controller API, https://host:port (else GANGLION_URL or ctl.yaml)");
+  cmd->add_option("--url", s->url,
+                  "Controller API, https://host:port (else GANGLION_URL or ctl.yaml)");
   cmd->add_option("--token", s->token, "API bearer token (else GANGLION_TOKEN or ctl.yaml)");
   cmd->add_option("--ca", s->ca, "PEM CA of the controller (else GANGLION_CA or ctl.yaml)");
-  cmd->add_option("-o,--output", s->output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  cmd->add_option("-o,--output", s->output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
 
   // Options of `ctl` (-o, --url, ...) may also follow the subcommand words.
   auto fallthrough = [](CLI::App* app, auto& self) -> void {
@@ -173,7 +182,9 @@ void add_ctl_command(CLI::App& app, Runner& run) {
   get_nodes->callback([set, s, selector] {
     set([s, selector] {
       int code = 0;
-      auto j = call(*s, "GET", "/v1/nodes" + (selector->empty() ? "" : "?selector=" + url_encode(*selector)), "", code);
+      auto j = call(*s, "GET",
+                    "/v1/nodes" + (selector->empty() ? "" : "?selector=" + url_encode(*selector)),
+                    "", code);
       if (!j) return code;
       if (s->output == "json") {
         print_json(*j);
@@ -181,8 +192,10 @@ void add_ctl_command(CLI::App& app, Runner& run) {
       }
       std::vector<std::vector<std::string>> rows;
       for (const auto& n : (*j)["items"]) {
-        rows.push_back({n["id"], n["status"], n["health"], n["version"].get<std::string>().empty() ? "-" : n["version"].get<std::string>(),
-                        age_text(n["last_heartbeat"].get<std::int64_t>()), labels_text(n["labels"])});
+        rows.push_back(
+            {n["id"], n["status"], n["health"],
+             n["version"].get<std::string>().empty() ? "-" : n["version"].get<std::string>(),
+             age_text(n["last_heartbeat"].get<std::int64_t>()), labels_text(n["labels"])});
       }
       print_table({"NODE", "STATUS", "HEALTH", "VERSION", "LAST HEARTBEAT", "LABELS"}, rows);
       return kExitOk;
@@ -200,9 +213,11 @@ void add_ctl_command(CLI::App& app, Runner& run) {
       }
       std::vector<std::vector<std::string>> rows;
       for (const auto& t : (*j)["items"]) {
-        rows.push_back({t["id"], t["state"], std::to_string(t["uses"].get<std::int64_t>()) + "/" +
-                                                 std::to_string(t["max_uses"].get<std::int64_t>()),
-                        std::to_string(t["expires_at"].get<std::int64_t>()), labels_text(t["labels"])});
+        rows.push_back({t["id"], t["state"],
+                        std::to_string(t["uses"].get<std::int64_t>()) + "/" +
+                            std::to_string(t["max_uses"].get<std::int64_t>()),
+                        std::to_string(t["expires_at"].get<std::int64_t>()),
+                        labels_text(t["labels"])});
       }
       print_table({"ID", "STATE", "USES", "EXPIRES AT", "LABELS"}, rows);
       return kExitOk;
@@ -212,7 +227,8 @@ void add_ctl_command(CLI::App& app, Runner& run) {
   // describe node X
   auto* describe = cmd->add_subcommand("describe", "Show one resource in detail");
   describe->require_subcommand(1);
-  auto* describe_node = describe->add_subcommand("node", "Show a node: labels, health and its history, twin, ingestion");
+  auto* describe_node = describe->add_subcommand(
+      "node", "Show a node: labels, health and its history, twin, ingestion");
   auto node_id = std::make_shared<std::string>();
   describe_node->add_option("node", *node_id, "Node id")->required();
   describe_node->callback([set, s, node_id] {
@@ -228,20 +244,24 @@ void add_ctl_command(CLI::App& app, Runner& run) {
       std::cout << "Node:            " << n["id"].get<std::string>() << "\n"
                 << "Status:          " << n["status"].get<std::string>() << "\n"
                 << "Health:          " << n["health"].get<std::string>()
-                << (n["health_reason"].get<std::string>().empty() ? "" : " (" + n["health_reason"].get<std::string>() + ")") << "\n"
+                << (n["health_reason"].get<std::string>().empty()
+                        ? ""
+                        : " (" + n["health_reason"].get<std::string>() + ")")
+                << "\n"
                 << "Version:         " << n["version"].get<std::string>() << "\n"
                 << "Labels:          " << labels_text(n["labels"]) << "\n"
                 << "Last heartbeat:  " << age_text(n["last_heartbeat"].get<std::int64_t>()) << "\n"
                 << "Heartbeat:       " << n["heartbeat"].dump() << "\n"
-                << "Certificate:     " << n["certificate"]["serial"].get<std::string>() << ", expires at "
-                << n["certificate"]["expires_at"].get<std::int64_t>() << "\n"
-                << "Twin:            desired v" << n["twin"]["desired_version"].get<std::int64_t>() << ", reported v"
-                << n["twin"]["reported_version"].get<std::int64_t>() << "\n"
+                << "Certificate:     " << n["certificate"]["serial"].get<std::string>()
+                << ", expires at " << n["certificate"]["expires_at"].get<std::int64_t>() << "\n"
+                << "Twin:            desired v" << n["twin"]["desired_version"].get<std::int64_t>()
+                << ", reported v" << n["twin"]["reported_version"].get<std::int64_t>() << "\n"
                 << "Ingest:          " << n["ingest"].dump() << "\n"
                 << "Health history:\n";
       for (const auto& h : n["health_history"]) {
-        std::cout << "  " << h["ts"].get<std::int64_t>() << "  " << h["from"].get<std::string>() << " -> "
-                  << h["to"].get<std::string>() << "  " << h["reason"].get<std::string>() << "\n";
+        std::cout << "  " << h["ts"].get<std::int64_t>() << "  " << h["from"].get<std::string>()
+                  << " -> " << h["to"].get<std::string>() << "  " << h["reason"].get<std::string>()
+                  << "\n";
       }
       return kExitOk;
     });
@@ -270,10 +290,14 @@ void add_ctl_command(CLI::App& app, Runner& run) {
         }
       }
       int code = 0;
-      auto j = call(*s, "PATCH", "/v1/nodes/" + url_encode(*label_node_id), json{{"labels", labels}}.dump(), code);
+      auto j = call(*s, "PATCH", "/v1/nodes/" + url_encode(*label_node_id),
+                    json{{"labels", labels}}.dump(), code);
       if (!j) return code;
-      if (s->output == "json") print_json(*j);
-      else std::cout << "node " << *label_node_id << " labelled: " << labels_text((*j)["labels"]) << "\n";
+      if (s->output == "json")
+        print_json(*j);
+      else
+        std::cout << "node " << *label_node_id << " labelled: " << labels_text((*j)["labels"])
+                  << "\n";
       return kExitOk;
     });
   });
@@ -281,21 +305,27 @@ void add_ctl_command(CLI::App& app, Runner& run) {
   // token create
   auto* token = cmd->add_subcommand("token", "Bootstrap tokens for enrolment");
   token->require_subcommand(1);
-  auto* token_create = token->add_subcommand("create", "Create a bootstrap token (the secret is shown once)");
+  auto* token_create =
+      token->add_subcommand("create", "Create a bootstrap token (the secret is shown once)");
   auto token_labels = std::make_shared<std::string>();
   auto token_ttl = std::make_shared<std::string>("1h");
   auto token_uses = std::make_shared<std::int64_t>(1);
-  token_create->add_option("--labels", *token_labels, "Labels for nodes enrolling with it: k=v[,k=v]");
-  token_create->add_option("--ttl", *token_ttl, "Validity (e.g. 15m, 1h, 7d)")->capture_default_str();
-  token_create->add_option("--uses", *token_uses, "How many enrolments it allows")->capture_default_str();
+  token_create->add_option("--labels", *token_labels,
+                           "Labels for nodes enrolling with it: k=v[,k=v]");
+  token_create->add_option("--ttl", *token_ttl, "Validity (e.g. 15m, 1h, 7d)")
+      ->capture_default_str();
+  token_create->add_option("--uses", *token_uses, "How many enrolments it allows")
+      ->capture_default_str();
   token_create->callback([set, s, token_labels, token_ttl, token_uses] {
     set([s, token_labels, token_ttl, token_uses] {
       int code = 0;
       json body{{"labels", *token_labels}, {"ttl", *token_ttl}, {"uses", *token_uses}};
       auto j = call(*s, "POST", "/v1/tokens", body.dump(), code);
       if (!j) return code;
-      if (s->output == "json") print_json(*j);
-      else std::cout << (*j)["token"].get<std::string>() << "\n";
+      if (s->output == "json")
+        print_json(*j);
+      else
+        std::cout << (*j)["token"].get<std::string>() << "\n";
       return kExitOk;
     });
   });
@@ -307,8 +337,10 @@ void add_ctl_command(CLI::App& app, Runner& run) {
       int code = 0;
       auto j = call(*s, "DELETE", "/v1/tokens/" + url_encode(*token_id), "", code);
       if (!j) return code;
-      if (s->output == "json") print_json(*j);
-      else std::cout << "token " << *token_id << " deleted\n";
+      if (s->output == "json")
+        print_json(*j);
+      else
+        std::cout << "token " << *token_id << " deleted\n";
       return kExitOk;
     });
   });
@@ -322,8 +354,10 @@ void add_ctl_command(CLI::App& app, Runner& run) {
       int code = 0;
       auto j = call(*s, "POST", "/v1/nodes/" + url_encode(*revoke_id) + "/revoke", "{}", code);
       if (!j) return code;
-      if (s->output == "json") print_json(*j);
-      else std::cout << "node " << *revoke_id << " revoked\n";
+      if (s->output == "json")
+        print_json(*j);
+      else
+        std::cout << "node " << *revoke_id << " revoked\n";
       return kExitOk;
     });
   });
@@ -331,8 +365,10 @@ void add_ctl_command(CLI::App& app, Runner& run) {
   // query
   auto* query = cmd->add_subcommand("query", "Aggregate a metric over ingested records");
   auto q = std::make_shared<std::map<std::string, std::string>>();
-  for (const char* name : {"metric", "agg", "bucket", "group-by", "where", "from", "to", "source"}) {
-    auto* opt = query->add_option(std::string("--") + name, (*q)[name], "See GET /v1/query in docs/api.md");
+  for (const char* name :
+       {"metric", "agg", "bucket", "group-by", "where", "from", "to", "source"}) {
+    auto* opt =
+        query->add_option(std::string("--") + name, (*q)[name], "See GET /v1/query in docs/api.md");
     if (std::string(name) == "metric") opt->required();
   }
   query->callback([set, s, q] {
@@ -355,7 +391,9 @@ void add_ctl_command(CLI::App& app, Runner& run) {
         for (const auto& p : series["points"]) {
           std::ostringstream v;
           v << std::setprecision(6) << p["value"].get<double>();
-          rows.push_back({series["group"].get<std::string>().empty() ? "-" : series["group"].get<std::string>(),
+          rows.push_back({series["group"].get<std::string>().empty()
+                              ? "-"
+                              : series["group"].get<std::string>(),
                           std::to_string(p["ts"].get<std::int64_t>()), v.str(),
                           std::to_string(p["samples"].get<std::int64_t>())});
         }

@@ -1,6 +1,6 @@
 // `ganglion edge`: runs an edge node until SIGINT or SIGTERM.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 

@@ -7,9 +7,10 @@
 
 int main(int argc, char** argv) {
   using namespace ganglion::cli;
-  CLI::App app{"Ganglion: edge computing with an MQTT broker, streaming SQL, functions and a "
-               "store-and-forward uplink in one binary.",
-               "ganglion"};
+  CLI::App app{
+      "Ganglion: edge computing with an MQTT broker, streaming SQL, functions and a "
+      "store-and-forward uplink in one binary.",
+      "ganglion"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Help for every role");
 

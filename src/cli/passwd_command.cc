@@ -9,9 +9,9 @@
 //
 // The file is written atomically (old or new content survives a crash); hashes are
 // PBKDF2-HMAC-SHA512 with --iterations rounds (default 210000).
-#include <CLI/CLI.hpp>
 #include <termios.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 #include <string>
@@ -123,7 +123,8 @@ int run_passwd(const PasswdArgs& a) {
 }  // namespace
 
 void add_passwd_command(CLI::App& app, Runner& run) {
-  auto* cmd = app.add_subcommand("passwd", "Add, change or delete a user in the broker's password file");
+  auto* cmd =
+      app.add_subcommand("passwd", "Add, change or delete a user in the broker's password file");
   auto args = std::make_shared<PasswdArgs>();
   cmd->add_option("file", args->file, "Password file (mqtt.password_file)")->required();
   cmd->add_option("user", args->user, "User to add or whose password to change");

@@ -25,7 +25,8 @@ struct Target {
 
 void add_target_flags(CLI::App& cmd, Target& t) {
   cmd.add_option("--url", t.url, "The node's HTTP API")->capture_default_str();
-  cmd.add_option("--data.dir", t.data_dir, "Find the node through <data.dir>/endpoints.json instead of --url");
+  cmd.add_option("--data.dir", t.data_dir,
+                 "Find the node through <data.dir>/endpoints.json instead of --url");
   cmd.add_flag("--json", t.json, "Print the API's JSON as is");
 }
 
@@ -48,15 +49,16 @@ std::optional<std::string> base_url(const Target& t) {
   auto doc = text ? parse_json(*text) : Result<Value>(NotFound("missing"));
   const Value* http = doc.ok() ? doc->find("http") : nullptr;
   if (http == nullptr || !http->is_string()) {
-    std::cerr << "ganglion: cannot read the node's address from " << t.data_dir << "/endpoints.json\n";
+    std::cerr << "ganglion: cannot read the node's address from " << t.data_dir
+              << "/endpoints.json\n";
     return std::nullopt;
   }
   return "http://" + http->as_string();
 }
 
 // Sends one request; prints the error answer. Returns the reply body on 2xx.
-int call(const Target& t, const std::string& method, const std::string& path, const std::string& body,
-         std::string* out) {
+int call(const Target& t, const std::string& method, const std::string& path,
+         const std::string& body, std::string* out) {
   auto base = base_url(t);
   if (!base) return kExitUsage;
   rules::HttpCall c;
@@ -73,7 +75,8 @@ int call(const Target& t, const std::string& method, const std::string& path, co
     auto doc = parse_json(r->body);
     const Value* msg = doc.ok() ? doc->find("message") : nullptr;
     if (msg == nullptr && doc.ok()) msg = doc->find("error");
-    std::cerr << "ganglion: " << (msg != nullptr && msg->is_string() ? msg->as_string() : r->body) << "\n";
+    std::cerr << "ganglion: " << (msg != nullptr && msg->is_string() ? msg->as_string() : r->body)
+              << "\n";
     return kExitFailure;
   }
   if (out != nullptr) *out = r->body;
@@ -81,7 +84,8 @@ int call(const Target& t, const std::string& method, const std::string& path, co
 }
 
 // Prints a 2xx body: text as is, JSON pretty enough (one document per line).
-int call_print(const Target& t, const std::string& method, const std::string& path, const std::string& body = "") {
+int call_print(const Target& t, const std::string& method, const std::string& path,
+               const std::string& body = "") {
   std::string out;
   int rc = call(t, method, path, body, &out);
   if (rc == kExitOk) {
@@ -102,20 +106,23 @@ std::string sql_body(const std::string& sql) {
 Result<Value> parse_action_flag(const std::string& text) {
   const auto colon = text.find(':');
   const std::string type = text.substr(0, colon);
-  if (type.empty()) return InvalidArgument("--action '" + text + "': expected TYPE[:key=value,...]");
+  if (type.empty())
+    return InvalidArgument("--action '" + text + "': expected TYPE[:key=value,...]");
   ValueObject props;
   if (colon != std::string::npos) {
     std::string rest = text.substr(colon + 1);
     std::size_t pos = 0;
     while (pos <= rest.size() && !rest.empty()) {
       auto comma = rest.find(',', pos);
-      std::string kv = rest.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      std::string kv =
+          rest.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
       const auto eq = kv.find('=');
       if (eq == std::string::npos || eq == 0) {
         return InvalidArgument("--action '" + text + "': '" + kv + "' is not key=value");
       }
       std::string key = kv.substr(0, eq), value = kv.substr(eq + 1);
-      if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos && value.size() < 18) {
+      if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos &&
+          value.size() < 18) {
         props.append(key, static_cast<long long>(std::stoll(value)));
       } else if (value == "true" || value == "false") {
         props.append(key, value == "true");
@@ -139,30 +146,38 @@ void print_rule_list(const std::string& body) {
   for (const Value& r : doc->as_array()) {
     const Value* id = r.find("id");
     const Value* st = r.find("status");
-    std::printf("%-24s %s\n", id ? id->to_display_string().c_str() : "", st ? st->to_display_string().c_str() : "");
+    std::printf("%-24s %s\n", id ? id->to_display_string().c_str() : "",
+                st ? st->to_display_string().c_str() : "");
   }
 }
 
 void add_stream(CLI::App& app, Runner& run, bool table) {
   const std::string noun = table ? "table" : "stream";
   const std::string base = table ? "/tables" : "/streams";
-  auto* cmd = app.add_subcommand(noun, "Manage the edge node's " + noun + "s (CREATE " +
-                                           (table ? std::string("TABLE") : std::string("STREAM")) + ")");
+  auto* cmd =
+      app.add_subcommand(noun, "Manage the edge node's " + noun + "s (CREATE " +
+                                   (table ? std::string("TABLE") : std::string("STREAM")) + ")");
   cmd->require_subcommand(1);
   auto t = std::make_shared<Target>();
   auto name = std::make_shared<std::string>();
 
   auto* create = cmd->add_subcommand("create", "Create from a CREATE statement");
-  create->add_option("sql", *name, "The statement, e.g. \"CREATE STREAM demo () WITH (DATASOURCE=\\\"demo/#\\\")\"")->required();
+  create
+      ->add_option("sql", *name,
+                   "The statement, e.g. \"CREATE STREAM demo () WITH (DATASOURCE=\\\"demo/#\\\")\"")
+      ->required();
   add_target_flags(*create, *t);
-  create->callback([&run, t, name, base] { run = [t, name, base] { return call_print(*t, "POST", base, sql_body(*name)); }; });
+  create->callback([&run, t, name, base] {
+    run = [t, name, base] { return call_print(*t, "POST", base, sql_body(*name)); };
+  });
 
   auto* list = cmd->add_subcommand("list", "List the names");
   add_target_flags(*list, *t);
   list->callback([&run, t, base] { run = [t, base] { return call_print(*t, "GET", base); }; });
 
   for (const char* verb : {"describe", "drop"}) {
-    auto* sub = cmd->add_subcommand(verb, std::string(verb) == "drop" ? "Delete" : "Show fields and options");
+    auto* sub = cmd->add_subcommand(
+        verb, std::string(verb) == "drop" ? "Delete" : "Show fields and options");
     sub->add_option("name", *name)->required();
     add_target_flags(*sub, *t);
     const std::string method = std::string(verb) == "drop" ? "DELETE" : "GET";
@@ -176,7 +191,9 @@ void add_stream(CLI::App& app, Runner& run, bool table) {
   update->add_option("sql", *sql)->required();
   add_target_flags(*update, *t);
   update->callback([&run, t, name, sql, base] {
-    run = [t, name, sql, base] { return call_print(*t, "PUT", base + "/" + *name, sql_body(*sql)); };
+    run = [t, name, sql, base] {
+      return call_print(*t, "PUT", base + "/" + *name, sql_body(*sql));
+    };
   });
 }
 
@@ -194,12 +211,15 @@ void add_rule(CLI::App& app, Runner& run) {
   auto a = std::make_shared<CreateArgs>();
   for (const char* verb : {"create", "update"}) {
     const bool is_create = std::string(verb) == "create";
-    auto* sub = cmd->add_subcommand(verb, is_create ? "Create a rule (starts it)" : "Replace a rule (restarts it)");
+    auto* sub = cmd->add_subcommand(
+        verb, is_create ? "Create a rule (starts it)" : "Replace a rule (restarts it)");
     sub->add_option("id", *id, "Rule id (optional with -f: taken from the file)");
     sub->add_option("--sql", a->sql, "The SELECT statement");
-    sub->add_option("--action", a->actions,
-                    "A sink: TYPE[:key=value,...], e.g. mqtt:topic=alerts/{{.id}},qos=1 or log (repeat)");
-    sub->add_option("--option", a->options, "A rule option key=value, e.g. bufferLength=2048 (repeat)");
+    sub->add_option(
+        "--action", a->actions,
+        "A sink: TYPE[:key=value,...], e.g. mqtt:topic=alerts/{{.id}},qos=1 or log (repeat)");
+    sub->add_option("--option", a->options,
+                    "A rule option key=value, e.g. bufferLength=2048 (repeat)");
     sub->add_option("-f,--file", a->file, "The rule as eKuiper's JSON document");
     sub->add_flag("--stopped", a->stopped, "Create it without starting it");
     add_target_flags(*sub, *t);
@@ -220,7 +240,8 @@ void add_rule(CLI::App& app, Runner& run) {
           doc = *parsed;
         } else {
           if (id->empty() || a->sql.empty() || a->actions.empty()) {
-            std::cerr << "ganglion rule: give ID, --sql and at least one --action (or -f rule.json)\n";
+            std::cerr
+                << "ganglion rule: give ID, --sql and at least one --action (or -f rule.json)\n";
             return kExitUsage;
           }
           ValueArray actions;
@@ -241,7 +262,9 @@ void add_rule(CLI::App& app, Runner& run) {
             }
             for (const auto& [k, v] : parsed->find("o")->as_object()) options.append(k, v);
           }
-          doc = Value(ValueObject{{"id", *id}, {"sql", a->sql}, {"actions", Value(std::move(actions))},
+          doc = Value(ValueObject{{"id", *id},
+                                  {"sql", a->sql},
+                                  {"actions", Value(std::move(actions))},
                                   {"options", Value(std::move(options))}});
         }
         ValueObject o = doc.as_object();
@@ -321,7 +344,8 @@ void add_function(CLI::App& app, Runner& run) {
   add_target_flags(*list, *t);
   list->callback([&run, t] { run = [t] { return call_print(*t, "GET", "/functions"); }; });
   for (const char* verb : {"describe", "drop"}) {
-    auto* sub = cmd->add_subcommand(verb, std::string(verb) == "drop" ? "Delete the function" : "Show the function");
+    auto* sub = cmd->add_subcommand(
+        verb, std::string(verb) == "drop" ? "Delete the function" : "Show the function");
     sub->add_option("name", *name)->required();
     add_target_flags(*sub, *t);
     const std::string method = std::string(verb) == "drop" ? "DELETE" : "GET";

@@ -7,8 +7,8 @@ namespace ganglion::cli {
 SchemaFlags::SchemaFlags(CLI::App& cmd, const ConfigSchema& schema) {
   for (const auto& o : schema.options()) {
     values_[o.key];
-    std::string help = o.help + " [" + std::string(to_string(o.type)) + ", default: " +
-                       (o.default_value.empty() ? "empty" : o.default_value) + "]";
+    std::string help = o.help + " [" + std::string(to_string(o.type)) +
+                       ", default: " + (o.default_value.empty() ? "empty" : o.default_value) + "]";
     cmd.add_option("--" + o.key, values_[o.key], help)->group("Options (also config file keys)");
   }
 }

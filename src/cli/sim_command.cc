@@ -1,8 +1,8 @@
 // `ganglion sim nodes`: a fleet of simulated edge nodes against a controller (see
 // src/sim/fleet.h), printing one status line every --status-interval until SIGINT/SIGTERM
 // or --duration.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <atomic>
 #include <csignal>
@@ -90,36 +90,52 @@ void add_sim_command(CLI::App& app, Runner& run) {
   sim->require_subcommand(1);
   auto args = std::make_shared<SimNodesArgs>();
   auto* nodes = sim->add_subcommand(
-      "nodes", "Thousands of lightweight edge-node agents in one process, speaking the real "
-               "protocol to a controller: enrolment (own key + CSR each, cached under --data), "
-               "MQTT 5 over mutual TLS, heartbeats, small uplink batches");
+      "nodes",
+      "Thousands of lightweight edge-node agents in one process, speaking the real "
+      "protocol to a controller: enrolment (own key + CSR each, cached under --data), "
+      "MQTT 5 over mutual TLS, heartbeats, small uplink batches");
   auto& f = args->fleet;
-  nodes->add_option("--count", f.count, "Number of nodes")->required()->check(CLI::Range(1, 1'000'000));
+  nodes->add_option("--count", f.count, "Number of nodes")
+      ->required()
+      ->check(CLI::Range(1, 1'000'000));
   nodes->add_option("--cloud", f.cloud_url, "The controller, https://host:port")->required();
-  nodes->add_option("--token", f.token, "Bootstrap token; must allow --count enrolments (not needed "
-                                        "when every node is already enrolled under --data)");
-  nodes->add_option("--ca", f.trusted_ca_file, "PEM CA of the controller (default: trust on first use)");
-  nodes->add_option("--heartbeat", args->heartbeat, "Heartbeat interval per node")->capture_default_str();
-  nodes->add_option("--batch-interval", args->batch_interval,
-                    "Uplink batch interval per node; 0s for none")->capture_default_str();
-  nodes->add_option("--records", f.records_per_batch, "Records per uplink batch")->capture_default_str();
-  nodes->add_option("--data", f.data_dir, "Folder for the nodes' keys and certificates")->capture_default_str();
+  nodes->add_option("--token", f.token,
+                    "Bootstrap token; must allow --count enrolments (not needed "
+                    "when every node is already enrolled under --data)");
+  nodes->add_option("--ca", f.trusted_ca_file,
+                    "PEM CA of the controller (default: trust on first use)");
+  nodes->add_option("--heartbeat", args->heartbeat, "Heartbeat interval per node")
+      ->capture_default_str();
+  nodes
+      ->add_option("--batch-interval", args->batch_interval,
+                   "Uplink batch interval per node; 0s for none")
+      ->capture_default_str();
+  nodes->add_option("--records", f.records_per_batch, "Records per uplink batch")
+      ->capture_default_str();
+  nodes->add_option("--data", f.data_dir, "Folder for the nodes' keys and certificates")
+      ->capture_default_str();
   nodes->add_option("--prefix", f.prefix, "Node ids are <prefix>-00001 ...")->capture_default_str();
   nodes->add_option("--io-threads", f.io_threads, "Event-loop threads for all nodes")
-      ->capture_default_str()->check(CLI::Range(1, 64));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   nodes->add_option("--enrol-concurrency", f.enrol_concurrency, "Enrolments in flight at once")
-      ->capture_default_str()->check(CLI::Range(1, 4096));
-  nodes->add_option("--start-rate", f.start_rate, "Node starts per second (limits the connect storm)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  nodes
+      ->add_option("--start-rate", f.start_rate,
+                   "Node starts per second (limits the connect storm)")
       ->capture_default_str();
-  nodes->add_option("--duration", args->duration, "Stop after this long; 0s runs until SIGINT/SIGTERM")
+  nodes
+      ->add_option("--duration", args->duration,
+                   "Stop after this long; 0s runs until SIGINT/SIGTERM")
       ->capture_default_str();
-  nodes->add_option("--status-interval", args->status_interval, "How often the status line is printed")
+  nodes
+      ->add_option("--status-interval", args->status_interval,
+                   "How often the status line is printed")
       ->capture_default_str();
   nodes->add_option("--log-level", args->log_level, "trace, debug, info, warn, error, off")
       ->capture_default_str();
-  nodes->callback([&run, args] {
-    run = [args] { return run_sim_nodes(*args); };
-  });
+  nodes->callback([&run, args] { run = [args] { return run_sim_nodes(*args); }; });
   add_sim_devices_command(*sim, run);
 }
 

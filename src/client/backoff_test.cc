@@ -30,7 +30,7 @@ TEST(BackoffTest, FullJitterStaysWithinZeroAndTheCap) {
       highest = std::max(highest, d);
     }
   }
-  EXPECT_LT(lowest, 100);   // spread over the whole range, not clustered at the cap
+  EXPECT_LT(lowest, 100);  // spread over the whole range, not clustered at the cap
   EXPECT_GT(highest, 700);
 }
 

@@ -5,6 +5,7 @@
 
 #include "client/mqtt_client.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -12,7 +13,6 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include <array>
 #include <atomic>
@@ -28,10 +28,14 @@ using tcp = asio::ip::tcp;
 
 std::string_view to_string(ConnectionState s) {
   switch (s) {
-    case ConnectionState::kIdle: return "idle";
-    case ConnectionState::kConnecting: return "connecting";
-    case ConnectionState::kConnected: return "connected";
-    case ConnectionState::kBackingOff: return "backing-off";
+    case ConnectionState::kIdle:
+      return "idle";
+    case ConnectionState::kConnecting:
+      return "connecting";
+    case ConnectionState::kConnected:
+      return "connected";
+    case ConnectionState::kBackingOff:
+      return "backing-off";
   }
   return "?";
 }
@@ -41,7 +45,8 @@ Result<BrokerAddress> parse_broker_url(std::string_view url) {
   BrokerAddress a;
   auto sep = url.find("://");
   if (sep == std::string_view::npos) {
-    return InvalidArgument("broker URL \"" + text + "\": expected tcp://host:port or tls://host:port");
+    return InvalidArgument("broker URL \"" + text +
+                           "\": expected tcp://host:port or tls://host:port");
   }
   const std::string_view scheme = url.substr(0, sep);
   if (scheme == "tcp" || scheme == "mqtt") {
@@ -59,7 +64,8 @@ Result<BrokerAddress> parse_broker_url(std::string_view url) {
   std::string_view port;
   if (!rest.empty() && rest.front() == '[') {  // [v6]:port
     auto close = rest.find(']');
-    if (close == std::string_view::npos) return InvalidArgument("broker URL \"" + text + "\": unclosed [");
+    if (close == std::string_view::npos)
+      return InvalidArgument("broker URL \"" + text + "\": unclosed [");
     host = rest.substr(1, close - 1);
     if (close + 1 < rest.size()) {
       if (rest[close + 1] != ':') return InvalidArgument("broker URL \"" + text + "\": bad port");
@@ -84,15 +90,22 @@ Result<BrokerAddress> parse_broker_url(std::string_view url) {
 
 struct MqttClient::Impl : std::enable_shared_from_this<MqttClient::Impl> {
   Impl(asio::io_context& l, Clock& c, MqttClientOptions o)
-      : loop(l), clock(c), options(std::move(o)),
+      : loop(l),
+        clock(c),
+        options(std::move(o)),
         // The session lives inside this object and calls back only from its methods.
         session(options.session, clock,
                 SessionHandlers{.on_connected = {},
-                                .on_message = [this](const mqtt::Publish& m) {
-                                  if (message_handler) message_handler(m);
-                                }}),
-        backoff(options.backoff), tls_context(ssl::context::tls_client), resolver(l),
-        session_timer(l), reconnect_timer(l), connect_timer(l) {}
+                                .on_message =
+                                    [this](const mqtt::Publish& m) {
+                                      if (message_handler) message_handler(m);
+                                    }}),
+        backoff(options.backoff),
+        tls_context(ssl::context::tls_client),
+        resolver(l),
+        session_timer(l),
+        reconnect_timer(l),
+        connect_timer(l) {}
 
   asio::io_context& loop;
   Clock& clock;
@@ -192,14 +205,18 @@ void MqttClient::Impl::attempt() {
   });
   resolver.async_resolve(
       address.host, std::to_string(address.port),
-      [self = shared_from_this(), gen](boost::system::error_code ec, tcp::resolver::results_type results) {
+      [self = shared_from_this(), gen](boost::system::error_code ec,
+                                       tcp::resolver::results_type results) {
         if (gen != self->generation) return;
-        if (ec) return self->lost(Unavailable("resolve " + self->address.host + ": " + ec.message()));
+        if (ec)
+          return self->lost(Unavailable("resolve " + self->address.host + ": " + ec.message()));
         self->tcp_socket.emplace(self->loop);
         asio::async_connect(*self->tcp_socket, results,
                             [self, gen](boost::system::error_code ec2, const tcp::endpoint&) {
                               if (gen != self->generation) return;
-                              if (ec2) return self->lost(Unavailable("connect " + self->options.url + ": " + ec2.message()));
+                              if (ec2)
+                                return self->lost(Unavailable("connect " + self->options.url +
+                                                              ": " + ec2.message()));
                               self->on_tcp_connected(gen);
                             });
       });
@@ -215,12 +232,14 @@ void MqttClient::Impl::on_tcp_connected(std::uint64_t gen) {
   // SNI, so a server hosting several names presents the right certificate.
   SSL_set_tlsext_host_name(tls_stream->native_handle(), name.c_str());
   if (options.tls.verify) tls_stream->set_verify_callback(ssl::host_name_verification(name));
-  tls_stream->async_handshake(ssl::stream_base::client,
-                              [self = shared_from_this(), gen](boost::system::error_code ec2) {
-                                if (gen != self->generation) return;
-                                if (ec2) return self->lost(Unavailable("TLS handshake with " + self->options.url + ": " + ec2.message()));
-                                self->on_open(gen);
-                              });
+  tls_stream->async_handshake(
+      ssl::stream_base::client, [self = shared_from_this(), gen](boost::system::error_code ec2) {
+        if (gen != self->generation) return;
+        if (ec2)
+          return self->lost(
+              Unavailable("TLS handshake with " + self->options.url + ": " + ec2.message()));
+        self->on_open(gen);
+      });
 }
 
 void MqttClient::Impl::on_open(std::uint64_t gen) {
@@ -234,7 +253,9 @@ void MqttClient::Impl::on_open(std::uint64_t gen) {
 void MqttClient::Impl::read(std::uint64_t gen) {
   auto handler = [self = shared_from_this(), gen](boost::system::error_code ec, std::size_t n) {
     if (gen != self->generation) return;
-    if (ec) return self->lost(Unavailable("connection to " + self->options.url + " lost: " + ec.message()));
+    if (ec)
+      return self->lost(
+          Unavailable("connection to " + self->options.url + " lost: " + ec.message()));
     self->session.on_bytes(std::string_view(self->read_buffer.data(), n));
     self->after_event();
     if (gen == self->generation && self->open) self->read(gen);
@@ -335,7 +356,8 @@ void MqttClient::Impl::lost(const Status& why) {
     std::lock_guard lock(stats_mu);
     ++stats.reconnects;
   }
-  spdlog::info("mqtt client {}: {}; reconnecting in {} ms", options.url, why.to_string(), delay.count());
+  spdlog::info("mqtt client {}: {}; reconnecting in {} ms", options.url, why.to_string(),
+               delay.count());
   set_state(ConnectionState::kBackingOff, why);
   reconnect_timer.expires_after(delay);
   reconnect_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {

@@ -62,17 +62,17 @@ struct BrokerAddress {
 Result<BrokerAddress> parse_broker_url(std::string_view url);
 
 enum class ConnectionState : std::uint8_t {
-  kIdle,          // not started, or stopped
-  kConnecting,    // resolving, connecting, TLS handshake, waiting for CONNACK
-  kConnected,     // CONNACK accepted
-  kBackingOff,    // lost or refused; the next attempt is scheduled
+  kIdle,        // not started, or stopped
+  kConnecting,  // resolving, connecting, TLS handshake, waiting for CONNACK
+  kConnected,   // CONNACK accepted
+  kBackingOff,  // lost or refused; the next attempt is scheduled
 };
 std::string_view to_string(ConnectionState s);
 
 struct ClientStats {
   ConnectionState state = ConnectionState::kIdle;
-  std::uint64_t connects = 0;       // successful CONNACKs
-  std::uint64_t reconnects = 0;     // attempts scheduled after a failure or loss
+  std::uint64_t connects = 0;    // successful CONNACKs
+  std::uint64_t reconnects = 0;  // attempts scheduled after a failure or loss
   std::uint64_t publishes_sent = 0;
   std::uint64_t publishes_acked = 0;
   std::uint64_t messages_received = 0;
@@ -80,7 +80,7 @@ struct ClientStats {
   std::uint64_t bytes_received = 0;
   std::size_t inflight = 0;
   std::size_t queued = 0;
-  std::string last_error;           // why the last connection ended or failed
+  std::string last_error;  // why the last connection ended or failed
 };
 
 using MessageHandler = std::function<void(const mqtt::Publish& message)>;

@@ -25,8 +25,12 @@ mqtt::DecoderOptions decoder_options(const SessionOptions& o) {
 }  // namespace
 
 ClientSession::ClientSession(SessionOptions options, Clock& clock, SessionHandlers handlers)
-    : options_(std::move(options)), clock_(clock), handlers_(std::move(handlers)),
-      decoder_(decoder_options(options_)), encoder_(options_.version), client_id_(options_.client_id) {}
+    : options_(std::move(options)),
+      clock_(clock),
+      handlers_(std::move(handlers)),
+      decoder_(decoder_options(options_)),
+      encoder_(options_.version),
+      client_id_(options_.client_id) {}
 
 ClientSession::~ClientSession() = default;
 
@@ -168,7 +172,9 @@ void ClientSession::handle(mqtt::Packet& packet) {
           on_pubrec(p);
         } else if constexpr (std::is_same_v<T, mqtt::Pubrel>) {
           const bool known = inbound_qos2_.erase(p.packet_id) > 0;
-          write(mqtt::Pubcomp{p.packet_id, known ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound, {}});
+          write(mqtt::Pubcomp{p.packet_id,
+                              known ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound,
+                              {}});
         } else if constexpr (std::is_same_v<T, mqtt::Suback> || std::is_same_v<T, mqtt::Unsuback>) {
           on_subscribe_ack(p.packet_id, std::move(p.reasons));
         } else if constexpr (std::is_same_v<T, mqtt::Pingresp>) {
@@ -239,10 +245,12 @@ void ClientSession::on_connack(const mqtt::Connack& ack) {
     // Restore the subscriptions, except those about to be sent anyway.
     PendingAck again;
     for (const auto& [filter, sub] : subscriptions_) {
-      const bool pending = std::any_of(unsent_acks_.begin(), unsent_acks_.end(), [&](const PendingAck& a) {
-        return a.subscribe && std::any_of(a.subscriptions.begin(), a.subscriptions.end(),
-                                          [&](const mqtt::Subscription& s) { return s.filter == filter; });
-      });
+      const bool pending =
+          std::any_of(unsent_acks_.begin(), unsent_acks_.end(), [&](const PendingAck& a) {
+            return a.subscribe &&
+                   std::any_of(a.subscriptions.begin(), a.subscriptions.end(),
+                               [&](const mqtt::Subscription& s) { return s.filter == filter; });
+          });
       if (!pending) again.subscriptions.push_back(sub);
     }
     if (!again.subscriptions.empty()) unsent_acks_.insert(unsent_acks_.begin(), std::move(again));
@@ -262,7 +270,8 @@ void ClientSession::on_publish(mqtt::Publish& p) {
       inbound_aliases_[alias] = p.topic;
     } else {
       auto it = inbound_aliases_.find(alias);
-      if (it == inbound_aliases_.end()) return fail(ReasonCode::kProtocolError, "unknown topic alias");
+      if (it == inbound_aliases_.end())
+        return fail(ReasonCode::kProtocolError, "unknown topic alias");
       p.topic = it->second;
     }
     p.properties.topic_alias.reset();
@@ -280,7 +289,8 @@ void ClientSession::on_publish(mqtt::Publish& p) {
     case QoS::kExactlyOnce:
       if (!inbound_qos2_.count(p.packet_id)) {
         if (inbound_qos2_.size() >= options_.receive_maximum) {
-          return fail(ReasonCode::kReceiveMaximumExceeded, "more QoS 2 messages than Receive Maximum");
+          return fail(ReasonCode::kReceiveMaximumExceeded,
+                      "more QoS 2 messages than Receive Maximum");
         }
         inbound_qos2_[p.packet_id] = true;
         ++counters_.messages_received;
@@ -451,13 +461,16 @@ void ClientSession::send_pending_acks() {
 }
 
 std::size_t ClientSession::window() const {
-  return std::max<std::size_t>(1, std::min<std::size_t>(server_receive_maximum_, options_.max_inflight));
+  return std::max<std::size_t>(
+      1, std::min<std::size_t>(server_receive_maximum_, options_.max_inflight));
 }
 
 std::uint16_t ClientSession::next_packet_id() {
   for (;;) {
-    last_packet_id_ = static_cast<std::uint16_t>(last_packet_id_ == 65535 ? 1 : last_packet_id_ + 1);
-    if (!inflight_by_id_.count(last_packet_id_) && !acks_.count(last_packet_id_)) return last_packet_id_;
+    last_packet_id_ =
+        static_cast<std::uint16_t>(last_packet_id_ == 65535 ? 1 : last_packet_id_ + 1);
+    if (!inflight_by_id_.count(last_packet_id_) && !acks_.count(last_packet_id_))
+      return last_packet_id_;
   }
 }
 
@@ -494,7 +507,8 @@ Status ClientSession::write_publish(const Outgoing& o, bool dup) {
   if (server_maximum_packet_size_ != 0 && out_.size() - before > server_maximum_packet_size_) {
     out_.resize(before);
     if (p.properties.topic_alias && !p.topic.empty()) outbound_aliases_.erase(p.topic);
-    return mqtt::error(ReasonCode::kPacketTooLarge, "PUBLISH exceeds the server's Maximum Packet Size");
+    return mqtt::error(ReasonCode::kPacketTooLarge,
+                       "PUBLISH exceeds the server's Maximum Packet Size");
   }
   counters_.bytes_out += out_.size() - before;
   ++counters_.publishes_sent;
@@ -509,8 +523,10 @@ void ClientSession::pump() {
     if (qos > server_maximum_qos_ || (front.publish.retain && !server_retain_available_)) {
       Outgoing o = std::move(front);
       queue_.pop_front();
-      complete(o, mqtt::error(qos > server_maximum_qos_ ? ReasonCode::kQoSNotSupported : ReasonCode::kRetainNotSupported,
-                              "the server does not accept this publish"),
+      complete(o,
+               mqtt::error(qos > server_maximum_qos_ ? ReasonCode::kQoSNotSupported
+                                                     : ReasonCode::kRetainNotSupported,
+                           "the server does not accept this publish"),
                ReasonCode::kUnspecifiedError);
       continue;
     }

@@ -52,9 +52,9 @@ struct SessionOptions {
   std::uint32_t session_expiry = 0;  // seconds, MQTT 5 (3.1.1: clean_start=false persists)
   std::uint16_t keep_alive = 60;     // seconds; 0 disables PINGREQ
   std::chrono::milliseconds connack_timeout{10'000};
-  std::uint16_t receive_maximum = 1024;  // QoS 1/2 the server may send us unacknowledged
-  std::uint16_t max_inflight = 1024;     // our own cap on unacknowledged outbound QoS 1/2
-  std::size_t max_queued = 100'000;      // publishes waiting beyond the in-flight window
+  std::uint16_t receive_maximum = 1024;         // QoS 1/2 the server may send us unacknowledged
+  std::uint16_t max_inflight = 1024;            // our own cap on unacknowledged outbound QoS 1/2
+  std::size_t max_queued = 100'000;             // publishes waiting beyond the in-flight window
   std::uint32_t maximum_packet_size = 1 << 20;  // largest packet we accept (MQTT 5 announces)
   // Outbound topic aliases (MQTT 5), used when the server allows them: repeated topics are
   // sent as a two-byte alias.
@@ -145,7 +145,7 @@ class ClientSession {
   struct PendingAck {
     bool subscribe = true;
     std::vector<mqtt::Subscription> subscriptions;  // SUBSCRIBE
-    std::vector<std::string> filters;                // UNSUBSCRIBE
+    std::vector<std::string> filters;               // UNSUBSCRIBE
     mqtt::Properties properties;
     AckCompletion done;
     bool sent = false;  // on the current connection
@@ -192,7 +192,7 @@ class ClientSession {
   std::list<Outgoing> inflight_;  // in send order
   std::unordered_map<std::uint16_t, std::list<Outgoing>::iterator> inflight_by_id_;
   std::map<std::uint16_t, PendingAck> acks_;  // SUBSCRIBE / UNSUBSCRIBE awaiting their ack
-  std::vector<PendingAck> unsent_acks_;        // requested while not connected
+  std::vector<PendingAck> unsent_acks_;       // requested while not connected
   // Subscriptions to restore when the server has no session: filter -> subscription.
   std::map<std::string, mqtt::Subscription> subscriptions_;
   std::unordered_map<std::uint16_t, bool> inbound_qos2_;  // ids awaiting PUBREL

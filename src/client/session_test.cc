@@ -461,7 +461,8 @@ TEST_F(SessionTest, Mqtt311WorksWithoutProperties) {
 TEST_F(SessionTest, CancelAllFailsEverythingPending) {
   make();
   std::vector<StatusCode> codes;
-  session->publish(msg("t", "1", QoS::kAtLeastOnce), [&](Status s, ReasonCode) { codes.push_back(s.code()); });
+  session->publish(msg("t", "1", QoS::kAtLeastOnce),
+                   [&](Status s, ReasonCode) { codes.push_back(s.code()); });
   session->subscribe({mqtt::Subscription{"a", QoS::kAtMostOnce}},
                      [&](Status s, std::vector<ReasonCode>) { codes.push_back(s.code()); });
   session->cancel_all(Cancelled("stop"));

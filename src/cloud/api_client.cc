@@ -21,10 +21,12 @@ using tcp = asio::ip::tcp;
 namespace {
 
 template <class Stream>
-Result<ApiResponse> exchange(Stream& stream, const std::string& host, std::string_view method, std::string_view target,
-                             std::string_view body, const std::string& token) {
-  http::request<http::string_body> req(http::string_to_verb(beast::string_view(method.data(), method.size())),
-                                       beast::string_view(target.data(), target.size()), 11);
+Result<ApiResponse> exchange(Stream& stream, const std::string& host, std::string_view method,
+                             std::string_view target, std::string_view body,
+                             const std::string& token) {
+  http::request<http::string_body> req(
+      http::string_to_verb(beast::string_view(method.data(), method.size())),
+      beast::string_view(target.data(), target.size()), 11);
   req.set(http::field::host, host);
   req.set(http::field::user_agent, "ganglion-ctl");
   if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
@@ -46,8 +48,8 @@ Result<ApiResponse> exchange(Stream& stream, const std::string& host, std::strin
 
 }  // namespace
 
-Result<ApiResponse> api_request(const ApiClientOptions& o, std::string_view method, std::string_view target,
-                                std::string_view body) {
+Result<ApiResponse> api_request(const ApiClientOptions& o, std::string_view method,
+                                std::string_view target, std::string_view body) {
   std::string_view url = o.url;
   bool tls = true;
   if (url.starts_with("https://")) {
@@ -61,8 +63,10 @@ Result<ApiResponse> api_request(const ApiClientOptions& o, std::string_view meth
   while (!url.empty() && url.back() == '/') url.remove_suffix(1);
   const auto colon = url.rfind(':');
   std::string host(url.substr(0, colon));
-  std::string port = colon == std::string_view::npos ? (tls ? "443" : "80") : std::string(url.substr(colon + 1));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  std::string port =
+      colon == std::string_view::npos ? (tls ? "443" : "80") : std::string(url.substr(colon + 1));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   if (host.empty()) return InvalidArgument("url \"" + o.url + "\": no host");
 
   asio::io_context io;
@@ -88,7 +92,8 @@ Result<ApiResponse> api_request(const ApiClientOptions& o, std::string_view meth
   SSL_set_tlsext_host_name(stream.native_handle(), host.c_str());
   // Verify the name (DNS or IP) the certificate was issued for.
   X509_VERIFY_PARAM* param = SSL_get0_param(stream.native_handle());
-  if (X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) != 1) X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0);
+  if (X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) != 1)
+    X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0);
   beast::get_lowest_layer(stream).expires_after(o.timeout);
   stream.handshake(ssl::stream_base::client, ec);
   if (ec) return Unavailable("tls handshake with " + host + ":" + port + ": " + ec.message());

@@ -25,7 +25,7 @@ struct ApiResponse {
 
 // Errors: kInvalidArgument for a bad URL, kUnavailable for connection/TLS failures,
 // kTimeout. HTTP error statuses are returned as responses, not errors.
-Result<ApiResponse> api_request(const ApiClientOptions& options, std::string_view method, std::string_view target,
-                                std::string_view body = {});
+Result<ApiResponse> api_request(const ApiClientOptions& options, std::string_view method,
+                                std::string_view target, std::string_view body = {});
 
 }  // namespace ganglion::cloud

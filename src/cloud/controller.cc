@@ -2,10 +2,10 @@
 
 #include <utility>  // Boost 1.74's Asio needs this before its headers.
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include <shared_mutex>
 #include <unordered_set>
@@ -47,34 +47,44 @@ pattern read ganglion/v1/%u/commands
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-std::int64_t to_ms(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+std::int64_t to_ms(Duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
 
 json node_json(const NodeRecord& n) {
   json hb = json::parse(n.last_heartbeat, nullptr, false);
   if (hb.is_discarded()) hb = json::object();
-  return json{{"id", n.id},
-              {"labels", n.labels},
-              {"status", n.revoked ? "revoked" : "active"},
-              {"health", n.health},
-              {"health_reason", n.health_reason},
-              {"health_since", n.health_since_ms},
-              {"version", n.version},
-              {"enrolled_at", n.enrolled_at_ms},
-              {"last_heartbeat", n.last_heartbeat_ms},
-              {"heartbeat", hb},
-              {"certificate", {{"serial", n.cert_serial}, {"expires_at", n.cert_expires_at_ms / 1000}}},
-              {"twin", {{"desired_version", n.desired_version}, {"reported_version", n.reported_version}}}};
+  return json{
+      {"id", n.id},
+      {"labels", n.labels},
+      {"status", n.revoked ? "revoked" : "active"},
+      {"health", n.health},
+      {"health_reason", n.health_reason},
+      {"health_since", n.health_since_ms},
+      {"version", n.version},
+      {"enrolled_at", n.enrolled_at_ms},
+      {"last_heartbeat", n.last_heartbeat_ms},
+      {"heartbeat", hb},
+      {"certificate", {{"serial", n.cert_serial}, {"expires_at", n.cert_expires_at_ms / 1000}}},
+      {"twin", {{"desired_version", n.desired_version}, {"reported_version", n.reported_version}}}};
 }
 
-HttpResponse json_response(int status, const json& j) { return HttpResponse::json(status, dump(j)); }
+HttpResponse json_response(int status, const json& j) {
+  return HttpResponse::json(status, dump(j));
+}
 
 HttpResponse status_response(const Status& s) {
   switch (s.code()) {
-    case StatusCode::kInvalidArgument: return HttpResponse::error(400, s.message());
-    case StatusCode::kNotFound: return HttpResponse::error(404, s.message());
-    case StatusCode::kAlreadyExists: return HttpResponse::error(409, s.message());
-    case StatusCode::kPermissionDenied: return HttpResponse::error(403, s.message());
-    default: return HttpResponse::error(500, "internal error");
+    case StatusCode::kInvalidArgument:
+      return HttpResponse::error(400, s.message());
+    case StatusCode::kNotFound:
+      return HttpResponse::error(404, s.message());
+    case StatusCode::kAlreadyExists:
+      return HttpResponse::error(409, s.message());
+    case StatusCode::kPermissionDenied:
+      return HttpResponse::error(403, s.message());
+    default:
+      return HttpResponse::error(500, "internal error");
   }
 }
 
@@ -101,7 +111,9 @@ class EventHub {
     std::lock_guard lock(mu_);
     streams_.push_back(std::move(s));
   }
-  void publish(std::string_view type, const json& data) { send("event: " + std::string(type) + "\ndata: " + dump(data) + "\n\n"); }
+  void publish(std::string_view type, const json& data) {
+    send("event: " + std::string(type) + "\ndata: " + dump(data) + "\n\n");
+  }
   void ping() { send(": ping\n\n"); }
   std::size_t size() {
     std::lock_guard lock(mu_);
@@ -116,7 +128,8 @@ class EventHub {
  private:
   void send(const std::string& text) {
     std::lock_guard lock(mu_);
-    std::erase_if(streams_, [&](const std::shared_ptr<net::ResponseStream>& s) { return !s->write(text); });
+    std::erase_if(streams_,
+                  [&](const std::shared_ptr<net::ResponseStream>& s) { return !s->write(text); });
   }
   std::mutex mu_;
   std::vector<std::shared_ptr<net::ResponseStream>> streams_;
@@ -191,7 +204,8 @@ struct Ctx {
       r.headers.emplace_back("WWW-Authenticate", "Bearer");
       return r;
     }
-    auto token = p->store->api_token_by_hash(token_hash(std::string_view(h).substr(kBearer.size())));
+    auto token =
+        p->store->api_token_by_hash(token_hash(std::string_view(h).substr(kBearer.size())));
     if (!token.ok() || token->revoked) {
       HttpResponse r = HttpResponse::error(401, "invalid bearer token");
       r.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
@@ -199,8 +213,10 @@ struct Ctx {
     }
     Caller c{"api:" + token->name, token->role};
     if (static_cast<int>(token->role) < static_cast<int>(need)) {
-      audit(c.actor, req.method + " " + req.path, "", "denied", "role " + std::string(to_string(token->role)));
-      return HttpResponse::error(403, "role " + std::string(to_string(token->role)) + " may not do this");
+      audit(c.actor, req.method + " " + req.path, "", "denied",
+            "role " + std::string(to_string(token->role)));
+      return HttpResponse::error(
+          403, "role " + std::string(to_string(token->role)) + " may not do this");
     }
     return c;
   }
@@ -208,15 +224,20 @@ struct Ctx {
   void announce_health(const HealthChange& c) const {
     Status s = p->store->set_health(c);
     if (!s.ok()) spdlog::error("cannot store health of {}: {}", c.node, s.to_string());
-    spdlog::info("node {} is {} (was {}){}{}", c.node, c.to, c.from, c.reason.empty() ? "" : ": ", c.reason);
-    p->events.publish("node.health", {{"node", c.node}, {"from", c.from}, {"to", c.to}, {"reason", c.reason}, {"ts", c.ts_ms}});
+    spdlog::info("node {} is {} (was {}){}{}", c.node, c.to, c.from, c.reason.empty() ? "" : ": ",
+                 c.reason);
+    p->events.publish(
+        "node.health",
+        {{"node", c.node}, {"from", c.from}, {"to", c.to}, {"reason", c.reason}, {"ts", c.ts_ms}});
   }
 
   void publish_desired(const NodeRecord& n) const {
     json props = json::parse(n.desired, nullptr, false);
     if (props.is_discarded()) props = json::object();
     const std::string canonical = dump(props);
-    json doc{{"version", n.desired_version}, {"digest", "sha256:" + sha256_hex(canonical)}, {"properties", props}};
+    json doc{{"version", n.desired_version},
+             {"digest", "sha256:" + sha256_hex(canonical)},
+             {"properties", props}};
     auto m = std::make_shared<broker::Message>();
     m->topic = "ganglion/v1/" + n.id + "/desired";
     m->payload = mqtt::SharedBytes(dump(doc));
@@ -240,7 +261,8 @@ void on_heartbeat(const Ctx& c, const std::string& node, std::string_view payloa
     return;
   }
   c.p->heartbeats->inc();
-  std::string version = j.contains("version") && j["version"].is_string() ? j["version"].get<std::string>() : "";
+  std::string version =
+      j.contains("version") && j["version"].is_string() ? j["version"].get<std::string>() : "";
   std::vector<std::string> problems;
   if (auto it = j.find("problems"); it != j.end() && it->is_array()) {
     for (const auto& v : *it) problems.push_back(v.is_string() ? v.get<std::string>() : dump(v));
@@ -273,13 +295,15 @@ void on_reported(const Ctx& c, const std::string& node, std::string_view payload
 }
 
 // Returns false when the batch could not be stored (do not acknowledge).
-bool on_batch(const Ctx& c, const std::string& node, const std::string& cls, std::string_view payload) {
+bool on_batch(const Ctx& c, const std::string& node, const std::string& cls,
+              std::string_view payload) {
   auto batch = decode_uplink_batch(payload, node, cls, c.p->max_batch_bytes);
   if (!batch.ok()) {
     // Acknowledged anyway: sending the same bytes again cannot succeed. Counted and kept
     // as the node's last ingest error.
     c.p->rejected->with({node}).inc();
-    spdlog::warn("node {}: uplink batch on class {} rejected: {}", node, cls, batch.status().message());
+    spdlog::warn("node {}: uplink batch on class {} rejected: {}", node, cls,
+                 batch.status().message());
     (void)c.p->store->ingest_rejected(node, batch.status().message(), c.now_ms());
     return true;
   }
@@ -287,7 +311,8 @@ bool on_batch(const Ctx& c, const std::string& node, const std::string& cls, std
   auto outcome = c.p->store->ingest(*batch, c.now_ms());
   c.p->commit_seconds->observe(std::chrono::duration<double>(c.clock.now() - t0).count());
   if (!outcome.ok()) {
-    spdlog::error("node {}: uplink batch {}/{} not stored: {}", node, cls, batch->seq, outcome.status().to_string());
+    spdlog::error("node {}: uplink batch {}/{} not stored: {}", node, cls, batch->seq,
+                  outcome.status().to_string());
     return false;
   }
   if (outcome->duplicate) {
@@ -323,8 +348,8 @@ void handle_message(const Ctx& c, const mqtt::Publish& m, const broker::Delivery
 
 // --- HTTP side --------------------------------------------------------------------------
 
-#define GANGLION_AUTHORIZE(caller, ctx, req, role)              \
-  auto caller##_or = (ctx).authorize((req), (role));             \
+#define GANGLION_AUTHORIZE(caller, ctx, req, role)                  \
+  auto caller##_or = (ctx).authorize((req), (role));                \
   if (auto* r = std::get_if<HttpResponse>(&caller##_or)) return *r; \
   const Caller& caller = std::get<Caller>(caller##_or)
 
@@ -338,7 +363,6 @@ std::string str_field(const json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
-
 
 HttpResponse enroll(const Ctx& c, const HttpRequest& req) {
   auto body = parse_body(req);
@@ -363,7 +387,8 @@ HttpResponse enroll(const Ctx& c, const HttpRequest& req) {
     c.audit(actor, "node.enroll", node_id, "failed", why);
     return HttpResponse::error(400, why);
   };
-  if (!valid_node_id(node_id)) return bad("node_id: 1-64 characters [a-z0-9._-], starting with a letter or digit");
+  if (!valid_node_id(node_id))
+    return bad("node_id: 1-64 characters [a-z0-9._-], starting with a letter or digit");
   auto issued = c.p->ca->sign_node_csr(csr, node_id, c.clock.wall_now(), c.p->cert_validity);
   if (!issued.ok()) return bad(issued.status().message());
   auto existing = c.p->store->node(node_id);
@@ -371,7 +396,8 @@ HttpResponse enroll(const Ctx& c, const HttpRequest& req) {
   if (existing.ok()) {
     if (existing->revoked || existing->key_sha256 != issued->key_sha256) {
       c.p->enrollments->with({"conflict"}).inc();
-      c.audit(actor, "node.enroll", node_id, "denied", existing->revoked ? "node revoked" : "node id taken by another key");
+      c.audit(actor, "node.enroll", node_id, "denied",
+              existing->revoked ? "node revoked" : "node id taken by another key");
       return HttpResponse::error(409, "node id already enrolled with another identity");
     }
     for (auto& [k, v] : existing->labels) labels.emplace(k, v);  // token labels win
@@ -385,7 +411,8 @@ HttpResponse enroll(const Ctx& c, const HttpRequest& req) {
   n.cert_expires_at_ms = issued->not_after_ms;
   n.token_id = t->id;
   Status s = c.p->store->enroll(t->hash, c.now_ms(), n);
-  if (s.code() == StatusCode::kPermissionDenied) return deny(actor, "used up (concurrent enrolment)");
+  if (s.code() == StatusCode::kPermissionDenied)
+    return deny(actor, "used up (concurrent enrolment)");
   if (!s.ok()) {
     spdlog::error("enrolment of {} not stored: {}", node_id, s.to_string());
     return HttpResponse::error(500, "internal error");
@@ -411,22 +438,27 @@ HttpResponse enroll(const Ctx& c, const HttpRequest& req) {
 
 HttpResponse renew(const Ctx& c, const HttpRequest& req) {
   const std::string& cn = req.peer_certificate_cn;
-  if (cn.empty()) return HttpResponse::error(401, "renewal needs the current certificate as TLS client certificate");
+  if (cn.empty())
+    return HttpResponse::error(401,
+                               "renewal needs the current certificate as TLS client certificate");
   auto body = parse_body(req);
   if (!body) return HttpResponse::error(400, "body: expected a JSON object");
   const std::string node_id = str_field(*body, "node_id");
   const std::string actor = "node:" + cn;
   auto n = c.p->store->node(cn);
   if (node_id != cn || !n.ok() || n->revoked || n->cert_serial != req.peer_certificate_serial) {
-    c.audit(actor, "node.renew", node_id, "denied", "certificate not current, revoked or for another node");
+    c.audit(actor, "node.renew", node_id, "denied",
+            "certificate not current, revoked or for another node");
     return HttpResponse::error(401, "certificate not current, revoked or for another node");
   }
-  auto issued = c.p->ca->sign_node_csr(str_field(*body, "csr"), node_id, c.clock.wall_now(), c.p->cert_validity);
+  auto issued = c.p->ca->sign_node_csr(str_field(*body, "csr"), node_id, c.clock.wall_now(),
+                                       c.p->cert_validity);
   if (!issued.ok()) {
     c.audit(actor, "node.renew", node_id, "failed", issued.status().message());
     return HttpResponse::error(400, issued.status().message());
   }
-  Status s = c.p->store->set_certificate(node_id, issued->serial, issued->not_after_ms, issued->key_sha256);
+  Status s = c.p->store->set_certificate(node_id, issued->serial, issued->not_after_ms,
+                                         issued->key_sha256);
   if (!s.ok()) return status_response(s);
   c.audit(actor, "node.renew", node_id, "ok", "serial " + issued->serial);
   return json_response(200, {{"node_id", node_id},
@@ -445,7 +477,8 @@ bool matches_selector(const NodeRecord& n, const LabelMap& selector) {
 }
 
 void add_api_routes(const Ctx& c, net::HttpRouter& r) {
-  r.add("GET", "/healthz", [](const HttpRequest&) { return HttpResponse::json(200, "{\"status\":\"ok\"}"); });
+  r.add("GET", "/healthz",
+        [](const HttpRequest&) { return HttpResponse::json(200, "{\"status\":\"ok\"}"); });
   r.add("GET", "/metrics", [c](const HttpRequest& req) {
     GANGLION_AUTHORIZE(caller, c, req, Role::kViewer);
     (void)caller;
@@ -489,15 +522,21 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
     json j = node_json(*n);
     json history = json::array();
     if (auto h = c.p->store->health_history(id, 50); h.ok()) {
-      for (const auto& e : *h) history.push_back({{"ts", e.ts_ms}, {"from", e.from}, {"to", e.to}, {"reason", e.reason}});
+      for (const auto& e : *h)
+        history.push_back({{"ts", e.ts_ms}, {"from", e.from}, {"to", e.to}, {"reason", e.reason}});
     }
     j["health_history"] = history;
-    json ingest = {{"batches", 0}, {"records", 0}, {"duplicates", 0}, {"rejected", 0}, {"last_ingest", 0}, {"last_error", ""}};
+    json ingest = {{"batches", 0},  {"records", 0},     {"duplicates", 0},
+                   {"rejected", 0}, {"last_ingest", 0}, {"last_error", ""}};
     if (auto stats = c.p->store->ingest_stats(); stats.ok()) {
       for (const auto& s : *stats) {
         if (s.node != id) continue;
-        ingest = {{"batches", s.batches}, {"records", s.records}, {"duplicates", s.duplicates},
-                  {"rejected", s.rejected}, {"last_ingest", s.last_ingest_ms}, {"last_error", s.last_error}};
+        ingest = {{"batches", s.batches},
+                  {"records", s.records},
+                  {"duplicates", s.duplicates},
+                  {"rejected", s.rejected},
+                  {"last_ingest", s.last_ingest_ms},
+                  {"last_error", s.last_error}};
       }
     }
     if (auto count = c.p->store->record_count(id); count.ok()) ingest["stored_records"] = *count;
@@ -541,7 +580,8 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
       std::unique_lock lock(c.p->identities_mu);
       c.p->active.erase(id);
     }
-    const std::size_t dropped = c.p->broker->disconnect_username(id, mqtt::ReasonCode::kAdministrativeAction);
+    const std::size_t dropped =
+        c.p->broker->disconnect_username(id, mqtt::ReasonCode::kAdministrativeAction);
     c.p->events.publish("node.revoked", {{"node", id}});
     spdlog::info("node {} revoked by {} ({} live connection(s) closed)", id, caller.actor, dropped);
     return json_response(200, {{"node", id}, {"status", "revoked"}, {"disconnected", dropped}});
@@ -552,16 +592,21 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
     auto n = c.p->store->node(req.params.at("id"));
     if (!n.ok()) return status_response(n.status());
     return json_response(200, {{"node", n->id},
-                               {"desired", {{"version", n->desired_version}, {"properties", json::parse(n->desired, nullptr, false)}}},
-                               {"reported", {{"version", n->reported_version}, {"updated_at", n->reported_at_ms},
-                                             {"properties", json::parse(n->reported, nullptr, false)}}}});
+                               {"desired",
+                                {{"version", n->desired_version},
+                                 {"properties", json::parse(n->desired, nullptr, false)}}},
+                               {"reported",
+                                {{"version", n->reported_version},
+                                 {"updated_at", n->reported_at_ms},
+                                 {"properties", json::parse(n->reported, nullptr, false)}}}});
   });
   r.add("PATCH", "/v1/nodes/{id}/twin", [c](const HttpRequest& req) {
     GANGLION_AUTHORIZE(caller, c, req, Role::kOperator);
     const std::string& id = req.params.at("id");
     auto body = parse_body(req);
     if (!body || !body->contains("desired") || !(*body)["desired"].is_object()) {
-      return HttpResponse::error(400, "body: expected {\"desired\": <JSON merge patch of the desired properties>}");
+      return HttpResponse::error(
+          400, "body: expected {\"desired\": <JSON merge patch of the desired properties>}");
     }
     auto n = c.p->store->node(id);
     if (!n.ok()) return status_response(n.status());
@@ -571,11 +616,14 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
     n->desired = dump(desired);
     n->desired_version += 1;
     Status s = c.p->store->set_desired(id, n->desired, n->desired_version);
-    c.audit(caller.actor, "twin.desired", id, s.ok() ? "ok" : "failed", "version " + std::to_string(n->desired_version));
+    c.audit(caller.actor, "twin.desired", id, s.ok() ? "ok" : "failed",
+            "version " + std::to_string(n->desired_version));
     if (!s.ok()) return status_response(s);
     c.publish_desired(*n);
     c.p->events.publish("twin.desired", {{"node", id}, {"version", n->desired_version}});
-    return json_response(200, {{"node", id}, {"desired", {{"version", n->desired_version}, {"properties", desired}}}});
+    return json_response(
+        200,
+        {{"node", id}, {"desired", {{"version", n->desired_version}, {"properties", desired}}}});
   });
 
   r.add("POST", "/v1/tokens", [c](const HttpRequest& req) {
@@ -601,13 +649,16 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
     }
     std::int64_t ttl_ms = 3'600'000;
     if (auto it = body->find("ttl"); it != body->end()) {
-      auto d = it->is_string() ? parse_duration_ms(it->get<std::string>()) : Result<std::int64_t>(InvalidArgument("x"));
-      if (!d.ok() || *d <= 0 || *d > 365LL * 86'400'000) return HttpResponse::error(400, "ttl: expected a duration up to 365d");
+      auto d = it->is_string() ? parse_duration_ms(it->get<std::string>())
+                               : Result<std::int64_t>(InvalidArgument("x"));
+      if (!d.ok() || *d <= 0 || *d > 365LL * 86'400'000)
+        return HttpResponse::error(400, "ttl: expected a duration up to 365d");
       ttl_ms = *d;
     }
     std::int64_t uses = 1;
     if (auto it = body->find("uses"); it != body->end()) {
-      if (!it->is_number_integer() || it->get<std::int64_t>() < 1 || it->get<std::int64_t>() > 1'000'000) {
+      if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
+          it->get<std::int64_t>() > 1'000'000) {
         return HttpResponse::error(400, "uses: expected an integer from 1 to 1000000");
       }
       uses = it->get<std::int64_t>();
@@ -617,8 +668,11 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
     c.audit(caller.actor, "token.create", t.record.id, s.ok() ? "ok" : "failed",
             "labels " + dump(json(labels)) + ", uses " + std::to_string(uses));
     if (!s.ok()) return status_response(s);
-    return json_response(201, {{"id", t.record.id}, {"token", t.secret}, {"labels", labels},
-                               {"expires_at", t.record.expires_at_ms / 1000}, {"uses", uses}});
+    return json_response(201, {{"id", t.record.id},
+                               {"token", t.secret},
+                               {"labels", labels},
+                               {"expires_at", t.record.expires_at_ms / 1000},
+                               {"uses", uses}});
   });
   r.add("GET", "/v1/tokens", [c](const HttpRequest& req) {
     GANGLION_AUTHORIZE(caller, c, req, Role::kOperator);
@@ -627,8 +681,12 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
     if (!tokens.ok()) return status_response(tokens.status());
     json items = json::array();
     for (const auto& t : *tokens) {
-      items.push_back({{"id", t.id}, {"labels", t.labels}, {"created_at", t.created_at_ms / 1000},
-                       {"expires_at", t.expires_at_ms / 1000}, {"max_uses", t.max_uses}, {"uses", t.uses},
+      items.push_back({{"id", t.id},
+                       {"labels", t.labels},
+                       {"created_at", t.created_at_ms / 1000},
+                       {"expires_at", t.expires_at_ms / 1000},
+                       {"max_uses", t.max_uses},
+                       {"uses", t.uses},
                        {"created_by", t.created_by},
                        {"state", to_string(check_bootstrap_token(t, c.now_ms()))}});
     }
@@ -648,13 +706,17 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
     const std::string name = body ? str_field(*body, "name") : "";
     auto role = parse_role(body ? str_field(*body, "role") : "");
     if (name.empty() || name.size() > 64 || !role) {
-      return HttpResponse::error(400, "body: expected {\"name\": \"...\", \"role\": \"admin|operator|viewer\"}");
+      return HttpResponse::error(
+          400, "body: expected {\"name\": \"...\", \"role\": \"admin|operator|viewer\"}");
     }
     NewApiToken t = make_api_token(name, *role, c.now_ms());
     Status s = c.p->store->add_api_token(t.record);
-    c.audit(caller.actor, "apitoken.create", name, s.ok() ? "ok" : "failed", "role " + std::string(to_string(*role)));
+    c.audit(caller.actor, "apitoken.create", name, s.ok() ? "ok" : "failed",
+            "role " + std::string(to_string(*role)));
     if (!s.ok()) return status_response(s);
-    return json_response(201, {{"id", t.record.id}, {"name", name}, {"role", to_string(*role)}, {"token", t.secret}});
+    return json_response(
+        201,
+        {{"id", t.record.id}, {"name", name}, {"role", to_string(*role)}, {"token", t.secret}});
   });
 
   r.add("GET", "/v1/query", [c](const HttpRequest& req) {
@@ -675,11 +737,17 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
         current = &series.back();
         current_group = row.group;
       }
-      (*current)["points"].push_back({{"ts", row.bucket_ms}, {"value", row.value}, {"samples", row.samples}});
+      (*current)["points"].push_back(
+          {{"ts", row.bucket_ms}, {"value", row.value}, {"samples", row.samples}});
     }
-    return json_response(200, {{"metric", params->metric}, {"agg", params->agg}, {"bucket_ms", params->bucket_ms},
-                               {"group_by", params->group_by}, {"from", params->from_ms}, {"to", params->to_ms},
-                               {"source", params->rollup ? "rollup" : "raw"}, {"series", series}});
+    return json_response(200, {{"metric", params->metric},
+                               {"agg", params->agg},
+                               {"bucket_ms", params->bucket_ms},
+                               {"group_by", params->group_by},
+                               {"from", params->from_ms},
+                               {"to", params->to_ms},
+                               {"source", params->rollup ? "rollup" : "raw"},
+                               {"series", series}});
   });
   r.add("GET", "/v1/events", [c](const HttpRequest& req) {
     GANGLION_AUTHORIZE(caller, c, req, Role::kViewer);
@@ -699,7 +767,8 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
     std::size_t limit = 100;
     try {
       if (auto it = req.query.find("since"); it != req.query.end()) since = std::stoll(it->second);
-      if (auto it = req.query.find("limit"); it != req.query.end()) limit = std::clamp<std::size_t>(std::stoul(it->second), 1, 1000);
+      if (auto it = req.query.find("limit"); it != req.query.end())
+        limit = std::clamp<std::size_t>(std::stoul(it->second), 1, 1000);
     } catch (const std::exception&) {
       return HttpResponse::error(400, "since and limit: expected integers");
     }
@@ -707,8 +776,13 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
     if (!entries.ok()) return status_response(entries.status());
     json items = json::array();
     for (const auto& e : *entries) {
-      items.push_back({{"id", e.id}, {"ts", e.ts_ms}, {"actor", e.actor}, {"action", e.action},
-                       {"target", e.target}, {"outcome", e.outcome}, {"detail", e.detail}});
+      items.push_back({{"id", e.id},
+                       {"ts", e.ts_ms},
+                       {"actor", e.actor},
+                       {"action", e.action},
+                       {"target", e.target},
+                       {"outcome", e.outcome},
+                       {"detail", e.detail}});
     }
     return json_response(200, {{"items", items}});
   });
@@ -724,7 +798,9 @@ Controller::~Controller() {
   release();
 }
 
-std::uint16_t Controller::api_port() const { return parts_ && parts_->http ? parts_->http->port() : 0; }
+std::uint16_t Controller::api_port() const {
+  return parts_ && parts_->http ? parts_->http->port() : 0;
+}
 std::string Controller::mqtt_url() const { return parts_ ? parts_->mqtt_url : ""; }
 
 Status Controller::start() {
@@ -741,15 +817,23 @@ Status Controller::start() {
                       std::chrono::milliseconds(config_.integer("cloud.heartbeat.offline_grace"))};
   p.health = std::make_unique<HealthTracker>(clock_, policy);
 
-  p.enrollments = &metrics_.counter("ganglion_cloud_enrollments_total", "Enrolment attempts by outcome.", {"outcome"});
-  p.batches = &metrics_.counter("ganglion_cloud_ingest_batches_total", "Uplink batches stored.", {"node"});
+  p.enrollments = &metrics_.counter("ganglion_cloud_enrollments_total",
+                                    "Enrolment attempts by outcome.", {"outcome"});
+  p.batches =
+      &metrics_.counter("ganglion_cloud_ingest_batches_total", "Uplink batches stored.", {"node"});
   p.records = &metrics_.counter("ganglion_cloud_ingest_records_total", "Records stored.", {"node"});
-  p.duplicates = &metrics_.counter("ganglion_cloud_ingest_duplicates_total", "Uplink batches received again and dropped.", {"node"});
-  p.rejected = &metrics_.counter("ganglion_cloud_ingest_rejected_total", "Malformed uplink batches.", {"node"});
+  p.duplicates = &metrics_.counter("ganglion_cloud_ingest_duplicates_total",
+                                   "Uplink batches received again and dropped.", {"node"});
+  p.rejected = &metrics_.counter("ganglion_cloud_ingest_rejected_total",
+                                 "Malformed uplink batches.", {"node"});
   p.heartbeats = &metrics_.counter("ganglion_cloud_heartbeats_total", "Heartbeats received.").get();
-  p.nodes_by_health = &metrics_.gauge("ganglion_cloud_nodes", "Active nodes by health.", {"health"});
-  p.commit_seconds = &metrics_.histogram("ganglion_cloud_ingest_commit_seconds", "Time to store one uplink batch durably.",
-                                         exponential_buckets(0.0005, 2, 14)).get();
+  p.nodes_by_health =
+      &metrics_.gauge("ganglion_cloud_nodes", "Active nodes by health.", {"health"});
+  p.commit_seconds =
+      &metrics_
+           .histogram("ganglion_cloud_ingest_commit_seconds",
+                      "Time to store one uplink batch durably.", exponential_buckets(0.0005, 2, 14))
+           .get();
 
   // Store.
   GANGLION_ASSIGN_OR_RETURN(p.store, open_sqlite_store(join_path(data_dir, "cloud.db")));
@@ -757,10 +841,12 @@ Status Controller::start() {
 
   // PKI.
   const std::string pki_dir = join_path(data_dir, "pki");
-  GANGLION_ASSIGN_OR_RETURN(p.ca, CertificateAuthority::load_or_create(env_, pki_dir, clock_.wall_now()));
+  GANGLION_ASSIGN_OR_RETURN(p.ca,
+                            CertificateAuthority::load_or_create(env_, pki_dir, clock_.wall_now()));
   GANGLION_RETURN_IF_ERROR(load_or_create_signing_key(env_, pki_dir).status());
-  GANGLION_ASSIGN_OR_RETURN(auto server, p.ca->issue_server_certificate(config_.list("cloud.tls.names"), clock_.wall_now(),
-                                                                        std::chrono::hours(24 * 365)));
+  GANGLION_ASSIGN_OR_RETURN(
+      auto server, p.ca->issue_server_certificate(config_.list("cloud.tls.names"),
+                                                  clock_.wall_now(), std::chrono::hours(24 * 365)));
   const std::string server_cert = join_path(pki_dir, "server.pem");
   const std::string server_key = join_path(pki_dir, "server.key");
   p.ca_file = join_path(pki_dir, "ca.pem");
@@ -774,7 +860,8 @@ Status Controller::start() {
     NewApiToken admin = make_api_token("admin", Role::kAdmin, clock_.wall_ms());
     GANGLION_RETURN_IF_ERROR(p.store->add_api_token(admin.record));
     initial_admin_token_ = admin.secret;
-    (void)p.store->audit({0, clock_.wall_ms(), "system", "apitoken.create", "admin", "ok", "first start"});
+    (void)p.store->audit(
+        {0, clock_.wall_ms(), "system", "apitoken.create", "admin", "ok", "first start"});
   }
 
   // Registry cache.
@@ -783,7 +870,9 @@ Status Controller::start() {
     if (n.revoked) continue;
     p.active.insert(n.id);
     std::optional<Duration> age;
-    if (n.last_heartbeat_ms > 0) age = std::chrono::milliseconds(std::max<std::int64_t>(0, clock_.wall_ms() - n.last_heartbeat_ms));
+    if (n.last_heartbeat_ms > 0)
+      age = std::chrono::milliseconds(
+          std::max<std::int64_t>(0, clock_.wall_ms() - n.last_heartbeat_ms));
     p.health->track(n.id, n.health, age);
   }
 
@@ -808,14 +897,16 @@ Status Controller::start() {
   GANGLION_ASSIGN_OR_RETURN(auto session_store, broker::SessionStore::open(env_, clock_, so));
   GANGLION_RETURN_IF_ERROR(p.broker->attach_store(std::move(session_store)));
   GANGLION_ASSIGN_OR_RETURN(auto lo, broker::parse_listener_url(config_.str("cloud.mqtt.listen")));
-  if (lo.transport != "tls") return InvalidArgument("cloud.mqtt.listen: nodes connect over tls:// only");
+  if (lo.transport != "tls")
+    return InvalidArgument("cloud.mqtt.listen: nodes connect over tls:// only");
   lo.tls.certificate_file = server_cert;
   lo.tls.key_file = server_key;
   lo.tls.ca_file = p.ca_file;
   lo.tls.require_client_certificate = true;
   p.listener = std::make_unique<broker::MqttListener>(*p.broker, pool_, lo);
   GANGLION_RETURN_IF_ERROR(p.listener->start());
-  p.mqtt_url = config_.str("cloud.mqtt.public_url").empty() ? p.listener->url() : config_.str("cloud.mqtt.public_url");
+  p.mqtt_url = config_.str("cloud.mqtt.public_url").empty() ? p.listener->url()
+                                                            : config_.str("cloud.mqtt.public_url");
   p.broker->start();
 
   // The controller's own consumer: a persistent session, so batches routed while it was
@@ -830,12 +921,16 @@ Status Controller::start() {
   co.receive_maximum = 256;
   p.client = std::make_unique<broker::InProcessClient>(
       *p.broker, co, [&loop](std::function<void()> f) { boost::asio::post(loop, std::move(f)); });
-  auto handler = [ctx](const mqtt::Publish& m, broker::DeliveryAck ack) { handle_message(ctx, m, ack); };
-  for (const char* filter : {"ganglion/v1/+/heartbeat", "ganglion/v1/+/reported", "ganglion/v1/+/up/#"}) {
+  auto handler = [ctx](const mqtt::Publish& m, broker::DeliveryAck ack) {
+    handle_message(ctx, m, ack);
+  };
+  for (const char* filter :
+       {"ganglion/v1/+/heartbeat", "ganglion/v1/+/reported", "ganglion/v1/+/up/#"}) {
     p.client->subscribe_deferred(filter, mqtt::QoS::kAtLeastOnce, handler,
                                  [f = std::string(filter)](Status s, mqtt::ReasonCode r) {
                                    if (!s.ok() || static_cast<int>(r) >= 0x80) {
-                                     spdlog::error("controller: subscribe {} failed: {}", f, s.to_string());
+                                     spdlog::error("controller: subscribe {} failed: {}", f,
+                                                   s.to_string());
                                    }
                                  });
   }
@@ -857,7 +952,8 @@ Status Controller::start() {
       changes = ctx.p->health->evaluate();
     }
     for (const auto& c : changes) ctx.announce_health(c);
-    const auto ticks_per_ping = std::max<std::int64_t>(1, 15'000 / std::max<std::int64_t>(1, to_ms(ctx.p->check_interval)));
+    const auto ticks_per_ping =
+        std::max<std::int64_t>(1, 15'000 / std::max<std::int64_t>(1, to_ms(ctx.p->check_interval)));
     if (++ctx.p->ticks % ticks_per_ping == 0) ctx.p->events.ping();
     if (auto self = weak.lock()) ctx.p->timers->schedule_after(ctx.p->check_interval, *self);
   };
@@ -867,8 +963,10 @@ Status Controller::start() {
   *retention_ptr = [ctx, weak = std::weak_ptr<std::function<void()>>(retention_ptr)] {
     const std::int64_t now = ctx.now_ms();
     // Rollups lag one minute behind so that the minute being folded is complete.
-    if (Status s = ctx.p->store->rollup(now - 60'000); !s.ok()) spdlog::error("rollup failed: {}", s.to_string());
-    auto deleted = ctx.p->store->apply_retention(now - ctx.p->retention_raw_ms, now - ctx.p->retention_rollup_ms);
+    if (Status s = ctx.p->store->rollup(now - 60'000); !s.ok())
+      spdlog::error("rollup failed: {}", s.to_string());
+    auto deleted = ctx.p->store->apply_retention(now - ctx.p->retention_raw_ms,
+                                                 now - ctx.p->retention_rollup_ms);
     if (!deleted.ok()) {
       spdlog::error("retention failed: {}", deleted.status().to_string());
     } else if (*deleted > 0) {
@@ -888,10 +986,13 @@ Status Controller::start() {
   p.http = std::make_unique<net::HttpServer>(pool_, p.router, ho);
   GANGLION_RETURN_IF_ERROR(p.http->start());
 
-  const std::string api = ho.listen.substr(0, ho.listen.rfind(':')) + ":" + std::to_string(p.http->port());
+  const std::string api =
+      ho.listen.substr(0, ho.listen.rfind(':')) + ":" + std::to_string(p.http->port());
   json endpoints{{"api", "https://" + api}, {"mqtt", p.mqtt_url}, {"ca", p.ca_file}};
-  GANGLION_RETURN_IF_ERROR(env_.write_file_atomic(join_path(data_dir, "endpoints.json"), dump(endpoints) + "\n"));
-  spdlog::info("cloud controller ready: api https://{}, mqtt {}, data in {}", api, p.mqtt_url, data_dir);
+  GANGLION_RETURN_IF_ERROR(
+      env_.write_file_atomic(join_path(data_dir, "endpoints.json"), dump(endpoints) + "\n"));
+  spdlog::info("cloud controller ready: api https://{}, mqtt {}, data in {}", api, p.mqtt_url,
+               data_dir);
   return Status::Ok();
 }
 

@@ -2,10 +2,12 @@
 
 namespace ganglion::cloud {
 
-HealthVerdict evaluate_health(std::optional<Duration> since_last, const std::vector<std::string>& problems,
+HealthVerdict evaluate_health(std::optional<Duration> since_last,
+                              const std::vector<std::string>& problems,
                               const HealthPolicy& policy) {
   if (!since_last) return {"offline", "no heartbeat yet"};
-  if (*since_last >= policy.offline_grace) return {"offline", "no heartbeat for the offline grace period"};
+  if (*since_last >= policy.offline_grace)
+    return {"offline", "no heartbeat for the offline grace period"};
   if (*since_last > policy.heartbeat_interval * 3 / 2) return {"degraded", "heartbeat late"};
   if (!problems.empty()) {
     std::string reason = "reported: ";
@@ -15,7 +17,8 @@ HealthVerdict evaluate_health(std::optional<Duration> since_last, const std::vec
   return {"healthy", ""};
 }
 
-void HealthTracker::track(const std::string& node, const std::string& state, std::optional<Duration> age) {
+void HealthTracker::track(const std::string& node, const std::string& state,
+                          std::optional<Duration> age) {
   Entry& e = nodes_[node];
   e.state = state;
   e.last.reset();
@@ -24,7 +27,8 @@ void HealthTracker::track(const std::string& node, const std::string& state, std
 
 void HealthTracker::forget(const std::string& node) { nodes_.erase(node); }
 
-std::optional<HealthChange> HealthTracker::on_heartbeat(const std::string& node, std::vector<std::string> problems) {
+std::optional<HealthChange> HealthTracker::on_heartbeat(const std::string& node,
+                                                        std::vector<std::string> problems) {
   Entry& e = nodes_[node];
   e.last = clock_.now();
   e.problems = std::move(problems);

@@ -32,8 +32,8 @@ struct HealthVerdict {
 };
 
 // `since_last`: time since the last heartbeat, nullopt when there was none.
-HealthVerdict evaluate_health(std::optional<Duration> since_last, const std::vector<std::string>& problems,
-                              const HealthPolicy& policy);
+HealthVerdict evaluate_health(std::optional<Duration> since_last,
+                              const std::vector<std::string>& problems, const HealthPolicy& policy);
 
 class HealthTracker {
  public:
@@ -44,7 +44,8 @@ class HealthTracker {
   void track(const std::string& node, const std::string& state, std::optional<Duration> age);
   void forget(const std::string& node);
   // A heartbeat arrived now. Returns the change it causes, if any.
-  std::optional<HealthChange> on_heartbeat(const std::string& node, std::vector<std::string> problems);
+  std::optional<HealthChange> on_heartbeat(const std::string& node,
+                                           std::vector<std::string> problems);
   // Re-evaluates every node at clock.now(); returns the changes (in node order).
   std::vector<HealthChange> evaluate();
   std::string state(const std::string& node) const;

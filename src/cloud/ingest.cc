@@ -1,7 +1,7 @@
 #include "cloud/ingest.h"
 
-#include <nlohmann/json.hpp>
 #include <zstd.h>
+#include <nlohmann/json.hpp>
 
 namespace ganglion::cloud {
 namespace {
@@ -36,8 +36,8 @@ struct Reader {
 
 constexpr std::uint64_t kMinRecordBytes = 8 + 8 + 2 + 4;
 
-Result<IngestBatch> decode_binary(std::string_view payload, const std::string& node, const std::string& cls,
-                                  std::size_t max_body) {
+Result<IngestBatch> decode_binary(std::string_view payload, const std::string& node,
+                                  const std::string& cls, std::size_t max_body) {
   Reader r{payload};
   r.bytes(4);
   const auto version = r.uint(1);
@@ -53,16 +53,20 @@ Result<IngestBatch> decode_binary(std::string_view payload, const std::string& n
   r.short_string();  // region
   if (!r.ok) return InvalidArgument("batch: truncated header");
   if (version != 1) return InvalidArgument("batch: unknown version " + std::to_string(version));
-  if (compression > 1) return InvalidArgument("batch: unknown compression " + std::to_string(compression));
-  if (b.node != node || b.cls != cls) return InvalidArgument("batch: node/class do not match the topic");
+  if (compression > 1)
+    return InvalidArgument("batch: unknown compression " + std::to_string(compression));
+  if (b.node != node || b.cls != cls)
+    return InvalidArgument("batch: node/class do not match the topic");
   if (b.end < b.seq) return InvalidArgument("batch: end before sequence");
   if (raw_bytes > max_body) return InvalidArgument("batch: body larger than the limit");
-  if (count * kMinRecordBytes > raw_bytes) return InvalidArgument("batch: record count larger than the body");
+  if (count * kMinRecordBytes > raw_bytes)
+    return InvalidArgument("batch: record count larger than the body");
   const std::string_view rest = payload.substr(r.pos);
   std::string body;
   if (compression == 1) {
     const auto declared = ZSTD_getFrameContentSize(rest.data(), rest.size());
-    if (declared == ZSTD_CONTENTSIZE_ERROR || (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != raw_bytes)) {
+    if (declared == ZSTD_CONTENTSIZE_ERROR ||
+        (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != raw_bytes)) {
       return InvalidArgument("batch: bad zstd frame");
     }
     body.resize(raw_bytes);
@@ -93,7 +97,8 @@ Result<IngestBatch> decode_binary(std::string_view payload, const std::string& n
   return b;
 }
 
-Result<IngestBatch> decode_json(std::string_view payload, const std::string& node, const std::string& cls) {
+Result<IngestBatch> decode_json(std::string_view payload, const std::string& node,
+                                const std::string& cls) {
   auto j = nlohmann::json::parse(payload, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return InvalidArgument("batch: not a JSON object");
   IngestBatch b;
@@ -109,20 +114,24 @@ Result<IngestBatch> decode_json(std::string_view payload, const std::string& nod
   b.node = *n;
   b.cls = *c;
   auto seq = j.find("seq");
-  if (seq == j.end() || !seq->is_number_unsigned()) return InvalidArgument("batch: \"seq\" must be an unsigned integer");
+  if (seq == j.end() || !seq->is_number_unsigned())
+    return InvalidArgument("batch: \"seq\" must be an unsigned integer");
   b.seq = seq->get<std::uint64_t>();
   auto records = j.find("records");
-  if (records == j.end() || !records->is_array()) return InvalidArgument("batch: \"records\" must be an array");
+  if (records == j.end() || !records->is_array())
+    return InvalidArgument("batch: \"records\" must be an array");
   for (const auto& r : *records) {
     if (!r.is_object()) return InvalidArgument("batch: a record is not an object");
     IngestRecord rec;
     auto ts = r.find("ts");
-    if (ts == r.end() || !ts->is_number_integer()) return InvalidArgument("batch: record \"ts\" (ms) is required");
+    if (ts == r.end() || !ts->is_number_integer())
+      return InvalidArgument("batch: record \"ts\" (ms) is required");
     rec.ts_ms = ts->get<std::int64_t>();
     auto topic = r.find("topic");
     if (topic != r.end() && topic->is_string()) rec.topic = topic->get<std::string>();
     auto p = r.find("payload");
-    rec.payload = p == r.end() ? "null" : p->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    rec.payload =
+        p == r.end() ? "null" : p->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     b.records.push_back(std::move(rec));
   }
   return b;
@@ -143,13 +152,14 @@ bool split_node_topic(std::string_view topic, std::string& node, std::string& re
 
 std::string payload_as_json(std::string_view payload) {
   if (nlohmann::json::accept(payload)) return std::string(payload);
-  return nlohmann::json{{"_raw", std::string(payload)}}.dump(-1, ' ', false,
-                                                            nlohmann::json::error_handler_t::replace);
+  return nlohmann::json{{"_raw", std::string(payload)}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-Result<IngestBatch> decode_uplink_batch(std::string_view payload, const std::string& node, const std::string& cls,
-                                        std::size_t max_body_bytes) {
-  if (payload.starts_with(kUplinkBatchMagic)) return decode_binary(payload, node, cls, max_body_bytes);
+Result<IngestBatch> decode_uplink_batch(std::string_view payload, const std::string& node,
+                                        const std::string& cls, std::size_t max_body_bytes) {
+  if (payload.starts_with(kUplinkBatchMagic))
+    return decode_binary(payload, node, cls, max_body_bytes);
   if (!payload.empty() && payload.front() == '{') return decode_json(payload, node, cls);
   return InvalidArgument("batch: neither the GUB1 format nor a JSON object");
 }

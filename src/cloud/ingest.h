@@ -28,8 +28,8 @@ inline constexpr std::size_t kUplinkBatchFixedHeader = 32;
 // Splits "ganglion/v1/<node>/<rest>" into node and rest; false for other topics.
 bool split_node_topic(std::string_view topic, std::string& node, std::string& rest);
 
-Result<IngestBatch> decode_uplink_batch(std::string_view payload, const std::string& node, const std::string& cls,
-                                        std::size_t max_body_bytes);
+Result<IngestBatch> decode_uplink_batch(std::string_view payload, const std::string& node,
+                                        const std::string& cls, std::size_t max_body_bytes);
 
 // Makes a payload storable as JSON text (see above).
 std::string payload_as_json(std::string_view payload);

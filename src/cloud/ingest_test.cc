@@ -17,8 +17,8 @@ struct Rec {
 };
 
 // A batch in the uplink format version 1 (src/uplink/README.md), built independently.
-std::string gub1(const std::string& node, const std::string& cls, std::uint64_t seq, std::uint64_t end,
-                 const std::vector<Rec>& recs, bool zstd) {
+std::string gub1(const std::string& node, const std::string& cls, std::uint64_t seq,
+                 std::uint64_t end, const std::vector<Rec>& recs, bool zstd) {
   std::string body;
   for (const auto& r : recs) {
     put(body, r.offset, 8);
@@ -49,8 +49,10 @@ std::string gub1(const std::string& node, const std::string& cls, std::uint64_t 
 
 TEST(Ingest, DecodesCompressedAndRawBatches) {
   for (bool zstd : {true, false}) {
-    auto b = decode_uplink_batch(gub1("n1", "telemetry", 7, 10, {{7, 100, "a/b", "{\"temp\":1}"}, {9, 101, "a/c", "raw text"}}, zstd),
-                                 "n1", "telemetry", 1 << 20);
+    auto b = decode_uplink_batch(
+        gub1("n1", "telemetry", 7, 10,
+             {{7, 100, "a/b", "{\"temp\":1}"}, {9, 101, "a/c", "raw text"}}, zstd),
+        "n1", "telemetry", 1 << 20);
     ASSERT_TRUE(b.ok()) << b.status().to_string();
     EXPECT_EQ(b->seq, 7u);
     EXPECT_EQ(b->end, 10u);
@@ -65,9 +67,12 @@ TEST(Ingest, RefusesHostileBatches) {
   const std::string good = gub1("n1", "t", 0, 1, {{0, 1, "x", "{}"}}, false);
   EXPECT_TRUE(decode_uplink_batch(good, "n1", "t", 1 << 20).ok());
   std::vector<std::string> bad = {
-      "", "GUB1", good.substr(0, good.size() - 1), good + "x",
-      gub1("n2", "t", 0, 1, {{0, 1, "x", "{}"}}, false),           // another node's batch
-      gub1("n1", "t", 5, 1, {{0, 1, "x", "{}"}}, false),           // end before sequence
+      "",
+      "GUB1",
+      good.substr(0, good.size() - 1),
+      good + "x",
+      gub1("n2", "t", 0, 1, {{0, 1, "x", "{}"}}, false),                     // another node's batch
+      gub1("n1", "t", 5, 1, {{0, 1, "x", "{}"}}, false),                     // end before sequence
       gub1("n1", "t", 0, 9, {{3, 1, "x", "{}"}, {2, 1, "x", "{}"}}, false),  // out of order
   };
   std::string huge_count = good;
@@ -79,14 +84,20 @@ TEST(Ingest, RefusesHostileBatches) {
 }
 
 TEST(Ingest, JsonFallback) {
-  auto b = decode_uplink_batch(R"({"node":"n1","class":"alerts","seq":3,"records":[{"ts":5,"topic":"a","payload":{"v":1}}]})",
-                               "n1", "alerts", 1 << 20);
+  auto b = decode_uplink_batch(
+      R"({"node":"n1","class":"alerts","seq":3,"records":[{"ts":5,"topic":"a","payload":{"v":1}}]})",
+      "n1", "alerts", 1 << 20);
   ASSERT_TRUE(b.ok()) << b.status().to_string();
   EXPECT_EQ(b->seq, 3u);
   EXPECT_FALSE(b->records[0].offset.has_value());
   EXPECT_EQ(b->records[0].payload, "{\"v\":1}");
-  EXPECT_FALSE(decode_uplink_batch(R"({"node":"n1","class":"alerts","seq":-1,"records":[]})", "n1", "alerts", 1 << 20).ok());
-  EXPECT_FALSE(decode_uplink_batch(R"({"node":"n1","class":"alerts","seq":1,"records":[{"topic":"a"}]})", "n1", "alerts", 1 << 20).ok());
+  EXPECT_FALSE(decode_uplink_batch(R"({"node":"n1","class":"alerts","seq":-1,"records":[]})", "n1",
+                                   "alerts", 1 << 20)
+                   .ok());
+  EXPECT_FALSE(
+      decode_uplink_batch(R"({"node":"n1","class":"alerts","seq":1,"records":[{"topic":"a"}]})",
+                          "n1", "alerts", 1 << 20)
+          .ok());
 }
 
 TEST(Ingest, SplitsNodeTopics) {

@@ -82,7 +82,8 @@ std::string key_fingerprint(EVP_PKEY* key) {
 // The key's type name, or "" when it is not one we accept.
 std::string accepted_key_type(EVP_PKEY* key) {
   switch (EVP_PKEY_get_base_id(key)) {
-    case EVP_PKEY_ED25519: return "ed25519";
+    case EVP_PKEY_ED25519:
+      return "ed25519";
     case EVP_PKEY_RSA: {
       const int bits = EVP_PKEY_get_bits(key);
       return bits >= 2048 ? "rsa-" + std::to_string(bits) : "";
@@ -96,7 +97,8 @@ std::string accepted_key_type(EVP_PKEY* key) {
       if (g == "secp384r1" || g == "P-384") return "ec-p384";
       return "";
     }
-    default: return "";
+    default:
+      return "";
   }
 }
 
@@ -180,14 +182,15 @@ Result<std::unique_ptr<CertificateAuthority>> CertificateAuthority::create(WallT
   add_ext(cert.get(), cert.get(), NID_basic_constraints, "critical,CA:TRUE,pathlen:0");
   add_ext(cert.get(), cert.get(), NID_key_usage, "critical,keyCertSign,cRLSign");
   add_ext(cert.get(), cert.get(), NID_subject_key_identifier, "hash");
-  if (X509_sign(cert.get(), ca->keys_->key.get(), EVP_sha256()) <= 0) return Internal("cannot sign the CA");
+  if (X509_sign(cert.get(), ca->keys_->key.get(), EVP_sha256()) <= 0)
+    return Internal("cannot sign the CA");
   ca->ca_pem_ = cert_pem(cert.get());
   ca->keys_->cert = std::move(cert);
   return ca;
 }
 
-Result<std::unique_ptr<CertificateAuthority>> CertificateAuthority::load_or_create(Env& env, const std::string& dir,
-                                                                                   WallTime now) {
+Result<std::unique_ptr<CertificateAuthority>> CertificateAuthority::load_or_create(
+    Env& env, const std::string& dir, WallTime now) {
   GANGLION_RETURN_IF_ERROR(env.create_dirs(dir));
   const std::string key_path = join_path(dir, "ca.key");
   const std::string cert_path = join_path(dir, "ca.pem");
@@ -203,7 +206,8 @@ Result<std::unique_ptr<CertificateAuthority>> CertificateAuthority::load_or_crea
   ca->keys_ = std::make_unique<Keys>();
   ca->keys_->key = read_key(key_text);
   ca->keys_->cert = read_cert(cert_text);
-  if (!ca->keys_->key || !ca->keys_->cert) return Corruption("unreadable CA key or certificate in " + dir);
+  if (!ca->keys_->key || !ca->keys_->cert)
+    return Corruption("unreadable CA key or certificate in " + dir);
   if (X509_check_private_key(ca->keys_->cert.get(), ca->keys_->key.get()) != 1) {
     return Corruption("CA key and certificate in " + dir + " do not match");
   }
@@ -221,63 +225,73 @@ Result<CsrInfo> CertificateAuthority::inspect_csr(std::string_view csr_pem) cons
   CsrInfo info;
   info.key_type = accepted_key_type(key);
   if (info.key_type.empty()) {
-    return InvalidArgument("csr key type not accepted (use EC P-256/P-384, Ed25519 or RSA >= 2048)");
+    return InvalidArgument(
+        "csr key type not accepted (use EC P-256/P-384, Ed25519 or RSA >= 2048)");
   }
   if (X509_REQ_verify(req.get(), key) != 1) return InvalidArgument("csr signature does not verify");
   char cn[256] = {0};
-  const int n = X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req.get()), NID_commonName, cn, sizeof cn);
+  const int n = X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req.get()), NID_commonName, cn,
+                                          sizeof cn);
   if (n > 0) info.common_name.assign(cn, static_cast<std::size_t>(n));
   info.key_sha256 = key_fingerprint(key);
   return info;
 }
 
-Result<IssuedCertificate> CertificateAuthority::sign_node_csr(std::string_view csr_pem, const std::string& node_id,
-                                                              WallTime now, Duration validity) const {
+Result<IssuedCertificate> CertificateAuthority::sign_node_csr(std::string_view csr_pem,
+                                                              const std::string& node_id,
+                                                              WallTime now,
+                                                              Duration validity) const {
   GANGLION_ASSIGN_OR_RETURN(CsrInfo info, inspect_csr(csr_pem));
   if (info.common_name != node_id) {
-    return InvalidArgument("csr common name \"" + info.common_name + "\" does not match node id \"" + node_id + "\"");
+    return InvalidArgument("csr common name \"" + info.common_name +
+                           "\" does not match node id \"" + node_id + "\"");
   }
   Owned<BIO> bio(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
   Owned<X509_REQ> req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
   IssuedCertificate out;
   const WallTime not_after = now + validity;
-  auto cert = new_cert(node_id, X509_REQ_get0_pubkey(req.get()), now - std::chrono::minutes(5), not_after,
-                       &out.serial);
+  auto cert = new_cert(node_id, X509_REQ_get0_pubkey(req.get()), now - std::chrono::minutes(5),
+                       not_after, &out.serial);
   X509_set_issuer_name(cert.get(), X509_get_subject_name(keys_->cert.get()));
   add_ext(cert.get(), keys_->cert.get(), NID_basic_constraints, "critical,CA:FALSE");
-  add_ext(cert.get(), keys_->cert.get(), NID_key_usage, "critical,digitalSignature,keyEncipherment");
+  add_ext(cert.get(), keys_->cert.get(), NID_key_usage,
+          "critical,digitalSignature,keyEncipherment");
   add_ext(cert.get(), keys_->cert.get(), NID_ext_key_usage, "clientAuth");
   add_ext(cert.get(), keys_->cert.get(), NID_authority_key_identifier, "keyid:always");
   if (X509_sign(cert.get(), keys_->key.get(), digest_for(keys_->key.get())) <= 0) {
     return Internal("cannot sign the node certificate");
   }
   out.pem = cert_pem(cert.get());
-  out.not_after_ms = std::chrono::duration_cast<std::chrono::milliseconds>(not_after.time_since_epoch()).count();
+  out.not_after_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(not_after.time_since_epoch()).count();
   out.not_after_ms -= out.not_after_ms % 1000;
   out.key_sha256 = info.key_sha256;
   return out;
 }
 
-Result<KeyPairPem> CertificateAuthority::issue_server_certificate(const std::vector<std::string>& names,
-                                                                  WallTime now, Duration validity) const {
+Result<KeyPairPem> CertificateAuthority::issue_server_certificate(
+    const std::vector<std::string>& names, WallTime now, Duration validity) const {
   auto key = new_ec_key();
   if (!key) return Internal("cannot generate the server key");
-  auto cert = new_cert(names.empty() ? "ganglion-cloud" : names.front(), key.get(), now - std::chrono::minutes(5),
-                       now + validity, nullptr);
+  auto cert = new_cert(names.empty() ? "ganglion-cloud" : names.front(), key.get(),
+                       now - std::chrono::minutes(5), now + validity, nullptr);
   X509_set_issuer_name(cert.get(), X509_get_subject_name(keys_->cert.get()));
   std::string san;
   for (const auto& n : names) {
-    const bool ip = !n.empty() && n.find_first_not_of("0123456789.:abcdefABCDEF") == std::string::npos &&
+    const bool ip = !n.empty() &&
+                    n.find_first_not_of("0123456789.:abcdefABCDEF") == std::string::npos &&
                     (n.find('.') != std::string::npos || n.find(':') != std::string::npos);
     san += (san.empty() ? "" : ",") + std::string(ip ? "IP:" : "DNS:") + n;
   }
   add_ext(cert.get(), keys_->cert.get(), NID_basic_constraints, "critical,CA:FALSE");
-  add_ext(cert.get(), keys_->cert.get(), NID_key_usage, "critical,digitalSignature,keyEncipherment");
+  add_ext(cert.get(), keys_->cert.get(), NID_key_usage,
+          "critical,digitalSignature,keyEncipherment");
   add_ext(cert.get(), keys_->cert.get(), NID_ext_key_usage, "serverAuth");
   if (!san.empty() && !add_ext(cert.get(), keys_->cert.get(), NID_subject_alt_name, san.c_str())) {
     return InvalidArgument("bad server name in \"" + san + "\"");
   }
-  if (X509_sign(cert.get(), keys_->key.get(), EVP_sha256()) <= 0) return Internal("cannot sign the server certificate");
+  if (X509_sign(cert.get(), keys_->key.get(), EVP_sha256()) <= 0)
+    return Internal("cannot sign the server certificate");
   return KeyPairPem{cert_pem(cert.get()) + ca_pem_, key_pem(key.get())};
 }
 

@@ -52,7 +52,8 @@ class CertificateAuthority {
 
   // Loads ca.key/ca.pem from `dir`, creating both when absent. Errors: kIoError, kCorruption
   // for unreadable PEM.
-  static Result<std::unique_ptr<CertificateAuthority>> load_or_create(Env& env, const std::string& dir,
+  static Result<std::unique_ptr<CertificateAuthority>> load_or_create(Env& env,
+                                                                      const std::string& dir,
                                                                       WallTime now);
   // A CA in memory only (tests).
   static Result<std::unique_ptr<CertificateAuthority>> create(WallTime now);

@@ -14,9 +14,10 @@ const WallTime kNow{std::chrono::seconds(1'700'000'000)};
 
 // A CSR for `cn` with a fresh key of the given type ("EC" P-256, "ED25519", "RSA").
 std::string make_csr(const std::string& cn, const char* type = "EC", int rsa_bits = 2048) {
-  EVP_PKEY* key = std::string(type) == "EC"    ? EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")
-                  : std::string(type) == "RSA" ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(rsa_bits))
-                                               : EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  EVP_PKEY* key = std::string(type) == "EC" ? EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256")
+                  : std::string(type) == "RSA"
+                      ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(rsa_bits))
+                      : EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
   X509_REQ* req = X509_REQ_new();
   X509_REQ_set_pubkey(req, key);
   X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_UTF8,
@@ -44,7 +45,8 @@ TEST(Pki, SignsACsrForItsNodeWithShortValidity) {
   auto ca = CertificateAuthority::create(kNow);
   ASSERT_TRUE(ca.ok());
   for (const char* type : {"EC", "ED25519", "RSA"}) {
-    auto issued = (*ca)->sign_node_csr(make_csr("edge-1", type), "edge-1", kNow, std::chrono::hours(24 * 30));
+    auto issued =
+        (*ca)->sign_node_csr(make_csr("edge-1", type), "edge-1", kNow, std::chrono::hours(24 * 30));
     ASSERT_TRUE(issued.ok()) << type << ": " << issued.status().to_string();
     X509* cert = read_cert(issued->pem);
     ASSERT_NE(cert, nullptr);
@@ -64,7 +66,10 @@ TEST(Pki, SignsACsrForItsNodeWithShortValidity) {
 TEST(Pki, RefusesMismatchedNamesBadPemAndWeakKeys) {
   auto ca = CertificateAuthority::create(kNow);
   ASSERT_TRUE(ca.ok());
-  EXPECT_EQ((*ca)->sign_node_csr(make_csr("edge-2"), "edge-1", kNow, std::chrono::hours(1)).status().code(),
+  EXPECT_EQ((*ca)
+                ->sign_node_csr(make_csr("edge-2"), "edge-1", kNow, std::chrono::hours(1))
+                .status()
+                .code(),
             StatusCode::kInvalidArgument);
   EXPECT_FALSE((*ca)->inspect_csr("not a csr").ok());
   EXPECT_FALSE((*ca)->inspect_csr(make_csr("x", "RSA", 1024)).ok());
@@ -80,13 +85,15 @@ TEST(Pki, CaIsCreatedOnceAndReloaded) {
   auto second = CertificateAuthority::load_or_create(env, "/data/pki", kNow);
   ASSERT_TRUE(second.ok());
   EXPECT_EQ((*first)->certificate_pem(), (*second)->certificate_pem());
-  auto server = (*second)->issue_server_certificate({"127.0.0.1", "localhost"}, kNow, std::chrono::hours(24));
+  auto server =
+      (*second)->issue_server_certificate({"127.0.0.1", "localhost"}, kNow, std::chrono::hours(24));
   ASSERT_TRUE(server.ok());
   auto key = load_or_create_signing_key(env, "/data/pki");
   ASSERT_TRUE(key.ok());
   EXPECT_EQ(*key, *load_or_create_signing_key(env, "/data/pki"));
   ASSERT_TRUE(env.write_file_atomic("/data/pki/ca.key", "junk").ok());
-  EXPECT_EQ(CertificateAuthority::load_or_create(env, "/data/pki", kNow).status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(CertificateAuthority::load_or_create(env, "/data/pki", kNow).status().code(),
+            StatusCode::kCorruption);
 }
 
 }  // namespace

@@ -11,7 +11,8 @@ namespace {
 bool valid_field(std::string_view f) {
   if (f.empty() || f.size() > 128 || f.front() == '.' || f.back() == '.') return false;
   for (char c : f) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.';
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.';
     if (!ok) return false;
   }
   return f.find("..") == std::string_view::npos;
@@ -45,14 +46,16 @@ std::string json_path(std::string_view field) {
 
 }  // namespace
 
-Result<QueryParams> parse_query_params(const std::map<std::string, std::string>& q, std::int64_t now_ms) {
+Result<QueryParams> parse_query_params(const std::map<std::string, std::string>& q,
+                                       std::int64_t now_ms) {
   QueryParams p;
   auto get = [&](const char* k) -> const std::string* {
     auto it = q.find(k);
     return it == q.end() ? nullptr : &it->second;
   };
   if (auto* m = get("metric")) p.metric = *m;
-  if (!valid_field(p.metric)) return InvalidArgument("metric: expected a JSON field name ([A-Za-z0-9_.])");
+  if (!valid_field(p.metric))
+    return InvalidArgument("metric: expected a JSON field name ([A-Za-z0-9_.])");
   if (auto* a = get("agg")) p.agg = *a;
   if (p.agg != "avg" && p.agg != "min" && p.agg != "max" && p.agg != "sum" && p.agg != "count") {
     return InvalidArgument("agg: expected avg, min, max, sum or count");
@@ -80,7 +83,8 @@ Result<QueryParams> parse_query_params(const std::map<std::string, std::string>&
     GANGLION_ASSIGN_OR_RETURN(p.to_ms, parse_time(*t, now_ms, "to"));
   }
   if (p.to_ms < p.from_ms) return InvalidArgument("to: before from");
-  if ((p.to_ms - p.from_ms) / p.bucket_ms > 100'000) return InvalidArgument("bucket: too many buckets for the range");
+  if ((p.to_ms - p.from_ms) / p.bucket_ms > 100'000)
+    return InvalidArgument("bucket: too many buckets for the range");
   if (auto* s = get("source")) {
     if (*s == "rollup") {
       p.rollup = true;
@@ -89,8 +93,10 @@ Result<QueryParams> parse_query_params(const std::map<std::string, std::string>&
     }
   }
   if (p.rollup) {
-    if (p.bucket_ms % 60'000 != 0) return InvalidArgument("bucket: must be a multiple of 1m with source=rollup");
-    if (p.metric.find('.') != std::string::npos) return InvalidArgument("metric: rollups hold top-level fields only");
+    if (p.bucket_ms % 60'000 != 0)
+      return InvalidArgument("bucket: must be a multiple of 1m with source=rollup");
+    if (p.metric.find('.') != std::string::npos)
+      return InvalidArgument("metric: rollups hold top-level fields only");
   }
   return p;
 }
@@ -114,23 +120,33 @@ Result<SqlQuery> build_query(const QueryParams& p) {
   std::string where;
   if (p.rollup) {
     // Per-minute partial aggregates: combine them correctly (avg = sum of sums / sum of counts).
-    if (p.agg == "avg") agg = "sum(r.sum) / sum(r.count)";
-    else if (p.agg == "sum") agg = "sum(r.sum)";
-    else if (p.agg == "min") agg = "min(r.min)";
-    else if (p.agg == "max") agg = "max(r.max)";
-    else agg = "sum(r.count)";
+    if (p.agg == "avg")
+      agg = "sum(r.sum) / sum(r.count)";
+    else if (p.agg == "sum")
+      agg = "sum(r.sum)";
+    else if (p.agg == "min")
+      agg = "min(r.min)";
+    else if (p.agg == "max")
+      agg = "max(r.max)";
+    else
+      agg = "sum(r.count)";
     samples = "sum(r.count)";
-    q.sql = "SELECT (r.minute / " + bucket + ") * " + bucket + " AS b, " + group + " AS g, " + agg + ", " +
-            samples + " FROM rollup_1m r JOIN nodes n ON n.id = r.node WHERE r.field = " + param(p.metric) +
+    q.sql = "SELECT (r.minute / " + bucket + ") * " + bucket + " AS b, " + group + " AS g, " + agg +
+            ", " + samples +
+            " FROM rollup_1m r JOIN nodes n ON n.id = r.node WHERE r.field = " + param(p.metric) +
             " AND r.minute >= " + param(p.from_ms) + " AND r.minute < " + param(p.to_ms);
   } else {
     value = "json_extract(r.payload, " + param(json_path(p.metric)) + ")";
-    if (p.agg == "count") agg = "count(" + value + ")";
-    else agg = p.agg + "(CAST(" + value + " AS REAL))";
+    if (p.agg == "count")
+      agg = "count(" + value + ")";
+    else
+      agg = p.agg + "(CAST(" + value + " AS REAL))";
     samples = "count(" + value + ")";
-    q.sql = "SELECT (r.ts / " + bucket + ") * " + bucket + " AS b, " + group + " AS g, " + agg + ", " + samples +
-            " FROM records r JOIN nodes n ON n.id = r.node WHERE r.ts >= " + param(p.from_ms) + " AND r.ts < " +
-            param(p.to_ms) + " AND json_valid(r.payload) AND " + value + " IS NOT NULL";
+    q.sql = "SELECT (r.ts / " + bucket + ") * " + bucket + " AS b, " + group + " AS g, " + agg +
+            ", " + samples +
+            " FROM records r JOIN nodes n ON n.id = r.node WHERE r.ts >= " + param(p.from_ms) +
+            " AND r.ts < " + param(p.to_ms) + " AND json_valid(r.payload) AND " + value +
+            " IS NOT NULL";
   }
   for (const auto& [k, v] : p.where) {
     if (k == "node") {

@@ -36,7 +36,8 @@ struct QueryParams {
 };
 
 // Errors: kInvalidArgument naming the parameter.
-Result<QueryParams> parse_query_params(const std::map<std::string, std::string>& query, std::int64_t now_ms);
+Result<QueryParams> parse_query_params(const std::map<std::string, std::string>& query,
+                                       std::int64_t now_ms);
 Result<SqlQuery> build_query(const QueryParams& params);
 
 }  // namespace ganglion::cloud

@@ -18,10 +18,16 @@ TEST(Query, DefaultsAndRelativeTimes) {
 }
 
 TEST(Query, RejectsWhatCouldReachTheSqlText) {
-  for (auto [k, v] : std::vector<std::pair<std::string, std::string>>{
-           {"metric", "temp'); DROP TABLE records;--"}, {"metric", ""}, {"metric", "a..b"},
-           {"agg", "median"}, {"bucket", "0s"}, {"group_by", "site\""}, {"where", "site"},
-           {"from", "yesterday"}, {"source", "cache"}}) {
+  for (auto [k, v] :
+       std::vector<std::pair<std::string, std::string>>{{"metric", "temp'); DROP TABLE records;--"},
+                                                        {"metric", ""},
+                                                        {"metric", "a..b"},
+                                                        {"agg", "median"},
+                                                        {"bucket", "0s"},
+                                                        {"group_by", "site\""},
+                                                        {"where", "site"},
+                                                        {"from", "yesterday"},
+                                                        {"source", "cache"}}) {
     std::map<std::string, std::string> q{{"metric", "temp"}};
     q[k] = v;
     EXPECT_FALSE(parse_query_params(q, kNow).ok()) << k << "=" << v;
@@ -29,8 +35,12 @@ TEST(Query, RejectsWhatCouldReachTheSqlText) {
 }
 
 TEST(Query, UserValuesAreBoundNeverSpliced) {
-  auto p = parse_query_params({{"metric", "motor.rpm"}, {"agg", "max"}, {"bucket", "5m"},
-                               {"group_by", "site"}, {"where", "site=eu-1,node=n1"}}, kNow);
+  auto p = parse_query_params({{"metric", "motor.rpm"},
+                               {"agg", "max"},
+                               {"bucket", "5m"},
+                               {"group_by", "site"},
+                               {"where", "site=eu-1,node=n1"}},
+                              kNow);
   ASSERT_TRUE(p.ok());
   auto q = build_query(*p);
   ASSERT_TRUE(q.ok());
@@ -54,7 +64,8 @@ TEST(Query, RollupsCombinePartialAggregates) {
   auto q = build_query(*p);
   ASSERT_TRUE(q.ok());
   EXPECT_NE(q->sql.find("sum(r.sum) / sum(r.count)"), std::string::npos);
-  EXPECT_FALSE(parse_query_params({{"metric", "temp"}, {"source", "rollup"}, {"bucket", "30s"}}, kNow).ok());
+  EXPECT_FALSE(
+      parse_query_params({{"metric", "temp"}, {"source", "rollup"}, {"bucket", "30s"}}, kNow).ok());
 }
 
 }  // namespace

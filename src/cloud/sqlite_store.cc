@@ -2,8 +2,8 @@
 // rate (heartbeats, batches) is far below what one connection sustains, and serialising keeps
 // every transaction simple. WAL with synchronous=FULL: a commit that returned is on disk,
 // which is what the deferred MQTT acknowledgement of an uplink batch rests on.
-#include <nlohmann/json.hpp>
 #include <sqlite3.h>
+#include <nlohmann/json.hpp>
 
 #include <mutex>
 
@@ -13,9 +13,12 @@ namespace ganglion::cloud {
 
 std::string_view to_string(Role role) {
   switch (role) {
-    case Role::kViewer: return "viewer";
-    case Role::kOperator: return "operator";
-    case Role::kAdmin: return "admin";
+    case Role::kViewer:
+      return "viewer";
+    case Role::kOperator:
+      return "operator";
+    case Role::kAdmin:
+      return "admin";
   }
   return "viewer";
 }
@@ -144,16 +147,28 @@ class Stmt {
   Stmt& operator=(const Stmt&) = delete;
   bool ok() const { return rc_ == SQLITE_OK && s_; }
 
-  Stmt& bind(int i, std::int64_t v) { sqlite3_bind_int64(s_, i, v); return *this; }
-  Stmt& bind(int i, int v) { sqlite3_bind_int64(s_, i, v); return *this; }
-  Stmt& bind(int i, double v) { sqlite3_bind_double(s_, i, v); return *this; }
+  Stmt& bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, int v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, double v) {
+    sqlite3_bind_double(s_, i, v);
+    return *this;
+  }
   Stmt& bind(int i, std::string_view v) {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
   Stmt& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
   Stmt& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
-  Stmt& bind_null(int i) { sqlite3_bind_null(s_, i); return *this; }
+  Stmt& bind_null(int i) {
+    sqlite3_bind_null(s_, i);
+    return *this;
+  }
 
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int step() { return sqlite3_step(s_); }
@@ -162,7 +177,8 @@ class Stmt {
   bool is_null(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
   std::string str(int c) const {
     const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
-    return t ? std::string(t, static_cast<std::size_t>(sqlite3_column_bytes(s_, c))) : std::string();
+    return t ? std::string(t, static_cast<std::size_t>(sqlite3_column_bytes(s_, c)))
+             : std::string();
   }
   sqlite3_stmt* raw() { return s_; }
 
@@ -235,7 +251,8 @@ class SqliteStore final : public Store {
     GANGLION_RETURN_IF_ERROR(exec("PRAGMA synchronous=FULL"));
     GANGLION_RETURN_IF_ERROR(exec("PRAGMA foreign_keys=ON"));
     sqlite3_busy_timeout(db_, 5000);
-    GANGLION_RETURN_IF_ERROR(exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+    GANGLION_RETURN_IF_ERROR(
+        exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
     std::int64_t version = 0;
     {
       Stmt s(db_, "SELECT version FROM schema_version");
@@ -270,15 +287,27 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     GANGLION_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
     Status s = [&]() -> Status {
-      Stmt t(db_, "UPDATE bootstrap_tokens SET uses = uses + 1 WHERE hash = ? AND expires_at > ? AND uses < max_uses");
+      Stmt t(db_,
+             "UPDATE bootstrap_tokens SET uses = uses + 1 WHERE hash = ? AND expires_at > ? AND "
+             "uses < max_uses");
       t.bind(1, token_hash).bind(2, now_ms);
       if (t.step() != SQLITE_DONE) return db_error("consume token");
-      if (sqlite3_changes(db_) != 1) return PermissionDenied("bootstrap token invalid, expired or used up");
-      Stmt i(db_, "INSERT INTO nodes (id, labels, revoked, enrolled_at, key_sha256, cert_serial, cert_expires_at, token_id, health_since) "
-                  "VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?3) ON CONFLICT(id) DO UPDATE SET labels = ?2, "
-                  "enrolled_at = ?3, key_sha256 = ?4, cert_serial = ?5, cert_expires_at = ?6, token_id = ?7");
-      i.bind(1, n.id).bind(2, labels_json(n.labels)).bind(3, n.enrolled_at_ms).bind(4, n.key_sha256)
-          .bind(5, n.cert_serial).bind(6, n.cert_expires_at_ms).bind(7, n.token_id);
+      if (sqlite3_changes(db_) != 1)
+        return PermissionDenied("bootstrap token invalid, expired or used up");
+      Stmt i(
+          db_,
+          "INSERT INTO nodes (id, labels, revoked, enrolled_at, key_sha256, cert_serial, "
+          "cert_expires_at, token_id, health_since) "
+          "VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?3) ON CONFLICT(id) DO UPDATE SET labels = ?2, "
+          "enrolled_at = ?3, key_sha256 = ?4, cert_serial = ?5, cert_expires_at = ?6, token_id = "
+          "?7");
+      i.bind(1, n.id)
+          .bind(2, labels_json(n.labels))
+          .bind(3, n.enrolled_at_ms)
+          .bind(4, n.key_sha256)
+          .bind(5, n.cert_serial)
+          .bind(6, n.cert_expires_at_ms)
+          .bind(7, n.token_id);
       if (i.step() != SQLITE_DONE) return db_error("insert node");
       return insert_cert(n.id, n.cert_serial, n.cert_expires_at_ms);
     }();
@@ -335,10 +364,12 @@ class SqliteStore final : public Store {
     return exec("COMMIT");
   }
 
-  Status set_certificate(const std::string& id, const std::string& serial, std::int64_t expires_at_ms,
-                         const std::string& key_sha256) override {
+  Status set_certificate(const std::string& id, const std::string& serial,
+                         std::int64_t expires_at_ms, const std::string& key_sha256) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "UPDATE nodes SET cert_serial = ?2, cert_expires_at = ?3, key_sha256 = ?4 WHERE id = ?1");
+    Stmt s(
+        db_,
+        "UPDATE nodes SET cert_serial = ?2, cert_expires_at = ?3, key_sha256 = ?4 WHERE id = ?1");
     s.bind(1, id).bind(2, serial).bind(3, expires_at_ms).bind(4, key_sha256);
     if (s.step() != SQLITE_DONE) return db_error("set certificate");
     if (sqlite3_changes(db_) == 0) return NotFound("node " + id);
@@ -358,9 +389,12 @@ class SqliteStore final : public Store {
   Status set_health(const HealthChange& c) override {
     std::lock_guard lock(mu_);
     GANGLION_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
-    Stmt s(db_, "UPDATE nodes SET health = ?2, health_reason = ?3, health_since = ?4 WHERE id = ?1");
+    Stmt s(db_,
+           "UPDATE nodes SET health = ?2, health_reason = ?3, health_since = ?4 WHERE id = ?1");
     s.bind(1, c.node).bind(2, c.to).bind(3, c.reason).bind(4, c.ts_ms);
-    Stmt h(db_, "INSERT INTO health_history (node, ts, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)");
+    Stmt h(db_,
+           "INSERT INTO health_history (node, ts, from_state, to_state, reason) VALUES (?, ?, ?, "
+           "?, ?)");
     h.bind(1, c.node).bind(2, c.ts_ms).bind(3, c.from).bind(4, c.to).bind(5, c.reason);
     if (s.step() != SQLITE_DONE || h.step() != SQLITE_DONE) {
       (void)exec("ROLLBACK");
@@ -369,19 +403,23 @@ class SqliteStore final : public Store {
     return exec("COMMIT");
   }
 
-  Result<std::vector<HealthChange>> health_history(const std::string& id, std::size_t limit) override {
+  Result<std::vector<HealthChange>> health_history(const std::string& id,
+                                                   std::size_t limit) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT node, ts, from_state, to_state, reason FROM (SELECT * FROM health_history "
-                "WHERE node = ? ORDER BY id DESC LIMIT ?) ORDER BY id");
+    Stmt s(db_,
+           "SELECT node, ts, from_state, to_state, reason FROM (SELECT * FROM health_history "
+           "WHERE node = ? ORDER BY id DESC LIMIT ?) ORDER BY id");
     s.bind(1, id).bind(2, static_cast<std::int64_t>(limit));
     std::vector<HealthChange> out;
     int rc;
-    while ((rc = s.step()) == SQLITE_ROW) out.push_back({s.str(0), s.i64(1), s.str(2), s.str(3), s.str(4)});
+    while ((rc = s.step()) == SQLITE_ROW)
+      out.push_back({s.str(0), s.i64(1), s.str(2), s.str(3), s.str(4)});
     if (rc != SQLITE_DONE) return db_error("health history");
     return out;
   }
 
-  Status set_desired(const std::string& id, const std::string& json, std::int64_t version) override {
+  Status set_desired(const std::string& id, const std::string& json,
+                     std::int64_t version) override {
     std::lock_guard lock(mu_);
     Stmt s(db_, "UPDATE nodes SET desired = ?2, desired_version = ?3 WHERE id = ?1");
     s.bind(1, id).bind(2, json).bind(3, version);
@@ -393,7 +431,8 @@ class SqliteStore final : public Store {
   Status set_reported(const std::string& id, const std::string& json, std::int64_t version,
                       std::int64_t ts_ms) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "UPDATE nodes SET reported = ?2, reported_version = ?3, reported_at = ?4 WHERE id = ?1");
+    Stmt s(db_,
+           "UPDATE nodes SET reported = ?2, reported_version = ?3, reported_at = ?4 WHERE id = ?1");
     s.bind(1, id).bind(2, json).bind(3, version).bind(4, ts_ms);
     if (s.step() != SQLITE_DONE) return db_error("set reported");
     if (sqlite3_changes(db_) == 0) return NotFound("node " + id);
@@ -402,10 +441,18 @@ class SqliteStore final : public Store {
 
   Status add_bootstrap_token(const BootstrapToken& t) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "INSERT INTO bootstrap_tokens (id, hash, labels, created_at, expires_at, max_uses, uses, created_by) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    s.bind(1, t.id).bind(2, t.hash).bind(3, labels_json(t.labels)).bind(4, t.created_at_ms)
-        .bind(5, t.expires_at_ms).bind(6, t.max_uses).bind(7, t.uses).bind(8, t.created_by);
+    Stmt s(db_,
+           "INSERT INTO bootstrap_tokens (id, hash, labels, created_at, expires_at, max_uses, "
+           "uses, created_by) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    s.bind(1, t.id)
+        .bind(2, t.hash)
+        .bind(3, labels_json(t.labels))
+        .bind(4, t.created_at_ms)
+        .bind(5, t.expires_at_ms)
+        .bind(6, t.max_uses)
+        .bind(7, t.uses)
+        .bind(8, t.created_by);
     const int rc = s.step();
     if (rc == SQLITE_CONSTRAINT) return AlreadyExists("token exists");
     if (rc != SQLITE_DONE) return db_error("add token");
@@ -414,8 +461,9 @@ class SqliteStore final : public Store {
 
   Result<BootstrapToken> bootstrap_token_by_hash(const std::string& hash) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT id, hash, labels, created_at, expires_at, max_uses, uses, created_by "
-                "FROM bootstrap_tokens WHERE hash = ?");
+    Stmt s(db_,
+           "SELECT id, hash, labels, created_at, expires_at, max_uses, uses, created_by "
+           "FROM bootstrap_tokens WHERE hash = ?");
     s.bind(1, hash);
     const int rc = s.step();
     if (rc == SQLITE_ROW) return read_bootstrap(s);
@@ -425,8 +473,9 @@ class SqliteStore final : public Store {
 
   Result<std::vector<BootstrapToken>> bootstrap_tokens() override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT id, hash, labels, created_at, expires_at, max_uses, uses, created_by "
-                "FROM bootstrap_tokens ORDER BY created_at, id");
+    Stmt s(db_,
+           "SELECT id, hash, labels, created_at, expires_at, max_uses, uses, created_by "
+           "FROM bootstrap_tokens ORDER BY created_at, id");
     std::vector<BootstrapToken> out;
     int rc;
     while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_bootstrap(s));
@@ -445,8 +494,14 @@ class SqliteStore final : public Store {
 
   Status add_api_token(const ApiToken& t) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "INSERT INTO api_tokens (id, name, role, hash, created_at, revoked) VALUES (?, ?, ?, ?, ?, ?)");
-    s.bind(1, t.id).bind(2, t.name).bind(3, to_string(t.role)).bind(4, t.hash).bind(5, t.created_at_ms)
+    Stmt s(db_,
+           "INSERT INTO api_tokens (id, name, role, hash, created_at, revoked) VALUES (?, ?, ?, ?, "
+           "?, ?)");
+    s.bind(1, t.id)
+        .bind(2, t.name)
+        .bind(3, to_string(t.role))
+        .bind(4, t.hash)
+        .bind(5, t.created_at_ms)
         .bind(6, t.revoked ? 1 : 0);
     const int rc = s.step();
     if (rc == SQLITE_CONSTRAINT) return AlreadyExists("api token exists");
@@ -466,7 +521,9 @@ class SqliteStore final : public Store {
 
   Result<std::vector<ApiToken>> api_tokens() override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT id, name, role, hash, created_at, revoked FROM api_tokens ORDER BY created_at, id");
+    Stmt s(
+        db_,
+        "SELECT id, name, role, hash, created_at, revoked FROM api_tokens ORDER BY created_at, id");
     std::vector<ApiToken> out;
     int rc;
     while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_api(s));
@@ -476,15 +533,24 @@ class SqliteStore final : public Store {
 
   Status audit(const AuditEntry& e) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "INSERT INTO audit (ts, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)");
-    s.bind(1, e.ts_ms).bind(2, e.actor).bind(3, e.action).bind(4, e.target).bind(5, e.outcome).bind(6, e.detail);
+    Stmt s(
+        db_,
+        "INSERT INTO audit (ts, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)");
+    s.bind(1, e.ts_ms)
+        .bind(2, e.actor)
+        .bind(3, e.action)
+        .bind(4, e.target)
+        .bind(5, e.outcome)
+        .bind(6, e.detail);
     if (s.step() != SQLITE_DONE) return db_error("audit");
     return Status::Ok();
   }
 
   Result<std::vector<AuditEntry>> audit_log(std::int64_t since_id, std::size_t limit) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT id, ts, actor, action, target, outcome, detail FROM audit WHERE id > ? ORDER BY id LIMIT ?");
+    Stmt s(db_,
+           "SELECT id, ts, actor, action, target, outcome, detail FROM audit WHERE id > ? ORDER BY "
+           "id LIMIT ?");
     s.bind(1, since_id).bind(2, static_cast<std::int64_t>(limit));
     std::vector<AuditEntry> out;
     int rc;
@@ -506,8 +572,9 @@ class SqliteStore final : public Store {
         const int rc = d.step();
         if (rc == SQLITE_ROW) {
           out.duplicate = true;
-          Stmt u(db_, "INSERT INTO ingest_stats (node, duplicates) VALUES (?, 1) ON CONFLICT(node) "
-                      "DO UPDATE SET duplicates = duplicates + 1");
+          Stmt u(db_,
+                 "INSERT INTO ingest_stats (node, duplicates) VALUES (?, 1) ON CONFLICT(node) "
+                 "DO UPDATE SET duplicates = duplicates + 1");
           u.bind(1, b.node);
           return u.step() == SQLITE_DONE ? Status::Ok() : db_error("ingest stats");
         }
@@ -519,7 +586,9 @@ class SqliteStore final : public Store {
         c.bind(1, b.node).bind(2, b.cls);
         if (c.step() == SQLITE_ROW) high_water = c.i64(0);
       }
-      Stmt r(db_, "INSERT INTO records (node, class, ts, topic, payload, log_offset) VALUES (?, ?, ?, ?, ?, ?)");
+      Stmt r(db_,
+             "INSERT INTO records (node, class, ts, topic, payload, log_offset) VALUES (?, ?, ?, "
+             "?, ?, ?)");
       for (const auto& rec : b.records) {
         if (rec.offset && high_water >= 0 && static_cast<std::int64_t>(*rec.offset) < high_water) {
           ++out.skipped;
@@ -527,24 +596,38 @@ class SqliteStore final : public Store {
         }
         sqlite3_reset(r.raw());
         r.bind(1, b.node).bind(2, b.cls).bind(3, rec.ts_ms).bind(4, rec.topic).bind(5, rec.payload);
-        if (rec.offset) r.bind(6, static_cast<std::int64_t>(*rec.offset)); else r.bind_null(6);
+        if (rec.offset)
+          r.bind(6, static_cast<std::int64_t>(*rec.offset));
+        else
+          r.bind_null(6);
         if (r.step() != SQLITE_DONE) return db_error("insert record");
         ++out.stored;
       }
-      Stmt bt(db_, "INSERT INTO ingest_batches (node, class, seq, end_offset, records, received_at) VALUES (?, ?, ?, ?, ?, ?)");
-      bt.bind(1, b.node).bind(2, b.cls).bind(3, static_cast<std::int64_t>(b.seq))
-          .bind(4, static_cast<std::int64_t>(b.end)).bind(5, static_cast<std::int64_t>(out.stored)).bind(6, now_ms);
+      Stmt bt(db_,
+              "INSERT INTO ingest_batches (node, class, seq, end_offset, records, received_at) "
+              "VALUES (?, ?, ?, ?, ?, ?)");
+      bt.bind(1, b.node)
+          .bind(2, b.cls)
+          .bind(3, static_cast<std::int64_t>(b.seq))
+          .bind(4, static_cast<std::int64_t>(b.end))
+          .bind(5, static_cast<std::int64_t>(out.stored))
+          .bind(6, now_ms);
       if (bt.step() != SQLITE_DONE) return db_error("insert batch");
       if (b.end > 0) {
-        Stmt cu(db_, "INSERT INTO ingest_cursor (node, class, high_water) VALUES (?1, ?2, ?3) ON CONFLICT(node, class) "
-                     "DO UPDATE SET high_water = max(high_water, ?3)");
+        Stmt cu(db_,
+                "INSERT INTO ingest_cursor (node, class, high_water) VALUES (?1, ?2, ?3) ON "
+                "CONFLICT(node, class) "
+                "DO UPDATE SET high_water = max(high_water, ?3)");
         cu.bind(1, b.node).bind(2, b.cls).bind(3, static_cast<std::int64_t>(b.end));
         if (cu.step() != SQLITE_DONE) return db_error("cursor");
       }
       // `duplicates` counts whole batches received again; records skipped below the
       // high-water mark show as records not added.
-      Stmt st(db_, "INSERT INTO ingest_stats (node, batches, records, last_ingest) VALUES (?1, 1, ?2, ?3) "
-                   "ON CONFLICT(node) DO UPDATE SET batches = batches + 1, records = records + ?2, last_ingest = ?3");
+      Stmt st(
+          db_,
+          "INSERT INTO ingest_stats (node, batches, records, last_ingest) VALUES (?1, 1, ?2, ?3) "
+          "ON CONFLICT(node) DO UPDATE SET batches = batches + 1, records = records + ?2, "
+          "last_ingest = ?3");
       st.bind(1, b.node).bind(2, static_cast<std::int64_t>(out.stored)).bind(3, now_ms);
       if (st.step() != SQLITE_DONE) return db_error("ingest stats");
       return Status::Ok();
@@ -557,10 +640,13 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Status ingest_rejected(const std::string& node, const std::string& error, std::int64_t now_ms) override {
+  Status ingest_rejected(const std::string& node, const std::string& error,
+                         std::int64_t now_ms) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "INSERT INTO ingest_stats (node, rejected, last_error, last_ingest) VALUES (?1, 1, ?2, ?3) "
-                "ON CONFLICT(node) DO UPDATE SET rejected = rejected + 1, last_error = ?2");
+    Stmt s(
+        db_,
+        "INSERT INTO ingest_stats (node, rejected, last_error, last_ingest) VALUES (?1, 1, ?2, ?3) "
+        "ON CONFLICT(node) DO UPDATE SET rejected = rejected + 1, last_error = ?2");
     s.bind(1, node).bind(2, error).bind(3, now_ms);
     if (s.step() != SQLITE_DONE) return db_error("ingest stats");
     return Status::Ok();
@@ -568,7 +654,9 @@ class SqliteStore final : public Store {
 
   Result<std::vector<IngestStats>> ingest_stats() override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT node, batches, records, duplicates, rejected, last_ingest, last_error FROM ingest_stats ORDER BY node");
+    Stmt s(db_,
+           "SELECT node, batches, records, duplicates, rejected, last_ingest, last_error FROM "
+           "ingest_stats ORDER BY node");
     std::vector<IngestStats> out;
     int rc;
     while ((rc = s.step()) == SQLITE_ROW) {
@@ -621,7 +709,9 @@ GROUP BY 1, 2, 3, 4
 ON CONFLICT (node, class, minute, field) DO UPDATE SET count = count + excluded.count,
   sum = sum + excluded.sum, min = min(min, excluded.min), max = max(max, excluded.max))sql");
     s.bind(1, from).bind(2, before_ms);
-    Stmt m(db_, "INSERT INTO meta (key, value) VALUES ('rollup_watermark', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    Stmt m(db_,
+           "INSERT INTO meta (key, value) VALUES ('rollup_watermark', ?) ON CONFLICT(key) DO "
+           "UPDATE SET value = excluded.value");
     m.bind(1, std::to_string(before_ms));
     if (s.step() != SQLITE_DONE || m.step() != SQLITE_DONE) {
       Status err = db_error("rollup");
@@ -631,7 +721,8 @@ ON CONFLICT (node, class, minute, field) DO UPDATE SET count = count + excluded.
     return exec("COMMIT");
   }
 
-  Result<std::int64_t> apply_retention(std::int64_t raw_before_ms, std::int64_t rollup_before_ms) override {
+  Result<std::int64_t> apply_retention(std::int64_t raw_before_ms,
+                                       std::int64_t rollup_before_ms) override {
     std::lock_guard lock(mu_);
     Stmt r(db_, "DELETE FROM records WHERE ts < ?");
     r.bind(1, raw_before_ms);
@@ -665,8 +756,11 @@ ON CONFLICT (node, class, minute, field) DO UPDATE SET count = count + excluded.
     return Status::Ok();
   }
   // REQUIRES: mu_ held.
-  Status insert_cert(const std::string& node, const std::string& serial, std::int64_t expires_at_ms) {
-    Stmt c(db_, "INSERT OR REPLACE INTO certificates (serial, node, expires_at, revoked) VALUES (?, ?, ?, 0)");
+  Status insert_cert(const std::string& node, const std::string& serial,
+                     std::int64_t expires_at_ms) {
+    Stmt c(db_,
+           "INSERT OR REPLACE INTO certificates (serial, node, expires_at, revoked) VALUES (?, ?, "
+           "?, 0)");
     c.bind(1, serial).bind(2, node).bind(3, expires_at_ms);
     if (c.step() != SQLITE_DONE) return db_error("insert certificate");
     return Status::Ok();
@@ -681,8 +775,9 @@ ON CONFLICT (node, class, minute, field) DO UPDATE SET count = count + excluded.
 
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string m = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);

@@ -27,17 +27,17 @@ struct NodeRecord {
   std::string id;
   LabelMap labels;
   bool revoked = false;
-  std::string version;            // software version from the last heartbeat
-  std::string health = "offline"; // healthy | degraded | offline
+  std::string version;             // software version from the last heartbeat
+  std::string health = "offline";  // healthy | degraded | offline
   std::string health_reason;
   std::int64_t health_since_ms = 0;
   std::int64_t enrolled_at_ms = 0;
   std::int64_t last_heartbeat_ms = 0;  // 0: never heard from
   std::string last_heartbeat;          // the last heartbeat (JSON object text), "{}" if none
-  std::string key_sha256;              // SHA-256 of the node key (DER SubjectPublicKeyInfo): its identity
-  std::string cert_serial;             // current certificate (lower-case hex)
+  std::string key_sha256;   // SHA-256 of the node key (DER SubjectPublicKeyInfo): its identity
+  std::string cert_serial;  // current certificate (lower-case hex)
   std::int64_t cert_expires_at_ms = 0;
-  std::string token_id;                // bootstrap token it enrolled with
+  std::string token_id;  // bootstrap token it enrolled with
   // Twins: JSON objects with versions (0 = never set).
   std::string desired = "{}";
   std::int64_t desired_version = 0;
@@ -47,9 +47,9 @@ struct NodeRecord {
 };
 
 struct BootstrapToken {
-  std::string id;        // public handle (16 hex), for listing and deletion
-  std::string hash;      // SHA-256 hex of the secret token text; the secret is never stored
-  LabelMap labels;       // applied to nodes that enrol with it
+  std::string id;    // public handle (16 hex), for listing and deletion
+  std::string hash;  // SHA-256 hex of the secret token text; the secret is never stored
+  LabelMap labels;   // applied to nodes that enrol with it
   std::int64_t created_at_ms = 0;
   std::int64_t expires_at_ms = 0;
   std::int64_t max_uses = 1;
@@ -73,8 +73,8 @@ struct ApiToken {
 struct AuditEntry {
   std::int64_t id = 0;
   std::int64_t ts_ms = 0;
-  std::string actor;    // API token name, "bootstrap-token:<id>", "node:<id>", "system"
-  std::string action;   // "node.enroll", "token.create", "node.revoke", ...
+  std::string actor;   // API token name, "bootstrap-token:<id>", "node:<id>", "system"
+  std::string action;  // "node.enroll", "token.create", "node.revoke", ...
   std::string target;
   std::string outcome;  // "ok", "denied", "failed"
   std::string detail;   // free text; never a secret
@@ -133,7 +133,8 @@ class Store {
   // Nodes. enroll() checks and consumes one use of the bootstrap token `token_hash` (valid at
   // `now_ms`) and inserts or replaces `node` in one transaction; kPermissionDenied when the
   // token is unknown, expired or used up (a race with another enrolment).
-  virtual Status enroll(const std::string& token_hash, std::int64_t now_ms, const NodeRecord& node) = 0;
+  virtual Status enroll(const std::string& token_hash, std::int64_t now_ms,
+                        const NodeRecord& node) = 0;
   virtual Result<NodeRecord> node(const std::string& id) = 0;
   virtual Result<std::vector<NodeRecord>> nodes() = 0;
   virtual Status set_labels(const std::string& id, const LabelMap& labels) = 0;
@@ -142,11 +143,14 @@ class Store {
   virtual Status set_certificate(const std::string& id, const std::string& serial,
                                  std::int64_t expires_at_ms, const std::string& key_sha256) = 0;
   virtual Status record_heartbeat(const std::string& id, std::int64_t ts_ms,
-                                  const std::string& version, const std::string& heartbeat_json) = 0;
+                                  const std::string& version,
+                                  const std::string& heartbeat_json) = 0;
   // Sets the node's health and appends the change to the history.
   virtual Status set_health(const HealthChange& change) = 0;
-  virtual Result<std::vector<HealthChange>> health_history(const std::string& id, std::size_t limit) = 0;
-  virtual Status set_desired(const std::string& id, const std::string& json, std::int64_t version) = 0;
+  virtual Result<std::vector<HealthChange>> health_history(const std::string& id,
+                                                           std::size_t limit) = 0;
+  virtual Status set_desired(const std::string& id, const std::string& json,
+                             std::int64_t version) = 0;
   virtual Status set_reported(const std::string& id, const std::string& json, std::int64_t version,
                               std::int64_t ts_ms) = 0;
 
@@ -168,7 +172,8 @@ class Store {
   // Ingestion: stores `batch` durably (synchronous commit) unless (node, class, seq) is
   // already stored; records whose offset is below the class's high-water mark are skipped.
   virtual Result<IngestOutcome> ingest(const IngestBatch& batch, std::int64_t now_ms) = 0;
-  virtual Status ingest_rejected(const std::string& node, const std::string& error, std::int64_t now_ms) = 0;
+  virtual Status ingest_rejected(const std::string& node, const std::string& error,
+                                 std::int64_t now_ms) = 0;
   virtual Result<std::vector<IngestStats>> ingest_stats() = 0;
   virtual Result<std::int64_t> record_count(const std::string& node) = 0;
 
@@ -178,7 +183,8 @@ class Store {
   // each numeric top-level payload field; before_ms is rounded down to a minute.
   virtual Status rollup(std::int64_t before_ms) = 0;
   // Deletes raw records older than raw_before_ms and rollups older than rollup_before_ms.
-  virtual Result<std::int64_t> apply_retention(std::int64_t raw_before_ms, std::int64_t rollup_before_ms) = 0;
+  virtual Result<std::int64_t> apply_retention(std::int64_t raw_before_ms,
+                                               std::int64_t rollup_before_ms) = 0;
 
   virtual std::int64_t schema_version() = 0;
 };

@@ -25,9 +25,12 @@ struct StoreTest : ::testing::Test {
     EXPECT_TRUE(store->enroll(t.record.hash, 10, n).ok());
     return n;
   }
-  IngestBatch batch(const std::string& node, std::uint64_t seq, std::uint64_t end, std::vector<std::uint64_t> offsets) {
+  IngestBatch batch(const std::string& node, std::uint64_t seq, std::uint64_t end,
+                    std::vector<std::uint64_t> offsets) {
     IngestBatch b{node, "telemetry", seq, end, {}};
-    for (auto o : offsets) b.records.push_back({o, 60'000 + static_cast<std::int64_t>(o), "t", "{\"temp\":" + std::to_string(o) + "}"});
+    for (auto o : offsets)
+      b.records.push_back(
+          {o, 60'000 + static_cast<std::int64_t>(o), "t", "{\"temp\":" + std::to_string(o) + "}"});
     return b;
   }
   std::unique_ptr<Store> store;
@@ -40,11 +43,13 @@ TEST_F(StoreTest, EnrolConsumesTheTokenOnceInOneTransaction) {
   ASSERT_TRUE(store->add_bootstrap_token(t.record).ok());
   NodeRecord n{.id = "n1", .labels = {{"site", "eu-1"}}, .key_sha256 = "k"};
   ASSERT_TRUE(store->enroll(t.record.hash, 10, n).ok());
-  EXPECT_EQ(store->enroll(t.record.hash, 10, NodeRecord{.id = "n2"}).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(store->enroll(t.record.hash, 10, NodeRecord{.id = "n2"}).code(),
+            StatusCode::kPermissionDenied);
   EXPECT_EQ(store->node("n2").status().code(), StatusCode::kNotFound);  // rolled back
   auto expired = make_bootstrap_token({}, 5, 3, 0, "test");
   ASSERT_TRUE(store->add_bootstrap_token(expired.record).ok());
-  EXPECT_EQ(store->enroll(expired.record.hash, 5, NodeRecord{.id = "n3"}).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(store->enroll(expired.record.hash, 5, NodeRecord{.id = "n3"}).code(),
+            StatusCode::kPermissionDenied);
   auto got = store->node("n1");
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->labels.at("site"), "eu-1");
@@ -76,7 +81,9 @@ TEST_F(StoreTest, QueriesGroupByLabelAndRollupsAgree) {
   enroll("n2", {{"site", "us-1"}});
   ASSERT_TRUE(store->ingest(batch("n1", 0, 3, {0, 1, 2}), 1).ok());
   ASSERT_TRUE(store->ingest(batch("n2", 0, 2, {10, 20}), 1).ok());
-  auto p = parse_query_params({{"metric", "temp"}, {"agg", "avg"}, {"group_by", "site"}, {"from", "0"}, {"to", "200000"}}, 0);
+  auto p = parse_query_params(
+      {{"metric", "temp"}, {"agg", "avg"}, {"group_by", "site"}, {"from", "0"}, {"to", "200000"}},
+      0);
   ASSERT_TRUE(p.ok());
   auto rows = store->query(*build_query(*p));
   ASSERT_TRUE(rows.ok()) << rows.status().to_string();

@@ -6,8 +6,9 @@ namespace ganglion::cloud {
 
 std::string token_hash(std::string_view secret) { return sha256_hex(secret); }
 
-NewBootstrapToken make_bootstrap_token(const LabelMap& labels, std::int64_t ttl_ms, std::int64_t uses,
-                                       std::int64_t now_ms, std::string created_by) {
+NewBootstrapToken make_bootstrap_token(const LabelMap& labels, std::int64_t ttl_ms,
+                                       std::int64_t uses, std::int64_t now_ms,
+                                       std::string created_by) {
   NewBootstrapToken t;
   t.secret = "gbt_" + random_hex(16);
   t.record.id = random_hex(8);
@@ -33,10 +34,14 @@ NewApiToken make_api_token(std::string name, Role role, std::int64_t now_ms) {
 
 std::string_view to_string(TokenCheck check) {
   switch (check) {
-    case TokenCheck::kValid: return "valid";
-    case TokenCheck::kUnknown: return "unknown";
-    case TokenCheck::kExpired: return "expired";
-    case TokenCheck::kUsedUp: return "used up";
+    case TokenCheck::kValid:
+      return "valid";
+    case TokenCheck::kUnknown:
+      return "unknown";
+    case TokenCheck::kExpired:
+      return "expired";
+    case TokenCheck::kUsedUp:
+      return "used up";
   }
   return "unknown";
 }
@@ -84,11 +89,13 @@ Result<LabelMap> parse_label_list(std::string_view text) {
     text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
     if (pair.empty()) continue;
     const auto eq = pair.find('=');
-    if (eq == std::string_view::npos) return InvalidArgument("label \"" + std::string(pair) + "\": expected key=value");
+    if (eq == std::string_view::npos)
+      return InvalidArgument("label \"" + std::string(pair) + "\": expected key=value");
     const auto key = pair.substr(0, eq);
     const auto value = pair.substr(eq + 1);
     if (!valid_label_key(key)) return InvalidArgument("bad label key \"" + std::string(key) + "\"");
-    if (!valid_label_value(value)) return InvalidArgument("bad label value for \"" + std::string(key) + "\"");
+    if (!valid_label_value(value))
+      return InvalidArgument("bad label value for \"" + std::string(key) + "\"");
     out[std::string(key)] = std::string(value);
   }
   return out;

@@ -19,8 +19,9 @@ struct NewBootstrapToken {
   BootstrapToken record;
 };
 // `uses` >= 1; `ttl_ms` > 0.
-NewBootstrapToken make_bootstrap_token(const LabelMap& labels, std::int64_t ttl_ms, std::int64_t uses,
-                                       std::int64_t now_ms, std::string created_by);
+NewBootstrapToken make_bootstrap_token(const LabelMap& labels, std::int64_t ttl_ms,
+                                       std::int64_t uses, std::int64_t now_ms,
+                                       std::string created_by);
 
 struct NewApiToken {
   std::string secret;

@@ -64,12 +64,16 @@ int gd_model_load(gd_model* m, const void* buf, size_t len) {
       return GD_ERR_FORMAT;
     if (l->activation > GD_ACT_SOFTMAX) return GD_ERR_FORMAT;
     if (l->activation == GD_ACT_SOFTMAX && i + 1 != count) return GD_ERR_FORMAT;
-    if (!scale_ok(l->in_scale) || !scale_ok(l->out_scale) || !scale_ok(pre_scale)) return GD_ERR_FORMAT;
-    if (!zp_ok(l->in_zero_point) || !zp_ok(l->out_zero_point) || !zp_ok(pre_zp)) return GD_ERR_FORMAT;
-    if (l->multiplier < (INT32_C(1) << 30) || l->shift < -30 || l->shift > 31) return GD_ERR_FORMAT;
-    if ((l->activation == GD_ACT_NONE || l->activation == GD_ACT_RELU) && pre_zp != l->out_zero_point)
+    if (!scale_ok(l->in_scale) || !scale_ok(l->out_scale) || !scale_ok(pre_scale))
       return GD_ERR_FORMAT;
-    if (i > 0 && (l->in != m->layers[i - 1].out || l->in_zero_point != m->layers[i - 1].out_zero_point))
+    if (!zp_ok(l->in_zero_point) || !zp_ok(l->out_zero_point) || !zp_ok(pre_zp))
+      return GD_ERR_FORMAT;
+    if (l->multiplier < (INT32_C(1) << 30) || l->shift < -30 || l->shift > 31) return GD_ERR_FORMAT;
+    if ((l->activation == GD_ACT_NONE || l->activation == GD_ACT_RELU) &&
+        pre_zp != l->out_zero_point)
+      return GD_ERR_FORMAT;
+    if (i > 0 &&
+        (l->in != m->layers[i - 1].out || l->in_zero_point != m->layers[i - 1].out_zero_point))
       return GD_ERR_FORMAT;
     pos += GDM_LAYER_HEADER;
     /* Dimensions are <= 256, so these products cannot overflow size_t. */
@@ -123,7 +127,8 @@ static void run_layer(const gd_layer* l, const int8_t* x, int8_t* y) {
   }
   if (l->activation == GD_ACT_SOFTMAX) {
     int8_t max = y[0];
-    for (size_t o = 1; o < l->out; ++o) if (y[o] > max) max = y[o];
+    for (size_t o = 1; o < l->out; ++o)
+      if (y[o] > max) max = y[o];
     float sum = 0.0f;
     for (size_t o = 0; o < l->out; ++o) sum += expf(l->pre_scale * (float)(y[o] - max));
     for (size_t o = 0; o < l->out; ++o) {

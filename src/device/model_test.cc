@@ -31,9 +31,18 @@ struct QLayer {
   std::vector<std::int8_t> lut;
 };
 
-void put16(std::string& s, std::uint16_t v) { s.push_back(char(v & 0xFF)); s.push_back(char(v >> 8)); }
-void put32(std::string& s, std::uint32_t v) { for (int i = 0; i < 4; ++i) s.push_back(char((v >> (8 * i)) & 0xFF)); }
-void putf(std::string& s, float f) { std::uint32_t u; std::memcpy(&u, &f, 4); put32(s, u); }
+void put16(std::string& s, std::uint16_t v) {
+  s.push_back(char(v & 0xFF));
+  s.push_back(char(v >> 8));
+}
+void put32(std::string& s, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) s.push_back(char((v >> (8 * i)) & 0xFF));
+}
+void putf(std::string& s, float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  put32(s, u);
+}
 
 int clamp8(long v) { return v < -128 ? -128 : v > 127 ? 127 : static_cast<int>(v); }
 
@@ -53,7 +62,8 @@ std::vector<QLayer> quantize(const std::vector<LayerSpec>& spec, float in_lo, fl
     for (float w : s.w) wmax = std::max(wmax, std::fabs(w));
     l.w_scale = wmax / 127.0f;
     for (float w : s.w) l.w.push_back(static_cast<std::int8_t>(std::lround(w / l.w_scale)));
-    for (float b : s.b) l.b.push_back(static_cast<std::int32_t>(std::lround(b / (in_scale * l.w_scale))));
+    for (float b : s.b)
+      l.b.push_back(static_cast<std::int32_t>(std::lround(b / (in_scale * l.w_scale))));
     auto [lo, hi] = ranges[i];
     l.pre_scale = (hi - lo) / 255.0f;
     l.pre_zp = clamp8(std::lround(-128 - lo / l.pre_scale));
@@ -117,10 +127,12 @@ std::vector<int> reference_int(const std::vector<QLayer>& layers, std::vector<in
     std::vector<int> y(l.out);
     for (int o = 0; o < l.out; ++o) {
       long long acc = l.b[o];
-      for (int i = 0; i < l.in; ++i) acc += static_cast<long long>(l.w[o * l.in + i]) * (x[i] - l.in_zp);
+      for (int i = 0; i < l.in; ++i)
+        acc += static_cast<long long>(l.w[o * l.in + i]) * (x[i] - l.in_zp);
       acc = std::clamp<long long>(acc, INT32_MIN, INT32_MAX);
       long double r = static_cast<long double>(acc) * l.mult / std::ldexp(1.0L, 31 + l.shift);
-      long long rounded = r >= 0 ? static_cast<long long>(std::floor(r + 0.5L)) : -static_cast<long long>(std::floor(-r + 0.5L));
+      long long rounded = r >= 0 ? static_cast<long long>(std::floor(r + 0.5L))
+                                 : -static_cast<long long>(std::floor(-r + 0.5L));
       int v = clamp8(rounded + l.pre_zp);
       if (l.act == GD_ACT_RELU) v = std::max(v, l.out_zp);
       if (l.act == GD_ACT_SIGMOID) v = l.lut[v + 128];
@@ -130,7 +142,8 @@ std::vector<int> reference_int(const std::vector<QLayer>& layers, std::vector<in
       int mx = *std::max_element(y.begin(), y.end());
       double sum = 0;
       for (int v : y) sum += std::exp(l.pre_scale * (v - mx));
-      for (int& v : y) v = clamp8(std::lround(std::exp(l.pre_scale * (v - mx)) / sum / l.out_scale + l.out_zp));
+      for (int& v : y)
+        v = clamp8(std::lround(std::exp(l.pre_scale * (v - mx)) / sum / l.out_scale + l.out_zp));
     }
     x = y;
   }
@@ -166,7 +179,8 @@ LayerSpec random_layer(std::mt19937& rng, int in, int out, int act) {
 }
 
 TEST(DeviceModel, HandBuiltIdentityLayerIsExact) {
-  QLayer l{2, 2, GD_ACT_NONE, 1.0f, 1.0f, 1.0f, 1.0f, 0, 0, 0, 1 << 30, -1, {1, 0, 0, -1}, {5, -5}, {}};
+  QLayer l{2, 2, GD_ACT_NONE, 1.0f, 1.0f,          1.0f,    1.0f, 0,
+           0, 0, 1 << 30,     -1,   {1, 0, 0, -1}, {5, -5}, {}};
   std::string file = serialize({l});
   gd_model m;
   ASSERT_EQ(gd_model_load(&m, file.data(), file.size()), GD_OK);
@@ -185,7 +199,8 @@ TEST(DeviceModel, HandBuiltIdentityLayerIsExact) {
 
 TEST(DeviceModel, ReluSigmoidNetworkMatchesIntegerAndFloatReferences) {
   std::mt19937 rng(42);
-  std::vector<LayerSpec> spec = {random_layer(rng, 4, 16, GD_ACT_RELU), random_layer(rng, 16, 8, GD_ACT_RELU),
+  std::vector<LayerSpec> spec = {random_layer(rng, 4, 16, GD_ACT_RELU),
+                                 random_layer(rng, 16, 8, GD_ACT_RELU),
                                  random_layer(rng, 8, 1, GD_ACT_SIGMOID)};
   auto q = quantize(spec, -1.0f, 1.0f, {{0.0f, 4.0f}, {0.0f, 6.0f}, {-8.0f, 8.0f}});
   std::string file = serialize(q);
@@ -206,14 +221,16 @@ TEST(DeviceModel, ReluSigmoidNetworkMatchesIntegerAndFloatReferences) {
     std::int8_t out[1];
     ASSERT_EQ(gd_model_run(&m, in, out), GD_OK);
     EXPECT_EQ(out[0], reference_int(q, xq)[0]);
-    worst = std::max(worst, std::fabs(double(gd_model_dequantize(&m, out[0])) - reference_float(spec, x)[0]));
+    worst = std::max(
+        worst, std::fabs(double(gd_model_dequantize(&m, out[0])) - reference_float(spec, x)[0]));
   }
   EXPECT_LT(worst, 0.06);  // int8 end to end: a few quantization steps
 }
 
 TEST(DeviceModel, SoftmaxOutputsAProbabilityVector) {
   std::mt19937 rng(3);
-  std::vector<LayerSpec> spec = {random_layer(rng, 3, 6, GD_ACT_RELU), random_layer(rng, 6, 4, GD_ACT_SOFTMAX)};
+  std::vector<LayerSpec> spec = {random_layer(rng, 3, 6, GD_ACT_RELU),
+                                 random_layer(rng, 6, 4, GD_ACT_SOFTMAX)};
   auto q = quantize(spec, -1.0f, 1.0f, {{0.0f, 3.0f}, {-4.0f, 4.0f}});
   std::string file = serialize(q);
   gd_model m;
@@ -229,7 +246,8 @@ TEST(DeviceModel, SoftmaxOutputsAProbabilityVector) {
 
 std::string valid_file() {
   std::mt19937 rng(1);
-  std::vector<LayerSpec> spec = {random_layer(rng, 2, 8, GD_ACT_RELU), random_layer(rng, 8, 1, GD_ACT_SIGMOID)};
+  std::vector<LayerSpec> spec = {random_layer(rng, 2, 8, GD_ACT_RELU),
+                                 random_layer(rng, 8, 1, GD_ACT_SIGMOID)};
   return serialize(quantize(spec, 0.0f, 2.0f, {{0.0f, 3.0f}, {-8.0f, 8.0f}}));
 }
 
@@ -255,16 +273,16 @@ TEST(DeviceModel, HostileHeadersAreRejected) {
     for (auto b : bytes) f[i++] = char(b);
     return gd_model_load(&m, f.data(), f.size());
   };
-  EXPECT_EQ(patched(0, {'G', 'D', 'M', '2'}), GD_ERR_FORMAT);     // magic
-  EXPECT_EQ(patched(4, {2, 0}), GD_ERR_FORMAT);                   // version
-  EXPECT_EQ(patched(6, {0, 0}), GD_ERR_FORMAT);                   // no layers
-  EXPECT_EQ(patched(6, {0xFF, 0xFF}), GD_ERR_FORMAT);             // 65535 layers
-  EXPECT_EQ(patched(8, {0xFF, 0xFF, 0xFF, 0xFF}), GD_ERR_FORMAT); // total length
-  EXPECT_EQ(patched(12, {0xFF, 0xFF}), GD_ERR_FORMAT);            // in = 65535
-  EXPECT_EQ(patched(14, {0x00, 0x10}), GD_ERR_FORMAT);            // out = 4096
-  EXPECT_EQ(patched(12, {0x00, 0x00}), GD_ERR_FORMAT);            // in = 0
-  EXPECT_EQ(patched(16, {9}), GD_ERR_FORMAT);                     // activation
-  EXPECT_EQ(patched(17, {1}), GD_ERR_FORMAT);                     // reserved byte
+  EXPECT_EQ(patched(0, {'G', 'D', 'M', '2'}), GD_ERR_FORMAT);       // magic
+  EXPECT_EQ(patched(4, {2, 0}), GD_ERR_FORMAT);                     // version
+  EXPECT_EQ(patched(6, {0, 0}), GD_ERR_FORMAT);                     // no layers
+  EXPECT_EQ(patched(6, {0xFF, 0xFF}), GD_ERR_FORMAT);               // 65535 layers
+  EXPECT_EQ(patched(8, {0xFF, 0xFF, 0xFF, 0xFF}), GD_ERR_FORMAT);   // total length
+  EXPECT_EQ(patched(12, {0xFF, 0xFF}), GD_ERR_FORMAT);              // in = 65535
+  EXPECT_EQ(patched(14, {0x00, 0x10}), GD_ERR_FORMAT);              // out = 4096
+  EXPECT_EQ(patched(12, {0x00, 0x00}), GD_ERR_FORMAT);              // in = 0
+  EXPECT_EQ(patched(16, {9}), GD_ERR_FORMAT);                       // activation
+  EXPECT_EQ(patched(17, {1}), GD_ERR_FORMAT);                       // reserved byte
   EXPECT_EQ(patched(20, {0x00, 0x00, 0xC0, 0x7F}), GD_ERR_FORMAT);  // in_scale NaN
   EXPECT_EQ(patched(20, {0x00, 0x00, 0x80, 0xBF}), GD_ERR_FORMAT);  // in_scale -1
   EXPECT_EQ(patched(24, {0x00, 0x01, 0x00, 0x00}), GD_ERR_FORMAT);  // in zero point 256
@@ -313,7 +331,8 @@ TEST(DeviceModel, ShippedAnomalyModelLoadsAndSeparatesNormalFromAnomalous) {
   ASSERT_EQ(gd_model_output_size(&m), 1u);
   // Features as examples/device/README.md defines them: vibration RMS / 4 g, (temp - 20) / 80.
   auto score = [&](float rms_g, float temp_c) {
-    std::int8_t in[2] = {gd_model_quantize(&m, rms_g / 4.0f), gd_model_quantize(&m, (temp_c - 20.0f) / 80.0f)};
+    std::int8_t in[2] = {gd_model_quantize(&m, rms_g / 4.0f),
+                         gd_model_quantize(&m, (temp_c - 20.0f) / 80.0f)};
     std::int8_t out[1];
     EXPECT_EQ(gd_model_run(&m, in, out), GD_OK);
     return gd_model_dequantize(&m, out[0]);

@@ -5,32 +5,56 @@
 #include <string.h>
 
 enum {
-  PT_CONNECT = 1, PT_CONNACK = 2, PT_PUBLISH = 3, PT_PUBACK = 4, PT_PUBREC = 5, PT_PUBREL = 6,
-  PT_SUBSCRIBE = 8, PT_SUBACK = 9, PT_PINGREQ = 12, PT_PINGRESP = 13, PT_DISCONNECT = 14
+  PT_CONNECT = 1,
+  PT_CONNACK = 2,
+  PT_PUBLISH = 3,
+  PT_PUBACK = 4,
+  PT_PUBREC = 5,
+  PT_PUBREL = 6,
+  PT_SUBSCRIBE = 8,
+  PT_SUBACK = 9,
+  PT_PINGREQ = 12,
+  PT_PINGRESP = 13,
+  PT_DISCONNECT = 14
 };
 
 const char* gd_status_str(int status) {
   switch (status) {
-    case GD_OK: return "ok";
-    case GD_ERR_ARG: return "invalid argument";
-    case GD_ERR_FULL: return "full";
-    case GD_ERR_STATE: return "not allowed in this state";
-    case GD_ERR_IO: return "i/o error";
-    case GD_ERR_PROTOCOL: return "protocol error";
-    case GD_ERR_FORMAT: return "bad format";
-    case GD_ERR_EMPTY: return "empty";
-    case GD_ERR_REFUSED: return "refused";
-    case GD_ERR_TIMEOUT: return "timeout";
-    default: return "unknown";
+    case GD_OK:
+      return "ok";
+    case GD_ERR_ARG:
+      return "invalid argument";
+    case GD_ERR_FULL:
+      return "full";
+    case GD_ERR_STATE:
+      return "not allowed in this state";
+    case GD_ERR_IO:
+      return "i/o error";
+    case GD_ERR_PROTOCOL:
+      return "protocol error";
+    case GD_ERR_FORMAT:
+      return "bad format";
+    case GD_ERR_EMPTY:
+      return "empty";
+    case GD_ERR_REFUSED:
+      return "refused";
+    case GD_ERR_TIMEOUT:
+      return "timeout";
+    default:
+      return "unknown";
   }
 }
 
 const char* gd_mqtt_state_str(gd_mqtt_state state) {
   switch (state) {
-    case GD_MQTT_IDLE: return "idle";
-    case GD_MQTT_CONNECTING: return "connecting";
-    case GD_MQTT_CONNECTED: return "connected";
-    case GD_MQTT_BACKOFF: return "backoff";
+    case GD_MQTT_IDLE:
+      return "idle";
+    case GD_MQTT_CONNECTING:
+      return "connecting";
+    case GD_MQTT_CONNECTED:
+      return "connected";
+    case GD_MQTT_BACKOFF:
+      return "backoff";
   }
   return "unknown";
 }
@@ -46,19 +70,34 @@ typedef struct writer {
 } writer;
 
 static void put_u8(writer* w, uint8_t v) {
-  if (w->len + 1 > w->cap) { w->overflow = true; return; }
+  if (w->len + 1 > w->cap) {
+    w->overflow = true;
+    return;
+  }
   w->p[w->len++] = v;
 }
-static void put_u16(writer* w, uint16_t v) { put_u8(w, (uint8_t)(v >> 8)); put_u8(w, (uint8_t)v); }
-static void put_u32(writer* w, uint32_t v) { put_u16(w, (uint16_t)(v >> 16)); put_u16(w, (uint16_t)v); }
+static void put_u16(writer* w, uint16_t v) {
+  put_u8(w, (uint8_t)(v >> 8));
+  put_u8(w, (uint8_t)v);
+}
+static void put_u32(writer* w, uint32_t v) {
+  put_u16(w, (uint16_t)(v >> 16));
+  put_u16(w, (uint16_t)v);
+}
 static void put_bytes(writer* w, const void* data, size_t n) {
-  if (n > w->cap - w->len || w->len > w->cap) { w->overflow = true; return; }
+  if (n > w->cap - w->len || w->len > w->cap) {
+    w->overflow = true;
+    return;
+  }
   if (n) memcpy(w->p + w->len, data, n);
   w->len += n;
 }
 /* A length-prefixed string or binary (spec 1.5.3 / 1.5.6). */
 static void put_str(writer* w, const void* s, size_t n) {
-  if (n > 0xFFFF) { w->overflow = true; return; }
+  if (n > 0xFFFF) {
+    w->overflow = true;
+    return;
+  }
   put_u16(w, (uint16_t)n);
   put_bytes(w, s, n);
 }
@@ -148,7 +187,8 @@ static int send_connect(gd_mqtt* c) {
   put_str(&w, "MQTT", 4);
   put_u8(&w, cfg->protocol);
   uint8_t flags = cfg->clean_start ? 0x02 : 0;
-  if (cfg->will_topic) flags |= (uint8_t)(0x04 | (cfg->will_qos << 3) | (cfg->will_retain ? 0x20 : 0));
+  if (cfg->will_topic)
+    flags |= (uint8_t)(0x04 | (cfg->will_qos << 3) | (cfg->will_retain ? 0x20 : 0));
   if (cfg->password) flags |= 0x40;
   if (cfg->username) flags |= 0x80;
   put_u8(&w, flags);
@@ -231,7 +271,10 @@ static bool get_varint(const uint8_t* b, size_t n, size_t* pos, size_t* out) {
     uint8_t byte = b[(*pos)++];
     v += (byte & 0x7Fu) * mult;
     mult *= 128;
-    if (!(byte & 0x80)) { *out = v; return true; }
+    if (!(byte & 0x80)) {
+      *out = v;
+      return true;
+    }
   }
   return false;
 }
@@ -246,26 +289,51 @@ static int read_connack_properties(gd_mqtt* c, const uint8_t* b, size_t n) {
     uint8_t id = b[pos++];
     size_t need;
     switch (id) {
-      case 0x01: case 0x17: case 0x19: case 0x24: case 0x25: case 0x28: case 0x29: case 0x2A:
-        need = 1; break;
-      case 0x13: case 0x21: case 0x22: case 0x23:
-        need = 2; break;
-      case 0x02: case 0x11: case 0x18: case 0x27:
-        need = 4; break;
+      case 0x01:
+      case 0x17:
+      case 0x19:
+      case 0x24:
+      case 0x25:
+      case 0x28:
+      case 0x29:
+      case 0x2A:
+        need = 1;
+        break;
+      case 0x13:
+      case 0x21:
+      case 0x22:
+      case 0x23:
+        need = 2;
+        break;
+      case 0x02:
+      case 0x11:
+      case 0x18:
+      case 0x27:
+        need = 4;
+        break;
       case 0x0B: {
         size_t v;
         if (!get_varint(b, end, &pos, &v)) return GD_ERR_PROTOCOL;
         continue;
       }
-      case 0x03: case 0x08: case 0x09: case 0x12: case 0x15: case 0x16: case 0x1A: case 0x1C:
+      case 0x03:
+      case 0x08:
+      case 0x09:
+      case 0x12:
+      case 0x15:
+      case 0x16:
+      case 0x1A:
+      case 0x1C:
       case 0x1F:
         if (end - pos < 2) return GD_ERR_PROTOCOL;
-        need = 2 + (size_t)get_u16(b + pos); break;
+        need = 2 + (size_t)get_u16(b + pos);
+        break;
       case 0x26: {
         if (end - pos < 2) return GD_ERR_PROTOCOL;
         size_t k = 2 + (size_t)get_u16(b + pos);
         if (end - pos < k + 2) return GD_ERR_PROTOCOL;
-        need = k + 2 + (size_t)get_u16(b + pos + k); break;
+        need = k + 2 + (size_t)get_u16(b + pos + k);
+        break;
       }
       default:
         return GD_ERR_PROTOCOL;
@@ -384,8 +452,14 @@ static void process_rx(gd_mqtt* c) {
       uint8_t byte = p[hdr++];
       len += (byte & 0x7Fu) * mult;
       mult *= 128;
-      if (!(byte & 0x80)) { complete = true; break; }
-      if (k == 3) { lose(c, GD_ERR_PROTOCOL, 0); return; }
+      if (!(byte & 0x80)) {
+        complete = true;
+        break;
+      }
+      if (k == 3) {
+        lose(c, GD_ERR_PROTOCOL, 0);
+        return;
+      }
     }
     if (!complete) break;
     if (hdr + len > sizeof c->rx) { /* too large for us: skip it */
@@ -395,7 +469,10 @@ static void process_rx(gd_mqtt* c) {
     }
     if (avail < hdr + len) break;
     int st = handle_packet(c, p[0], p + hdr, len);
-    if (st != GD_OK) { lose(c, st, 0); return; }
+    if (st != GD_OK) {
+      lose(c, st, 0);
+      return;
+    }
     pos += hdr + len;
   }
   if (c->state != GD_MQTT_CONNECTING && c->state != GD_MQTT_CONNECTED) return;
@@ -416,12 +493,18 @@ static uint32_t keep_alive_ms(const gd_mqtt* c) {
 static uint64_t service_timers(gd_mqtt* c, uint64_t now) {
   uint64_t next = UINT64_MAX;
   if (c->state == GD_MQTT_CONNECTING) {
-    if (now >= c->connack_deadline_ms) { lose(c, GD_ERR_TIMEOUT, 0); return 0; }
+    if (now >= c->connack_deadline_ms) {
+      lose(c, GD_ERR_TIMEOUT, 0);
+      return 0;
+    }
     next = c->connack_deadline_ms - now;
   } else if (c->state == GD_MQTT_CONNECTED && keep_alive_ms(c)) {
     uint64_t ka = keep_alive_ms(c);
     if (c->ping_outstanding) {
-      if (now - c->ping_sent_ms >= ka) { lose(c, GD_ERR_TIMEOUT, 0); return 0; }
+      if (now - c->ping_sent_ms >= ka) {
+        lose(c, GD_ERR_TIMEOUT, 0);
+        return 0;
+      }
       next = c->ping_sent_ms + ka - now;
     } else if (now - c->last_tx_ms >= ka) {
       if (send_simple(c, PT_PINGREQ << 4) != GD_OK) return 0;
@@ -457,8 +540,8 @@ static void attempt(gd_mqtt* c) {
 
 int gd_mqtt_init(gd_mqtt* c, const gd_mqtt_config* cfg) {
   if (!c || !cfg || !cfg->host || !cfg->client_id || !cfg->transport.connect ||
-      !cfg->transport.send || !cfg->transport.recv || !cfg->transport.close ||
-      !cfg->clock.now_ms || cfg->will_qos > 1)
+      !cfg->transport.send || !cfg->transport.recv || !cfg->transport.close || !cfg->clock.now_ms ||
+      cfg->will_qos > 1)
     return GD_ERR_ARG;
   memset(c, 0, sizeof *c);
   c->cfg = *cfg;
@@ -467,7 +550,8 @@ int gd_mqtt_init(gd_mqtt* c, const gd_mqtt_config* cfg) {
   if (!c->cfg.connack_timeout_ms) c->cfg.connack_timeout_ms = 10000;
   if (!c->cfg.backoff_initial_ms) c->cfg.backoff_initial_ms = 500;
   if (!c->cfg.backoff_max_ms) c->cfg.backoff_max_ms = 30000;
-  if (c->cfg.backoff_max_ms < c->cfg.backoff_initial_ms) c->cfg.backoff_max_ms = c->cfg.backoff_initial_ms;
+  if (c->cfg.backoff_max_ms < c->cfg.backoff_initial_ms)
+    c->cfg.backoff_max_ms = c->cfg.backoff_initial_ms;
   c->rng = c->cfg.seed ? c->cfg.seed : 0x9E3779B9u;
   c->next_packet_id = 1;
   c->state = GD_MQTT_IDLE;

@@ -19,13 +19,13 @@ using mqtt::ProtocolVersion;
 
 struct FakeBroker {
   std::uint64_t now = 1000;
-  bool accept = true;           // next connect succeeds
+  bool accept = true;  // next connect succeeds
   bool open = false;
   int connects = 0;
   int closes = 0;
-  std::string sent;             // bytes written by the client, not yet taken
+  std::string sent;  // bytes written by the client, not yet taken
   std::deque<std::string> inbox;
-  bool drop = false;            // next recv fails (connection lost)
+  bool drop = false;  // next recv fails (connection lost)
   ProtocolVersion version = ProtocolVersion::kV311;
 
   static int connect(void* ctx, const char*, uint16_t) {
@@ -154,7 +154,8 @@ class DeviceMqtt : public ::testing::Test {
     ASSERT_TRUE(gd_mqtt_connected(&client)) << gd_mqtt_state_str(gd_mqtt_get_state(&client));
   }
   std::string publish_bytes(const char* topic, const std::string& payload, int qos) {
-    EXPECT_EQ(gd_mqtt_publish(&client, topic, payload.data(), payload.size(), qos, false, nullptr), GD_OK);
+    EXPECT_EQ(gd_mqtt_publish(&client, topic, payload.data(), payload.size(), qos, false, nullptr),
+              GD_OK);
     return net.take_bytes();
   }
 
@@ -167,7 +168,10 @@ TEST_F(DeviceMqtt, Connect311GoldenBytes) {
   ASSERT_EQ(init(config()), GD_OK);
   ASSERT_EQ(gd_mqtt_start(&client), GD_OK);
   gd_mqtt_poll(&client, 0);
-  const std::string golden("\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04" "dev1", 18);
+  const std::string golden(
+      "\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04"
+      "dev1",
+      18);
   EXPECT_EQ(net.take_bytes(), golden);
   EXPECT_EQ(gd_mqtt_get_state(&client), GD_MQTT_CONNECTING);
 }
@@ -207,15 +211,20 @@ TEST_F(DeviceMqtt, Connect5WithWillCredentialsAndSessionExpiryDecodesWithOurCode
 TEST_F(DeviceMqtt, PublishGoldenBytesQos0AndQos1) {
   connect(config());
   net.take();
-  EXPECT_EQ(publish_bytes("a/b", "hi", 0), std::string("\x30\x07\x00\x03" "a/bhi", 9));
-  EXPECT_EQ(publish_bytes("a/b", "hi", 1), std::string("\x32\x09\x00\x03" "a/b\x00\x01hi", 11));
+  EXPECT_EQ(publish_bytes("a/b", "hi", 0), std::string("\x30\x07\x00\x03"
+                                                       "a/bhi",
+                                                       9));
+  EXPECT_EQ(publish_bytes("a/b", "hi", 1), std::string("\x32\x09\x00\x03"
+                                                       "a/b\x00\x01hi",
+                                                       11));
 }
 
 TEST_F(DeviceMqtt, Publish5HasAnEmptyPropertyBlockAndDecodes) {
   connect(config(5));
   net.take();
   std::string payload(300, 'x');  // two-byte remaining length
-  ASSERT_EQ(gd_mqtt_publish(&client, "t/long", payload.data(), payload.size(), 1, true, nullptr), GD_OK);
+  ASSERT_EQ(gd_mqtt_publish(&client, "t/long", payload.data(), payload.size(), 1, true, nullptr),
+            GD_OK);
   auto packets = net.take();
   ASSERT_EQ(packets.size(), 1u);
   const auto& p = std::get<mqtt::Publish>(packets[0]);
@@ -268,7 +277,8 @@ TEST_F(DeviceMqtt, UnackedPublishesAreRetransmittedInOrderWithDupAfterReconnect)
   connect(config());
   std::vector<std::uint16_t> ids(4);
   for (int i = 0; i < 4; ++i)
-    ASSERT_EQ(gd_mqtt_publish(&client, "t", std::to_string(i).c_str(), 1, 1, false, &ids[i]), GD_OK);
+    ASSERT_EQ(gd_mqtt_publish(&client, "t", std::to_string(i).c_str(), 1, 1, false, &ids[i]),
+              GD_OK);
   net.reply(mqtt::Puback{ids[1]});  // acked out of order: only 0, 2, 3 remain
   gd_mqtt_poll(&client, 0);
   net.take();
@@ -378,7 +388,8 @@ TEST_F(DeviceMqtt, MissingConnackTimesOut) {
   gd_mqtt_start(&client);
   gd_mqtt_poll(&client, 1000);
   ASSERT_EQ(gd_mqtt_get_state(&client), GD_MQTT_CONNECTING);
-  for (int i = 0; i < 5 && gd_mqtt_get_state(&client) == GD_MQTT_CONNECTING; ++i) gd_mqtt_poll(&client, 1000);
+  for (int i = 0; i < 5 && gd_mqtt_get_state(&client) == GD_MQTT_CONNECTING; ++i)
+    gd_mqtt_poll(&client, 1000);
   EXPECT_EQ(gd_mqtt_get_state(&client), GD_MQTT_BACKOFF);
   EXPECT_EQ(net.now, 4000u);  // connected at 1000, CONNACK timeout 3000
   EXPECT_EQ(events.states.back().second, GD_ERR_TIMEOUT);

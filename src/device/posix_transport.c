@@ -107,7 +107,8 @@ static int tls_handshake(gd_posix_transport* t, const char* host) {
   if (t->tls_verify) {
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
     /* An IP address or a DNS name. */
-    if (X509_VERIFY_PARAM_set1_ip_asc(param, name) != 1) X509_VERIFY_PARAM_set1_host(param, name, 0);
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, name) != 1)
+      X509_VERIFY_PARAM_set1_host(param, name, 0);
   }
   SSL_set_fd(ssl, t->fd);
   uint32_t budget = t->connect_timeout_ms ? t->connect_timeout_ms : 5000;

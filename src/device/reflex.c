@@ -19,7 +19,7 @@ gd_reflex_event gd_reflex_update(gd_reflex_rule* r, float v, uint64_t now_ms) {
     return GD_REFLEX_NONE;
   }
   const uint16_t need = r->debounce ? r->debounce : 1;
-  bool toward;  /* does this sample push toward the other state? */
+  bool toward; /* does this sample push toward the other state? */
   if (!r->active) {
     toward = r->dir == GD_REFLEX_ABOVE ? v >= r->high : v <= r->low;
   } else {

@@ -14,11 +14,13 @@ struct Relay {
 };
 void trip(void* user, const gd_reflex_rule* rule, float v, uint64_t t) {
   static_cast<Relay*>(user)->log.push_back(std::string("open ") + rule->name + " " +
-                                           std::to_string(static_cast<int>(v)) + " @" + std::to_string(t));
+                                           std::to_string(static_cast<int>(v)) + " @" +
+                                           std::to_string(t));
 }
 void reset(void* user, const gd_reflex_rule* rule, float v, uint64_t t) {
   static_cast<Relay*>(user)->log.push_back(std::string("close ") + rule->name + " " +
-                                           std::to_string(static_cast<int>(v)) + " @" + std::to_string(t));
+                                           std::to_string(static_cast<int>(v)) + " @" +
+                                           std::to_string(t));
 }
 
 gd_reflex_rule over_temp(Relay* relay, uint16_t debounce = 1) {

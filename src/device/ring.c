@@ -4,7 +4,9 @@
 
 #include <string.h>
 
-static uint8_t* slot(const gd_ring* r, size_t i) { return r->mem + (i % r->capacity) * r->slot_size; }
+static uint8_t* slot(const gd_ring* r, size_t i) {
+  return r->mem + (i % r->capacity) * r->slot_size;
+}
 
 int gd_ring_init(gd_ring* r, void* mem, size_t mem_size, size_t record_max) {
   if (!r || !mem || record_max == 0 || record_max > UINT32_MAX) return GD_ERR_ARG;

@@ -71,7 +71,8 @@ TEST(DeviceRing, WrapsAroundManyTimesInterleavingPushAndPop) {
   ASSERT_EQ(gd_ring_init(&r, mem, sizeof mem, 4), GD_OK);
   uint32_t next_in = 0, next_out = 0;
   for (int round = 0; round < 100; ++round) {
-    for (int k = 0; k < 1 + round % 2; ++k, ++next_in) ASSERT_EQ(gd_ring_push(&r, &next_in, 4, nullptr), GD_OK);
+    for (int k = 0; k < 1 + round % 2; ++k, ++next_in)
+      ASSERT_EQ(gd_ring_push(&r, &next_in, 4, nullptr), GD_OK);
     // Leave one behind every other round, so the head moves through every slot.
     while (gd_ring_count(&r) > static_cast<size_t>(round % 2)) {
       const void* d;
@@ -115,7 +116,8 @@ TEST(DeviceRing, PersistenceHookSeesEveryPushPopAndDrop) {
   gd_ring_push(&r, "b", 1, nullptr);
   gd_ring_push(&r, "c", 1, nullptr);
   gd_ring_pop(&r);
-  EXPECT_EQ(j.lines, (std::vector<std::string>{"push 0 a", "push 1 b", "drop 0 a", "push 2 c", "pop 1 b"}));
+  EXPECT_EQ(j.lines,
+            (std::vector<std::string>{"push 0 a", "push 1 b", "drop 0 a", "push 2 c", "pop 1 b"}));
 }
 
 }  // namespace

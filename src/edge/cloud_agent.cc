@@ -38,11 +38,16 @@ CloudFiles CloudFiles::under(const std::string& data_dir) {
 
 std::string_view to_string(EnrolmentState s) {
   switch (s) {
-    case EnrolmentState::kNone: return "none";
-    case EnrolmentState::kEnrolling: return "enrolling";
-    case EnrolmentState::kEnrolled: return "enrolled";
-    case EnrolmentState::kFailed: return "failed";
-    case EnrolmentState::kExpired: return "expired";
+    case EnrolmentState::kNone:
+      return "none";
+    case EnrolmentState::kEnrolling:
+      return "enrolling";
+    case EnrolmentState::kEnrolled:
+      return "enrolled";
+    case EnrolmentState::kFailed:
+      return "failed";
+    case EnrolmentState::kExpired:
+      return "expired";
   }
   return "unknown";
 }
@@ -93,7 +98,8 @@ std::string json_string(const json& j, const char* key) {
 }
 
 // "k=v" labels; a label without '=' gets an empty value.
-std::vector<std::pair<std::string, std::string>> parse_labels(const std::vector<std::string>& list) {
+std::vector<std::pair<std::string, std::string>> parse_labels(
+    const std::vector<std::string>& list) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& item : list) {
     const auto eq = item.find('=');
@@ -133,7 +139,8 @@ Result<CloudIdentity> load_cloud_identity(Env& env, const std::string& data_dir,
   auto ca = env.read_file(f.ca);
   auto meta_text = env.read_file(f.enrolment);
   if (!cert.ok() || !key.ok() || !ca.ok() || !meta_text.ok()) {
-    return Corruption("incomplete identity in " + f.dir + ": node.pem, node.key, ca.pem and "
+    return Corruption("incomplete identity in " + f.dir +
+                      ": node.pem, node.key, ca.pem and "
                       "enrolment.json are all needed");
   }
   json meta = json::parse(*meta_text, nullptr, false);
@@ -172,7 +179,8 @@ Result<CloudIdentity> load_cloud_identity(Env& env, const std::string& data_dir,
 
 Result<UplinkEndpoint> cloud_uplink_endpoint(Env& env, const std::string& data_dir,
                                              std::string_view node_id, std::int64_t now_unix) {
-  GANGLION_ASSIGN_OR_RETURN(CloudIdentity id, load_cloud_identity(env, data_dir, node_id, now_unix));
+  GANGLION_ASSIGN_OR_RETURN(CloudIdentity id,
+                            load_cloud_identity(env, data_dir, node_id, now_unix));
   return UplinkEndpoint{id.mqtt_url, id.ca_file, id.certificate_file, id.key_file};
 }
 
@@ -196,14 +204,23 @@ Result<EnrolmentGrant> grant_from(Result<HttpsResponse> r, std::string_view what
   json body = json::parse(res.body, nullptr, false);
   std::string reason = body.is_object() ? json_string(body, "error") : std::string();
   if (reason.empty()) reason = res.body.substr(0, 200);
-  const std::string prefix = std::string(what) + " refused (HTTP " + std::to_string(res.status) + "): ";
+  const std::string prefix =
+      std::string(what) + " refused (HTTP " + std::to_string(res.status) + "): ";
   switch (res.status) {
-    case 200: break;
-    case 400: return InvalidArgument(prefix + reason);
-    case 401: case 403: return PermissionDenied(prefix + reason);
-    case 404: case 405: return NotFound(prefix + reason);
-    case 409: return AlreadyExists(prefix + reason);
-    default: return Unavailable(prefix + reason);
+    case 200:
+      break;
+    case 400:
+      return InvalidArgument(prefix + reason);
+    case 401:
+    case 403:
+      return PermissionDenied(prefix + reason);
+    case 404:
+    case 405:
+      return NotFound(prefix + reason);
+    case 409:
+      return AlreadyExists(prefix + reason);
+    default:
+      return Unavailable(prefix + reason);
   }
   if (!body.is_object()) return InvalidArgument(std::string(what) + ": the answer is not JSON");
   EnrolmentGrant g;
@@ -223,7 +240,8 @@ Result<EnrolmentGrant> grant_from(Result<HttpsResponse> r, std::string_view what
 
 class HttpsEnrolmentApi final : public EnrolmentApi {
  public:
-  HttpsEnrolmentApi(boost::asio::io_context& loop, std::string url) : loop_(loop), url_(std::move(url)) {
+  HttpsEnrolmentApi(boost::asio::io_context& loop, std::string url)
+      : loop_(loop), url_(std::move(url)) {
     while (!url_.empty() && url_.back() == '/') url_.pop_back();
   }
 
@@ -281,7 +299,8 @@ class MqttCloudLink final : public CloudLink {
   }
   void subscribe(std::vector<std::string> filters) override {
     std::vector<mqtt::Subscription> subs;
-    for (auto& f : filters) subs.push_back({.filter = std::move(f), .max_qos = mqtt::QoS::kAtLeastOnce});
+    for (auto& f : filters)
+      subs.push_back({.filter = std::move(f), .max_qos = mqtt::QoS::kAtLeastOnce});
     client_.subscribe(std::move(subs));
   }
 
@@ -344,7 +363,8 @@ NodeFactsSource process_node_facts(Env& env, std::string data_dir, MetricsRegist
         if (i == 14) utime = std::stol(field);
         if (i == 15) stime = std::stol(field);
       }
-      const double cpu_s = static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+      const double cpu_s =
+          static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
       const auto now = std::chrono::steady_clock::now();
       std::lock_guard lock(sample->mu);
       if (sample->cpu_seconds >= 0) {
@@ -362,7 +382,9 @@ NodeFactsSource process_node_facts(Env& env, std::string data_dir, MetricsRegist
       // ganglion_rule_running is 1 while it runs).
       std::istringstream text(metrics->render());
       while (std::getline(text, line)) {
-        auto value_of = [&line] { return std::strtod(line.c_str() + line.rfind(' ') + 1, nullptr); };
+        auto value_of = [&line] {
+          return std::strtod(line.c_str() + line.rfind(' ') + 1, nullptr);
+        };
         if (line.starts_with("ganglion_uplink_backlog_records")) {
           f.uplink_backlog += static_cast<std::uint64_t>(value_of());
         } else if (line.starts_with("ganglion_rule_running{")) {
@@ -379,8 +401,14 @@ NodeFactsSource process_node_facts(Env& env, std::string data_dir, MetricsRegist
 struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
   Impl(CloudAgentOptions o, Env& e, Clock& c, std::shared_ptr<EnrolmentApi> a, CloudLinkFactory f,
        NodeFactsSource nf, MetricsRegistry* m)
-      : options(std::move(o)), env(e), clock(c), api(std::move(a)), make_link(std::move(f)),
-        facts(std::move(nf)), files(CloudFiles::under(options.data_dir)), timers(c),
+      : options(std::move(o)),
+        env(e),
+        clock(c),
+        api(std::move(a)),
+        make_link(std::move(f)),
+        facts(std::move(nf)),
+        files(CloudFiles::under(options.data_dir)),
+        timers(c),
         backoff(client::BackoffOptions{
             std::chrono::duration_cast<std::chrono::milliseconds>(options.enrol_retry_min),
             std::chrono::duration_cast<std::chrono::milliseconds>(options.enrol_retry_max)}) {
@@ -391,17 +419,31 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
     if (m != nullptr) {
       metric.state = &m->gauge("ganglion_cloud_enrolment_state",
                                "1 for the agent's enrolment state (none, enrolling, enrolled, "
-                               "failed, expired), 0 for the others.", {"state"});
-      metric.link_up = &m->gauge("ganglion_cloud_link_up", "1 while the MQTT link to the controller is up.").get();
-      metric.heartbeats = &m->counter("ganglion_cloud_heartbeats_sent_total", "Heartbeats published to the controller.").get();
-      metric.skipped = &m->counter("ganglion_cloud_heartbeats_skipped_total",
-                                   "Heartbeats not sent because the previous one was still unacknowledged.").get();
-      metric.desired_version = &m->gauge("ganglion_cloud_desired_version",
-                                         "Version of the last desired state received (0 when none or not numeric).").get();
-      metric.desired_received = &m->counter("ganglion_cloud_desired_received_total", "Desired states received and stored.").get();
-      metric.commands = &m->counter("ganglion_cloud_commands_received_total", "Commands received (none is implemented yet).").get();
+                               "failed, expired), 0 for the others.",
+                               {"state"});
+      metric.link_up =
+          &m->gauge("ganglion_cloud_link_up", "1 while the MQTT link to the controller is up.")
+               .get();
+      metric.heartbeats = &m->counter("ganglion_cloud_heartbeats_sent_total",
+                                      "Heartbeats published to the controller.")
+                               .get();
+      metric.skipped =
+          &m->counter("ganglion_cloud_heartbeats_skipped_total",
+                      "Heartbeats not sent because the previous one was still unacknowledged.")
+               .get();
+      metric.desired_version =
+          &m->gauge("ganglion_cloud_desired_version",
+                    "Version of the last desired state received (0 when none or not numeric).")
+               .get();
+      metric.desired_received = &m->counter("ganglion_cloud_desired_received_total",
+                                            "Desired states received and stored.")
+                                     .get();
+      metric.commands = &m->counter("ganglion_cloud_commands_received_total",
+                                    "Commands received (none is implemented yet).")
+                             .get();
       metric.expiry = &m->gauge("ganglion_cloud_certificate_expiry_timestamp_seconds",
-                                "Unix time when the node's certificate expires.").get();
+                                "Unix time when the node's certificate expires.")
+                           .get();
       metric.attempts = &m->counter("ganglion_cloud_enrolment_attempts_total",
                                     "Enrolment and renewal requests by result.", {"result"});
     }
@@ -459,8 +501,9 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
     state = s;
     counters.enrolment = s;
     if (metric.state) {
-      for (auto each : {EnrolmentState::kNone, EnrolmentState::kEnrolling, EnrolmentState::kEnrolled,
-                        EnrolmentState::kFailed, EnrolmentState::kExpired}) {
+      for (auto each :
+           {EnrolmentState::kNone, EnrolmentState::kEnrolling, EnrolmentState::kEnrolled,
+            EnrolmentState::kFailed, EnrolmentState::kExpired}) {
         metric.state->with({std::string(to_string(each))}).set(each == s ? 1 : 0);
       }
     }
@@ -484,12 +527,14 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
 
   Status start() {
     if (!valid_node_id(options.node_id)) {
-      return InvalidArgument("node.id '" + options.node_id + "' cannot name a node (1..64 bytes, no '/', '+', '#' or spaces)");
+      return InvalidArgument("node.id '" + options.node_id +
+                             "' cannot name a node (1..64 bytes, no '/', '+', '#' or spaces)");
     }
     if (auto u = parse_https_url(options.controller_url); !u.ok()) {
       return InvalidArgument("cloud.url: " + u.status().message());
     }
-    if (options.heartbeat_interval <= Duration::zero()) return InvalidArgument("cloud.heartbeat_interval must be positive");
+    if (options.heartbeat_interval <= Duration::zero())
+      return InvalidArgument("cloud.heartbeat_interval must be positive");
     GANGLION_RETURN_IF_ERROR(make_private_dir(env, files.dir));
     std::unique_lock lock(mu);
     started_at_ms = clock.wall_ms();
@@ -521,14 +566,16 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
       return Status::Ok();
     }
     if (id.status().code() != StatusCode::kNotFound) {
-      if (options.log_events) spdlog::warn("cloud: stored identity unusable: {}", id.status().message());
+      if (options.log_events)
+        spdlog::warn("cloud: stored identity unusable: {}", id.status().message());
       counters.last_error = id.status().message();
     }
     if (options.token.empty()) {
       const bool expired = id.status().code() != StatusCode::kNotFound;
       set_state(expired ? EnrolmentState::kExpired : EnrolmentState::kFailed);
       if (expired) return Status::Ok();  // runs standalone; the metric and GET /cloud say why
-      return FailedPrecondition("not enrolled with the controller and no cloud.token to enrol with");
+      return FailedPrecondition(
+          "not enrolled with the controller and no cloud.token to enrol with");
     }
     if (env.exists(files.key)) {
       GANGLION_ASSIGN_OR_RETURN(key_pem, env.read_file(files.key));
@@ -587,7 +634,8 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
         set_state(EnrolmentState::kFailed);
         return;
       }
-      req = {options.token, options.node_id, std::move(*csr), options.labels, options.trusted_ca_pem};
+      req = {options.token, options.node_id, std::move(*csr), options.labels,
+             options.trusted_ca_pem};
     }
     api->enrol(std::move(req), [weak = weak_from_this()](Result<EnrolmentGrant> g) {
       if (auto self = weak.lock()) self->on_enrolment(std::move(g));
@@ -605,20 +653,22 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
         count_attempt("refused");
         set_state(EnrolmentState::kFailed);
         if (options.log_events) {
-          spdlog::error("cloud: {}{}", g.status().message(),
-                        code == StatusCode::kAlreadyExists
-                            ? " (node id taken: remove the node in the controller or pick another node.id)"
-                        : code == StatusCode::kPermissionDenied
-                            ? " (the bootstrap token is wrong, expired or already used: create a new one)"
-                            : "");
+          spdlog::error(
+              "cloud: {}{}", g.status().message(),
+              code == StatusCode::kAlreadyExists
+                  ? " (node id taken: remove the node in the controller or pick another node.id)"
+              : code == StatusCode::kPermissionDenied
+                  ? " (the bootstrap token is wrong, expired or already used: create a new one)"
+                  : "");
         }
         return;
       }
       count_attempt("unavailable");
       const Duration delay = backoff.next();
       if (options.log_events && (backoff.attempts() <= 3 || backoff.attempts() % 10 == 0)) {
-        spdlog::warn("cloud: enrolment attempt {} failed: {}; next in {} ms", counters.enrol_attempts,
-                     g.status().message(), std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
+        spdlog::warn("cloud: enrolment attempt {} failed: {}; next in {} ms",
+                     counters.enrol_attempts, g.status().message(),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
       }
       timers.schedule_after(delay, [this] { attempt_enrolment(); });
       return;
@@ -629,18 +679,20 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
       count_attempt("rejected");
       counters.last_error = checked.message();
       set_state(EnrolmentState::kFailed);
-      if (options.log_events) spdlog::error("cloud: enrolment answer rejected: {}", checked.message());
+      if (options.log_events)
+        spdlog::error("cloud: enrolment answer rejected: {}", checked.message());
       return;
     }
     count_attempt("ok");
     backoff.reset();
     set_state(EnrolmentState::kEnrolled);
     if (options.log_events) {
-      spdlog::info("cloud: enrolled as {} with {}; certificate valid until unix {}; CA {}",
-                   identity->node_id, options.controller_url, identity->not_after,
-                   identity->ca_source == "first-use"
-                       ? "trusted on first use and pinned in " + files.ca + " (set cloud.ca to avoid this)"
-                       : "from cloud.ca");
+      spdlog::info(
+          "cloud: enrolled as {} with {}; certificate valid until unix {}; CA {}",
+          identity->node_id, options.controller_url, identity->not_after,
+          identity->ca_source == "first-use"
+              ? "trusted on first use and pinned in " + files.ca + " (set cloud.ca to avoid this)"
+              : "from cloud.ca");
     }
     schedule_renewal_locked();
     lock.unlock();
@@ -651,7 +703,8 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
   // came with, and (trust on first use) the HTTPS server must hold a certificate of that CA.
   Status check_grant(const EnrolmentGrant& g, bool first_use) const {
     if (!g.node_id.empty() && g.node_id != options.node_id) {
-      return FailedPrecondition("controller enrolled '" + g.node_id + "', not '" + options.node_id + "'");
+      return FailedPrecondition("controller enrolled '" + g.node_id + "', not '" + options.node_id +
+                                "'");
     }
     if (g.mqtt_url.empty()) return InvalidArgument("the answer has no mqtt_url");
     GANGLION_ASSIGN_OR_RETURN(auto facts, parse_certificate(g.certificate_pem));
@@ -661,9 +714,11 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
     GANGLION_RETURN_IF_ERROR(check_key_matches(g.certificate_pem, key_pem));
     GANGLION_RETURN_IF_ERROR(verify_chain(g.certificate_pem, g.ca_pem, unix_seconds(clock)));
     if (first_use) {
-      if (g.server_chain_pem.empty()) return FailedPrecondition("no server certificate to check the CA against");
+      if (g.server_chain_pem.empty())
+        return FailedPrecondition("no server certificate to check the CA against");
       if (Status s = signed_by(g.server_chain_pem, g.ca_pem); !s.ok()) {
-        return FailedPrecondition("the controller's HTTPS certificate is not signed by the CA it returned");
+        return FailedPrecondition(
+            "the controller's HTTPS certificate is not signed by the CA it returned");
       }
     }
     return Status::Ok();
@@ -703,7 +758,8 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
   // REQUIRES: mu held. Renew once less than a third of the validity is left.
   void schedule_renewal_locked() {
     if (!identity) return;
-    const std::int64_t validity = std::max<std::int64_t>(0, identity->not_after - identity->not_before);
+    const std::int64_t validity =
+        std::max<std::int64_t>(0, identity->not_after - identity->not_before);
     const std::int64_t renew_at = identity->not_before + validity * 2 / 3;
     const std::int64_t delay = std::max<std::int64_t>(0, renew_at - unix_seconds(clock));
     if (renew_timer) timers.cancel(renew_timer);
@@ -719,9 +775,10 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
       if (unix_seconds(clock) >= identity->not_after && state != EnrolmentState::kExpired) {
         set_state(EnrolmentState::kExpired);
         if (options.log_events) {
-          spdlog::error("cloud: the node certificate expired at unix {}; enrol again with a new "
-                        "cloud.token (after removing the node in the controller and {})",
-                        identity->not_after, files.certificate);
+          spdlog::error(
+              "cloud: the node certificate expired at unix {}; enrol again with a new "
+              "cloud.token (after removing the node in the controller and {})",
+              identity->not_after, files.certificate);
         }
       }
       auto csr = make_csr(key_pem, options.node_id);
@@ -748,11 +805,13 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
     if (!s.ok()) {
       count_attempt(s.code() == StatusCode::kNotFound ? "unsupported" : "renewal_failed");
       counters.last_error = s.message();
-      if (options.log_events && (s.code() != StatusCode::kNotFound || !renewal_unsupported_logged)) {
-        spdlog::warn("cloud: certificate renewal failed: {}{}; the certificate expires at unix {}",
-                     s.message(),
-                     s.code() == StatusCode::kNotFound ? " (the controller has no renewal endpoint)" : "",
-                     identity->not_after);
+      if (options.log_events &&
+          (s.code() != StatusCode::kNotFound || !renewal_unsupported_logged)) {
+        spdlog::warn(
+            "cloud: certificate renewal failed: {}{}; the certificate expires at unix {}",
+            s.message(),
+            s.code() == StatusCode::kNotFound ? " (the controller has no renewal endpoint)" : "",
+            identity->not_after);
       }
       if (s.code() == StatusCode::kNotFound) renewal_unsupported_logged = true;
       renew_timer = timers.schedule_after(options.renew_retry, [this] { attempt_renewal(); });
@@ -760,7 +819,8 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
     }
     count_attempt("renewed");
     set_state(EnrolmentState::kEnrolled);
-    if (options.log_events) spdlog::info("cloud: certificate renewed until unix {}", identity->not_after);
+    if (options.log_events)
+      spdlog::info("cloud: certificate renewed until unix {}", identity->not_after);
     schedule_renewal_locked();
     // A new certificate needs a new TLS context: replace the link.
     std::unique_ptr<CloudLink> old = std::move(link);
@@ -785,7 +845,8 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
     if (!made.ok()) {
       std::lock_guard lock(mu);
       counters.last_error = made.status().message();
-      if (options.log_events) spdlog::error("cloud: cannot open the MQTT link: {}", made.status().message());
+      if (options.log_events)
+        spdlog::error("cloud: cannot open the MQTT link: {}", made.status().message());
       return;
     }
     CloudLink* l = made->get();
@@ -828,7 +889,8 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
       heartbeat_in_flight = false;
       if (!up) {
         if (!why.ok()) counters.last_error = why.message();
-        if (options.log_events) spdlog::warn("cloud: link to the controller down: {}", why.to_string());
+        if (options.log_events)
+          spdlog::warn("cloud: link to the controller down: {}", why.to_string());
         return;
       }
       if (options.log_events) spdlog::info("cloud: link to the controller up");
@@ -890,7 +952,8 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
     if (!s.ok()) return;
     ++counters.heartbeats_acked;
     counters.link_rtt_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - heartbeat_sent_at).count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - heartbeat_sent_at)
+            .count();
   }
 
   void on_message(const std::string& t, const std::string& payload) {
@@ -899,7 +962,9 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
       std::lock_guard lock(mu);
       ++counters.commands_received;
       if (metric.commands) metric.commands->inc();
-      if (options.log_events) spdlog::info("cloud: command received ({} bytes); commands are not implemented yet", payload.size());
+      if (options.log_events)
+        spdlog::info("cloud: command received ({} bytes); commands are not implemented yet",
+                     payload.size());
     }
   }
 
@@ -920,7 +985,8 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
       if (Status s = env.write_file_atomic(files.desired, payload); !s.ok()) {
         ++counters.desired_rejected;
         counters.last_error = s.message();
-        if (options.log_events) spdlog::error("cloud: cannot store the desired state: {}", s.to_string());
+        if (options.log_events)
+          spdlog::error("cloud: cannot store the desired state: {}", s.to_string());
         return;
       }
       desired = payload;
@@ -929,7 +995,8 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
       ++counters.desired_received;
       if (metric.desired_received) metric.desired_received->inc();
       set_desired_metric(j);
-      if (options.log_events) spdlog::info("cloud: desired state version '{}' stored", desired_version);
+      if (options.log_events)
+        spdlog::info("cloud: desired state version '{}' stored", desired_version);
       if (!link_up || !link) return;
       reported = reported_payload();
       ++counters.reported_sent;
@@ -958,20 +1025,22 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
 
   std::string status_json() const {
     std::lock_guard lock(mu);
-    json j = {{"enabled", true},
-              {"node_id", options.node_id},
-              {"controller", options.controller_url},
-              {"enrolment", std::string(to_string(state))},
-              {"link_up", link_up},
-              {"heartbeat_interval_ms", std::chrono::duration_cast<std::chrono::milliseconds>(options.heartbeat_interval).count()},
-              {"heartbeats_sent", counters.heartbeats_sent},
-              {"heartbeats_acked", counters.heartbeats_acked},
-              {"heartbeats_skipped", counters.heartbeats_skipped},
-              {"link_rtt_ms", counters.link_rtt_ms},
-              {"enrol_attempts", counters.enrol_attempts},
-              {"commands_received", counters.commands_received},
-              {"desired_version", desired_version.empty() ? json(nullptr) : json(desired_version)},
-              {"last_error", counters.last_error}};
+    json j = {
+        {"enabled", true},
+        {"node_id", options.node_id},
+        {"controller", options.controller_url},
+        {"enrolment", std::string(to_string(state))},
+        {"link_up", link_up},
+        {"heartbeat_interval_ms",
+         std::chrono::duration_cast<std::chrono::milliseconds>(options.heartbeat_interval).count()},
+        {"heartbeats_sent", counters.heartbeats_sent},
+        {"heartbeats_acked", counters.heartbeats_acked},
+        {"heartbeats_skipped", counters.heartbeats_skipped},
+        {"link_rtt_ms", counters.link_rtt_ms},
+        {"enrol_attempts", counters.enrol_attempts},
+        {"commands_received", counters.commands_received},
+        {"desired_version", desired_version.empty() ? json(nullptr) : json(desired_version)},
+        {"last_error", counters.last_error}};
     if (identity) {
       j["identity"] = {{"mqtt_url", identity->mqtt_url},
                        {"certificate", identity->certificate_file},
@@ -1068,17 +1137,20 @@ Result<std::unique_ptr<CloudAgent>> start_cloud_agent(const Config& config, Env&
 #endif
   if (const auto& ca = config.str("cloud.ca"); !ca.empty()) {
     auto pem = env.read_file(ca);
-    if (!pem.ok()) return InvalidArgument("cloud.ca: cannot read " + ca + ": " + pem.status().message());
+    if (!pem.ok())
+      return InvalidArgument("cloud.ca: cannot read " + ca + ": " + pem.status().message());
     o.trusted_ca_pem = std::move(*pem);
   }
   auto api = std::shared_ptr<EnrolmentApi>(make_https_enrolment_api(loop, o.controller_url));
-  CloudLinkFactory make_link = [&loop, &clock](const CloudIdentity& id) -> Result<std::unique_ptr<CloudLink>> {
+  CloudLinkFactory make_link =
+      [&loop, &clock](const CloudIdentity& id) -> Result<std::unique_ptr<CloudLink>> {
     return make_mqtt_cloud_link(loop, clock, id);
   };
   auto agent = std::make_unique<CloudAgent>(o, env, clock, std::move(api), std::move(make_link),
                                             process_node_facts(env, o.data_dir, metrics), metrics);
   if (Status s = agent->start(); !s.ok()) {
-    if (s.code() == StatusCode::kFailedPrecondition) return InvalidArgument("cloud: " + s.message());
+    if (s.code() == StatusCode::kFailedPrecondition)
+      return InvalidArgument("cloud: " + s.message());
     return s.with_context("cloud agent");
   }
   if (!agent->identity()) {
@@ -1088,9 +1160,10 @@ Result<std::unique_ptr<CloudAgent>> start_cloud_agent(const Config& config, Env&
       return InvalidArgument("cloud: enrolment failed: " + agent->stats().last_error);
     }
     if (state == EnrolmentState::kEnrolling) {
-      spdlog::warn("cloud: not enrolled after {} ms ({}); the node runs without the controller and "
-                   "keeps trying; the uplink uses the enrolled identity from the next start",
-                   wait.count(), agent->stats().last_error);
+      spdlog::warn(
+          "cloud: not enrolled after {} ms ({}); the node runs without the controller and "
+          "keeps trying; the uplink uses the enrolled identity from the next start",
+          wait.count(), agent->stats().last_error);
     }
   }
   if (router) agent->add_http_routes(*router);

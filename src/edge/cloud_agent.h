@@ -75,13 +75,13 @@ struct CloudFiles {
 // What enrolment produced: enough to open the MQTT link (the agent's and the uplink's).
 struct CloudIdentity {
   std::string node_id;
-  std::string mqtt_url;          // tls://host:port
-  std::string ca_file;           // paths of the PEM files, for MqttClient / uplink.tls.*
+  std::string mqtt_url;  // tls://host:port
+  std::string ca_file;   // paths of the PEM files, for MqttClient / uplink.tls.*
   std::string certificate_file;
   std::string key_file;
-  std::int64_t not_before = 0;   // unix seconds
+  std::int64_t not_before = 0;  // unix seconds
   std::int64_t not_after = 0;
-  std::string ca_source;         // "operator" (cloud.ca) or "first-use"
+  std::string ca_source;  // "operator" (cloud.ca) or "first-use"
 };
 
 // Reads and checks the identity stored under <data_dir>/cloud: the certificate parses, is for
@@ -174,11 +174,11 @@ std::unique_ptr<CloudLink> make_mqtt_cloud_link(boost::asio::io_context& loop, C
 
 // What a heartbeat reports besides the time and version.
 struct NodeFacts {
-  double cpu = 0;                    // this process's CPU use, 0..1 of the machine
-  std::uint64_t mem_bytes = 0;       // resident set size
-  std::uint64_t disk_free_bytes = 0; // on the data folder's file system
-  std::uint64_t uplink_backlog = 0;  // records not yet acknowledged upstream
-  std::uint64_t rules = 0;           // stream rules running
+  double cpu = 0;                     // this process's CPU use, 0..1 of the machine
+  std::uint64_t mem_bytes = 0;        // resident set size
+  std::uint64_t disk_free_bytes = 0;  // on the data folder's file system
+  std::uint64_t uplink_backlog = 0;   // records not yet acknowledged upstream
+  std::uint64_t rules = 0;            // stream rules running
 };
 using NodeFactsSource = std::function<NodeFacts()>;
 // /proc for CPU and memory, env.free_space(data_dir), and the metrics registry (may be
@@ -198,9 +198,9 @@ std::string_view to_string(EnrolmentState s);
 
 struct CloudAgentOptions {
   std::string node_id;
-  std::string controller_url;     // https://host:port
-  std::string token;              // bootstrap token; only used while not enrolled
-  std::string trusted_ca_pem;     // cloud.ca's content; empty: trust on first use
+  std::string controller_url;  // https://host:port
+  std::string token;           // bootstrap token; only used while not enrolled
+  std::string trusted_ca_pem;  // cloud.ca's content; empty: trust on first use
   std::string data_dir;
   Duration heartbeat_interval = std::chrono::seconds(10);
   std::vector<std::pair<std::string, std::string>> labels;
@@ -208,7 +208,7 @@ struct CloudAgentOptions {
   Duration enrol_retry_min = std::chrono::seconds(1);  // backoff with full jitter
   Duration enrol_retry_max = std::chrono::seconds(60);
   Duration renew_retry = std::chrono::hours(1);
-  bool log_events = true;         // false for the simulator's thousands of agents
+  bool log_events = true;  // false for the simulator's thousands of agents
 };
 
 struct CloudAgentStats {
@@ -222,8 +222,8 @@ struct CloudAgentStats {
   std::uint64_t desired_received = 0;
   std::uint64_t desired_rejected = 0;
   std::uint64_t commands_received = 0;
-  std::int64_t link_rtt_ms = -1;         // last heartbeat's PUBACK round trip; -1 unknown
-  std::string desired_version;           // "" when none
+  std::int64_t link_rtt_ms = -1;  // last heartbeat's PUBACK round trip; -1 unknown
+  std::string desired_version;    // "" when none
   std::string last_error;
 };
 
@@ -276,8 +276,8 @@ class CloudAgent {
 // refused enrolment is returned (kInvalidArgument: the token or node id needs the
 // operator), a controller still unreachable after the wait is only logged (the agent keeps
 // trying; the uplink gets the identity at the next start). Adds GET /cloud to `router`.
-Result<std::unique_ptr<CloudAgent>> start_cloud_agent(const Config& config, Env& env,
-                                                      Clock& clock, boost::asio::io_context& loop,
+Result<std::unique_ptr<CloudAgent>> start_cloud_agent(const Config& config, Env& env, Clock& clock,
+                                                      boost::asio::io_context& loop,
                                                       MetricsRegistry* metrics,
                                                       net::HttpRouter* router);
 

@@ -31,12 +31,12 @@ struct CsrFacts {
 Result<CsrFacts> parse_csr(std::string_view csr_pem);
 
 struct CertificateFacts {
-  std::string common_name;     // of the subject
+  std::string common_name;  // of the subject
   std::string issuer_common_name;
   std::int64_t not_before = 0;  // unix seconds
   std::int64_t not_after = 0;
   std::string public_key_pem;
-  bool is_ca = false;           // basicConstraints CA:TRUE
+  bool is_ca = false;  // basicConstraints CA:TRUE
 };
 // The first certificate of a PEM text (a chain's leaf).
 Result<CertificateFacts> parse_certificate(std::string_view certificate_pem);

@@ -78,7 +78,8 @@ TEST(CloudAgentCrypto, ChainVerifiesOnlyAgainstItsCaAndWhileValid) {
   EXPECT_FALSE(verify_chain(cert, ca.certificate_pem(), kT0 - kDay).ok());  // not yet valid
   EXPECT_FALSE(verify_chain(cert, stranger.certificate_pem(), kT0 + kDay).ok());
   // A bundle with the right CA in it is enough.
-  EXPECT_TRUE(verify_chain(cert, stranger.certificate_pem() + ca.certificate_pem(), kT0 + kDay).ok());
+  EXPECT_TRUE(
+      verify_chain(cert, stranger.certificate_pem() + ca.certificate_pem(), kT0 + kDay).ok());
 
   EXPECT_TRUE(signed_by(cert, ca.certificate_pem()).ok());
   EXPECT_FALSE(signed_by(cert, stranger.certificate_pem()).ok());

@@ -39,10 +39,12 @@ Result<HttpsUrl> parse_https_url(std::string_view url) {
   std::string_view port_text;
   if (!authority.empty() && authority.front() == '[') {
     const std::size_t close = authority.find(']');
-    if (close == std::string_view::npos) return InvalidArgument("bad IPv6 literal in '" + std::string(url) + "'");
+    if (close == std::string_view::npos)
+      return InvalidArgument("bad IPv6 literal in '" + std::string(url) + "'");
     out.host = std::string(authority.substr(1, close - 1));
     if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') return InvalidArgument("bad authority in '" + std::string(url) + "'");
+      if (authority[close + 1] != ':')
+        return InvalidArgument("bad authority in '" + std::string(url) + "'");
       port_text = authority.substr(close + 2);
     }
   } else {
@@ -54,7 +56,8 @@ Result<HttpsUrl> parse_https_url(std::string_view url) {
   if (!port_text.empty()) {
     unsigned port = 0;
     auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || p != port_text.data() + port_text.size() || port == 0 || port > 65535) {
+    if (ec != std::errc() || p != port_text.data() + port_text.size() || port == 0 ||
+        port > 65535) {
       return InvalidArgument("bad port in '" + std::string(url) + "'");
     }
     out.port = static_cast<std::uint16_t>(port);
@@ -121,14 +124,15 @@ asio::awaitable<void> run_exchange(asio::io_context& loop, HttpsRequest r, Https
   const char* stage = "resolve";
   Result<HttpsResponse> result = Unavailable("not sent");
   try {
-    auto results = co_await x->resolver.async_resolve(url.host, std::to_string(url.port),
-                                                      asio::use_awaitable);
+    auto results =
+        co_await x->resolver.async_resolve(url.host, std::to_string(url.port), asio::use_awaitable);
     x->stream = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(loop, x->ctx);
     auto& lowest = beast::get_lowest_layer(*x->stream);
     stage = "connect";
     lowest.expires_at(deadline);
     co_await lowest.async_connect(results, asio::use_awaitable);
-    if (!is_ip_literal(url.host)) SSL_set_tlsext_host_name(x->stream->native_handle(), url.host.c_str());
+    if (!is_ip_literal(url.host))
+      SSL_set_tlsext_host_name(x->stream->native_handle(), url.host.c_str());
     if (!r.ca_pem.empty()) x->stream->set_verify_callback(ssl::host_name_verification(url.host));
     stage = "TLS handshake";
     lowest.expires_at(deadline);

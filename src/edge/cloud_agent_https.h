@@ -39,10 +39,10 @@ Result<HttpsUrl> parse_https_url(std::string_view url);
 
 struct HttpsRequest {
   std::string method = "POST";
-  std::string url;          // https://host:port/path
-  std::string body;         // sent as application/json when not empty
-  std::string bearer;       // Authorization: Bearer <bearer> when not empty
-  std::string ca_pem;       // CAs to verify the server against; empty: no verification
+  std::string url;              // https://host:port/path
+  std::string body;             // sent as application/json when not empty
+  std::string bearer;           // Authorization: Bearer <bearer> when not empty
+  std::string ca_pem;           // CAs to verify the server against; empty: no verification
   std::string certificate_pem;  // client certificate for mutual TLS (optional)
   std::string key_pem;
   std::chrono::milliseconds timeout{15'000};

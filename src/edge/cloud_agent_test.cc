@@ -48,7 +48,8 @@ class FakeLink final : public CloudLink {
     return Status::Ok();
   }
   void stop() override { stopped = true; }
-  void publish(std::string topic, std::string payload, bool, std::function<void(Status)> done) override {
+  void publish(std::string topic, std::string payload, bool,
+               std::function<void(Status)> done) override {
     sent.push_back({std::move(topic), std::move(payload), std::move(done)});
   }
   void subscribe(std::vector<std::string> filters) override {
@@ -137,7 +138,8 @@ class CloudAgentTest : public ::testing::Test {
   long serial_ = 10;
   std::shared_ptr<FakeApi> api_ = std::make_shared<FakeApi>();
   std::vector<FakeLink*> links_;
-  NodeFacts facts_{.cpu = 0.25, .mem_bytes = 1000, .disk_free_bytes = 2000, .uplink_backlog = 3, .rules = 4};
+  NodeFacts facts_{
+      .cpu = 0.25, .mem_bytes = 1000, .disk_free_bytes = 2000, .uplink_backlog = 3, .rules = 4};
 };
 
 TEST_F(CloudAgentTest, EnrolsWithACsrForItsNodeIdAndStoresTheIdentity) {
@@ -214,7 +216,7 @@ TEST_F(CloudAgentTest, RetriesAnUnreachableControllerWithBackoff) {
   clock_.advance(milliseconds(1001));      // first retry is below enrol_retry_min
   ASSERT_EQ(api_->enrolments.size(), 2u);
   api_->enrolments[1].second(Timeout("no answer"));
-  clock_.advance(seconds(61));             // never beyond enrol_retry_max
+  clock_.advance(seconds(61));  // never beyond enrol_retry_max
   ASSERT_EQ(api_->enrolments.size(), 3u);
   api_->enrolments[2].second(grant_for(api_->enrolments[2].first.csr_pem));
   EXPECT_EQ(agent->stats().enrolment, EnrolmentState::kEnrolled);
@@ -229,10 +231,11 @@ TEST_F(CloudAgentTest, ARefusedTokenFailsForGoodWithoutRetrying) {
                          AlreadyExists("409 node id taken")}) {
     api_->enrolments.clear();
     MemEnv env;
-    auto agent = std::make_unique<CloudAgent>(options(), env, clock_, api_,
-                                              [](const CloudIdentity&) -> Result<std::unique_ptr<CloudLink>> {
-                                                return std::unique_ptr<CloudLink>(new FakeLink);
-                                              });
+    auto agent = std::make_unique<CloudAgent>(
+        options(), env, clock_, api_,
+        [](const CloudIdentity&) -> Result<std::unique_ptr<CloudLink>> {
+          return std::unique_ptr<CloudLink>(new FakeLink);
+        });
     ASSERT_TRUE(agent->start().ok());
     api_->enrolments[0].second(refusal);
     EXPECT_EQ(agent->stats().enrolment, EnrolmentState::kFailed) << refusal.to_string();
@@ -277,10 +280,10 @@ TEST_F(CloudAgentTest, RejectsACertificateForAnotherKeyOrNode) {
   EXPECT_EQ(agent->stats().enrolment, EnrolmentState::kFailed);
 
   MemEnv env;
-  auto second = std::make_unique<CloudAgent>(options(), env, clock_, api_,
-                                             [](const CloudIdentity&) -> Result<std::unique_ptr<CloudLink>> {
-                                               return std::unique_ptr<CloudLink>(new FakeLink);
-                                             });
+  auto second = std::make_unique<CloudAgent>(
+      options(), env, clock_, api_, [](const CloudIdentity&) -> Result<std::unique_ptr<CloudLink>> {
+        return std::unique_ptr<CloudLink>(new FakeLink);
+      });
   ASSERT_TRUE(second->start().ok());
   auto g = grant_for(api_->enrolments[1].first.csr_pem);
   g.node_id = "n2";

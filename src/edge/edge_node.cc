@@ -48,8 +48,8 @@ struct EdgeNode::Parts {
   std::unique_ptr<broker::Broker> broker;
   std::unique_ptr<uplink::Uplink> uplink;  // after the broker: destroyed before it
   std::vector<std::unique_ptr<broker::MqttListener>> listeners;
-  std::unique_ptr<broker::Bridge> bridge;  // after the broker: destroyed before it
-  std::unique_ptr<CloudAgent> cloud;       // null when standalone (cloud.url empty)
+  std::unique_ptr<broker::Bridge> bridge;     // after the broker: destroyed before it
+  std::unique_ptr<CloudAgent> cloud;          // null when standalone (cloud.url empty)
   std::unique_ptr<rules::RuleManager> rules;  // last: destroyed first (uses broker, uplink)
 };
 
@@ -100,7 +100,8 @@ Status EdgeNode::start() {
   metrics_.gauge("ganglion_build_info", "Build of this binary.", {"version", "role"})
       .with({GANGLION_VERSION, "edge"})
       .set(1);
-  auto& rss = metrics_.gauge("process_resident_memory_bytes", "Resident memory size in bytes.").get();
+  auto& rss =
+      metrics_.gauge("process_resident_memory_bytes", "Resident memory size in bytes.").get();
   auto& cpu = metrics_.gauge("process_cpu_seconds_total", "User and system CPU time spent.").get();
   auto& uptime = metrics_.gauge("ganglion_uptime_seconds", "Seconds since the node started.").get();
 
@@ -132,17 +133,20 @@ Status EdgeNode::start() {
                                                              &metrics_, parts_->router.get()));
   const Config uplink_config = parts_->cloud ? parts_->cloud->uplink_config(config_) : config_;
   if (!uplink_config.str("uplink.url").empty()) {
-    GANGLION_ASSIGN_OR_RETURN(auto uplink_options, uplink::uplink_options_from_config(uplink_config));
-    GANGLION_ASSIGN_OR_RETURN(parts_->uplink, uplink::Uplink::start(std::move(uplink_options), env_,
-                                                                   clock_, parts_->broker.get(), &metrics_));
+    GANGLION_ASSIGN_OR_RETURN(auto uplink_options,
+                              uplink::uplink_options_from_config(uplink_config));
+    GANGLION_ASSIGN_OR_RETURN(parts_->uplink,
+                              uplink::Uplink::start(std::move(uplink_options), env_, clock_,
+                                                    parts_->broker.get(), &metrics_));
     parts_->uplink->add_http_routes(router);
   } else {
     router.add("GET", "/uplink", [](const net::HttpRequest&) {
       return net::HttpResponse::json(200, "{\"enabled\":false}");
     });
   }
-  GANGLION_ASSIGN_OR_RETURN(parts_->rules, rules::RuleManager::start(config_, env_, clock_, *parts_->broker,
-                                                                   parts_->uplink.get(), metrics_));
+  GANGLION_ASSIGN_OR_RETURN(parts_->rules,
+                            rules::RuleManager::start(config_, env_, clock_, *parts_->broker,
+                                                      parts_->uplink.get(), metrics_));
   parts_->rules->add_routes(router);
 
   net::HttpServerOptions http_options;
@@ -152,14 +156,16 @@ Status EdgeNode::start() {
   GANGLION_RETURN_IF_ERROR(parts_->http->start());
 
   // Where the node can be reached, for tools and tests that start it on port 0.
-  std::string endpoints = "{\"node\":\"" + config_.str("node.id") + "\",\"http\":\"" +
-                          config_.str("http.listen").substr(0, config_.str("http.listen").rfind(':')) +
-                          ":" + std::to_string(parts_->http->port()) + "\",\"mqtt\":[";
+  std::string endpoints =
+      "{\"node\":\"" + config_.str("node.id") + "\",\"http\":\"" +
+      config_.str("http.listen").substr(0, config_.str("http.listen").rfind(':')) + ":" +
+      std::to_string(parts_->http->port()) + "\",\"mqtt\":[";
   for (std::size_t i = 0; i < parts_->listeners.size(); ++i) {
     endpoints += (i ? ",\"" : "\"") + parts_->listeners[i]->url() + "\"";
   }
   endpoints += "]}\n";
-  GANGLION_RETURN_IF_ERROR(env_.write_file_atomic(join_path(data_dir, "endpoints.json"), endpoints));
+  GANGLION_RETURN_IF_ERROR(
+      env_.write_file_atomic(join_path(data_dir, "endpoints.json"), endpoints));
 
   ready_ = true;
   spdlog::info("edge node {} ready: http on port {}, data in {}", config_.str("node.id"),

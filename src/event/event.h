@@ -21,11 +21,11 @@
 namespace ganglion {
 
 struct EventHeaders {
-  std::string source;        // who produced it: client id, rule id, module name
+  std::string source;          // who produced it: client id, rule id, module name
   std::uint64_t sequence = 0;  // per-source sequence number (dedupe on ingest)
-  std::string content_type;  // e.g. "application/json"; empty means unknown (try JSON)
-  std::string trace_id;      // W3C trace id, hex, or empty
-  std::string data_class;    // uplink class (data sovereignty), e.g. "telemetry", "alert"
+  std::string content_type;    // e.g. "application/json"; empty means unknown (try JSON)
+  std::string trace_id;        // W3C trace id, hex, or empty
+  std::string data_class;      // uplink class (data sovereignty), e.g. "telemetry", "alert"
 };
 
 class Event {
@@ -41,7 +41,9 @@ class Event {
   std::int64_t timestamp_ms() const { return timestamp_ms_; }
   const EventHeaders& headers() const { return headers_; }
   EventHeaders& mutable_headers() { return headers_; }
-  std::string_view payload() const { return payload_ ? std::string_view(*payload_) : std::string_view(); }
+  std::string_view payload() const {
+    return payload_ ? std::string_view(*payload_) : std::string_view();
+  }
   const std::shared_ptr<const std::string>& shared_payload() const { return payload_; }
 
   // The payload parsed as JSON, parsed on first call and cached (errors are cached too).

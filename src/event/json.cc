@@ -35,12 +35,18 @@ Value convert(simdjson::dom::element e) {
       for (simdjson::dom::key_value_pair kv : o) out.append(std::string(kv.key), convert(kv.value));
       return Value(std::move(out));
     }
-    case element_type::INT64: return Value(static_cast<std::int64_t>(e.get_int64().value_unsafe()));
-    case element_type::UINT64: return Value(static_cast<double>(e.get_uint64().value_unsafe()));
-    case element_type::DOUBLE: return Value(e.get_double().value_unsafe());
-    case element_type::STRING: return Value(e.get_string().value_unsafe());
-    case element_type::BOOL: return Value(e.get_bool().value_unsafe());
-    case element_type::NULL_VALUE: return Value();
+    case element_type::INT64:
+      return Value(static_cast<std::int64_t>(e.get_int64().value_unsafe()));
+    case element_type::UINT64:
+      return Value(static_cast<double>(e.get_uint64().value_unsafe()));
+    case element_type::DOUBLE:
+      return Value(e.get_double().value_unsafe());
+    case element_type::STRING:
+      return Value(e.get_string().value_unsafe());
+    case element_type::BOOL:
+      return Value(e.get_bool().value_unsafe());
+    case element_type::NULL_VALUE:
+      return Value();
   }
   return Value();
 }
@@ -134,7 +140,8 @@ bool convert_od(simdjson::ondemand::value v, Value& out, int depth = 0) {
 // the document is only indexed (stage 1), never parsed. Returns false when the document is
 // not an object or On-Demand reports an error; the caller then takes the DOM path, which
 // validates the whole document and reports the error.
-bool project_on_demand(std::string_view json, std::span<const std::string> fields, ValueObject& out) {
+bool project_on_demand(std::string_view json, std::span<const std::string> fields,
+                       ValueObject& out) {
   thread_local simdjson::ondemand::parser parser;
   thread_local std::string padded;
   if (json.size() > 0xFFFFFFF) return false;
@@ -147,7 +154,8 @@ bool project_on_demand(std::string_view json, std::span<const std::string> field
   for (auto field : obj) {
     std::string_view key;
     if (field.unescaped_key().get(key)) return false;
-    if (std::find(fields.begin(), fields.end(), key) == fields.end() || out.find(key) != nullptr) continue;
+    if (std::find(fields.begin(), fields.end(), key) == fields.end() || out.find(key) != nullptr)
+      continue;
     simdjson::ondemand::value v;
     if (field.value().get(v)) return false;
     Value x;
@@ -209,7 +217,8 @@ Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const 
   ValueObject partial;
   partial.reserve(fields.size());
   for (simdjson::dom::key_value_pair kv : obj) {
-    if (std::find(fields.begin(), fields.end(), kv.key) != fields.end() && partial.find(kv.key) == nullptr) {
+    if (std::find(fields.begin(), fields.end(), kv.key) != fields.end() &&
+        partial.find(kv.key) == nullptr) {
       partial.append(std::string(kv.key), convert(kv.value));
       if (partial.size() == fields.size()) break;
     }
@@ -231,13 +240,27 @@ void append_json_string(std::string_view s, std::string& out) {
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         out += "\\u00";
         out += kHex[c >> 4];
@@ -250,8 +273,12 @@ void append_json_string(std::string_view s, std::string& out) {
 
 void append_json(const Value& v, std::string& out) {
   switch (v.type()) {
-    case Value::Type::kNull: out += "null"; return;
-    case Value::Type::kBool: out += v.as_bool() ? "true" : "false"; return;
+    case Value::Type::kNull:
+      out += "null";
+      return;
+    case Value::Type::kBool:
+      out += v.as_bool() ? "true" : "false";
+      return;
     case Value::Type::kInt: {
       char buf[24];
       auto r = std::to_chars(buf, buf + sizeof buf, v.as_int());
@@ -269,8 +296,12 @@ void append_json(const Value& v, std::string& out) {
       out.append(buf, r.ptr);
       return;
     }
-    case Value::Type::kString: append_json_string(v.as_string(), out); return;
-    case Value::Type::kBytes: append_json_string(base64_encode(v.as_bytes().data), out); return;
+    case Value::Type::kString:
+      append_json_string(v.as_string(), out);
+      return;
+    case Value::Type::kBytes:
+      append_json_string(base64_encode(v.as_bytes().data), out);
+      return;
     case Value::Type::kArray: {
       out += '[';
       bool first = true;

@@ -33,9 +33,9 @@ Result<Value> parse_json_fields(std::string_view json, std::span<const std::stri
 // without calling `keep`. Errors: as parse_json() for kept documents; a rejected document
 // is validated only as far as parse_json_fields() reads it.
 struct FilteredJson {
-  Value partial;        // the `fields` found (an object), or the whole non-object document
-  Value whole;          // the whole document when keep() returned true, else NULL
-  bool kept = false;    // keep() returned true
+  Value partial;      // the `fields` found (an object), or the whole non-object document
+  Value whole;        // the whole document when keep() returned true, else NULL
+  bool kept = false;  // keep() returned true
 };
 Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const std::string> fields,
                                          bool (*keep)(void* ctx, const Value& partial), void* ctx);

@@ -8,7 +8,8 @@ namespace ganglion {
 namespace {
 
 TEST(JsonTest, ParsesAllTypes) {
-  auto v = parse_json(R"({"i":-3,"f":1.5,"s":"h\u00e9","b":true,"n":null,"a":[1,[2]],"o":{"x":1},"big":18446744073709551615})");
+  auto v = parse_json(
+      R"({"i":-3,"f":1.5,"s":"h\u00e9","b":true,"n":null,"a":[1,[2]],"o":{"x":1},"big":18446744073709551615})");
   ASSERT_TRUE(v.ok()) << v.status().to_string();
   EXPECT_EQ(*v->find("i"), Value(-3));
   EXPECT_TRUE(v->find("i")->is_int());

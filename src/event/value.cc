@@ -19,14 +19,22 @@ const Value* Value::find(std::string_view key) const {
 
 std::string_view Value::type_name(Type t) {
   switch (t) {
-    case Type::kNull: return "null";
-    case Type::kBool: return "boolean";
-    case Type::kInt: return "bigint";
-    case Type::kFloat: return "float";
-    case Type::kString: return "string";
-    case Type::kBytes: return "bytea";
-    case Type::kArray: return "array";
-    case Type::kObject: return "struct";
+    case Type::kNull:
+      return "null";
+    case Type::kBool:
+      return "boolean";
+    case Type::kInt:
+      return "bigint";
+    case Type::kFloat:
+      return "float";
+    case Type::kString:
+      return "string";
+    case Type::kBytes:
+      return "bytea";
+    case Type::kArray:
+      return "array";
+    case Type::kObject:
+      return "struct";
   }
   return "unknown";
 }
@@ -38,15 +46,20 @@ bool operator==(const Value& a, const Value& b) {
   }
   if (a.type() != b.type()) return false;
   switch (a.type()) {
-    case Value::Type::kNull: return true;
-    case Value::Type::kBool: return a.as_bool() == b.as_bool();
-    case Value::Type::kString: return a.as_string() == b.as_string();
-    case Value::Type::kBytes: return a.as_bytes() == b.as_bytes();
+    case Value::Type::kNull:
+      return true;
+    case Value::Type::kBool:
+      return a.as_bool() == b.as_bool();
+    case Value::Type::kString:
+      return a.as_string() == b.as_string();
+    case Value::Type::kBytes:
+      return a.as_bytes() == b.as_bytes();
     case Value::Type::kArray:
       return a.array_ptr() == b.array_ptr() || a.as_array() == b.as_array();
     case Value::Type::kObject:
       return a.object_ptr() == b.object_ptr() || a.as_object() == b.as_object();
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -104,10 +117,14 @@ std::partial_ordering compare(const Value& a, const Value& b) {
   if (a.is_number() && b.is_number()) return a.number() <=> b.number();
   if (a.type() != b.type()) return std::partial_ordering::unordered;
   switch (a.type()) {
-    case Value::Type::kString: return a.as_string().compare(b.as_string()) <=> 0;
-    case Value::Type::kBytes: return a.as_bytes().data.compare(b.as_bytes().data) <=> 0;
-    case Value::Type::kBool: return a.as_bool() <=> b.as_bool();
-    default: return std::partial_ordering::unordered;
+    case Value::Type::kString:
+      return a.as_string().compare(b.as_string()) <=> 0;
+    case Value::Type::kBytes:
+      return a.as_bytes().data.compare(b.as_bytes().data) <=> 0;
+    case Value::Type::kBool:
+      return a.as_bool() <=> b.as_bool();
+    default:
+      return std::partial_ordering::unordered;
   }
 }
 
@@ -115,14 +132,22 @@ namespace {
 
 std::string_view op_text(ArithOp op) {
   switch (op) {
-    case ArithOp::kAdd: return "+";
-    case ArithOp::kSub: return "-";
-    case ArithOp::kMul: return "*";
-    case ArithOp::kDiv: return "/";
-    case ArithOp::kMod: return "%";
-    case ArithOp::kBitAnd: return "&";
-    case ArithOp::kBitOr: return "|";
-    case ArithOp::kBitXor: return "^";
+    case ArithOp::kAdd:
+      return "+";
+    case ArithOp::kSub:
+      return "-";
+    case ArithOp::kMul:
+      return "*";
+    case ArithOp::kDiv:
+      return "/";
+    case ArithOp::kMod:
+      return "%";
+    case ArithOp::kBitAnd:
+      return "&";
+    case ArithOp::kBitOr:
+      return "|";
+    case ArithOp::kBitXor:
+      return "^";
   }
   return "?";
 }
@@ -167,9 +192,15 @@ Status arith(ArithOp op, const Value& a, const Value& b, Value& out) {
     const std::int64_t x = a.as_int(), y = b.as_int();
     const auto ux = static_cast<std::uint64_t>(x), uy = static_cast<std::uint64_t>(y);
     switch (op) {
-      case ArithOp::kAdd: out = Value(wrap(ux + uy)); return Status::Ok();
-      case ArithOp::kSub: out = Value(wrap(ux - uy)); return Status::Ok();
-      case ArithOp::kMul: out = Value(wrap(ux * uy)); return Status::Ok();
+      case ArithOp::kAdd:
+        out = Value(wrap(ux + uy));
+        return Status::Ok();
+      case ArithOp::kSub:
+        out = Value(wrap(ux - uy));
+        return Status::Ok();
+      case ArithOp::kMul:
+        out = Value(wrap(ux * uy));
+        return Status::Ok();
       case ArithOp::kDiv:
         if (y == 0) return InvalidArgument("divided by zero");
         out = Value(y == -1 ? wrap(0 - ux) : x / y);
@@ -178,16 +209,28 @@ Status arith(ArithOp op, const Value& a, const Value& b, Value& out) {
         if (y == 0) return InvalidArgument("divided by zero");
         out = Value(y == -1 ? std::int64_t{0} : x % y);
         return Status::Ok();
-      case ArithOp::kBitAnd: out = Value(x & y); return Status::Ok();
-      case ArithOp::kBitOr: out = Value(x | y); return Status::Ok();
-      case ArithOp::kBitXor: out = Value(x ^ y); return Status::Ok();
+      case ArithOp::kBitAnd:
+        out = Value(x & y);
+        return Status::Ok();
+      case ArithOp::kBitOr:
+        out = Value(x | y);
+        return Status::Ok();
+      case ArithOp::kBitXor:
+        out = Value(x ^ y);
+        return Status::Ok();
     }
   }
   const double x = a.number(), y = b.number();
   switch (op) {
-    case ArithOp::kAdd: out = Value(x + y); return Status::Ok();
-    case ArithOp::kSub: out = Value(x - y); return Status::Ok();
-    case ArithOp::kMul: out = Value(x * y); return Status::Ok();
+    case ArithOp::kAdd:
+      out = Value(x + y);
+      return Status::Ok();
+    case ArithOp::kSub:
+      out = Value(x - y);
+      return Status::Ok();
+    case ArithOp::kMul:
+      out = Value(x * y);
+      return Status::Ok();
     case ArithOp::kDiv:
       if (y == 0) return InvalidArgument("divided by zero");
       out = Value(x / y);
@@ -196,24 +239,31 @@ Status arith(ArithOp op, const Value& a, const Value& b, Value& out) {
       if (y == 0) return InvalidArgument("divided by zero");
       out = Value(std::fmod(x, y));
       return Status::Ok();
-    default: return invalid_operation(op, a, b);
+    default:
+      return invalid_operation(op, a, b);
   }
 }
 
 std::string Value::to_display_string() const {
   switch (type()) {
-    case Type::kNull: return "";
-    case Type::kBool: return as_bool() ? "true" : "false";
-    case Type::kInt: return std::to_string(as_int());
+    case Type::kNull:
+      return "";
+    case Type::kBool:
+      return as_bool() ? "true" : "false";
+    case Type::kInt:
+      return std::to_string(as_int());
     case Type::kFloat: {
       std::string s;
       append_number(s, as_float());
       return s;
     }
-    case Type::kString: return as_string();
-    case Type::kBytes: return base64_encode(as_bytes().data);
+    case Type::kString:
+      return as_string();
+    case Type::kBytes:
+      return base64_encode(as_bytes().data);
     case Type::kArray:
-    case Type::kObject: return to_json(*this);
+    case Type::kObject:
+      return to_json(*this);
   }
   return "";
 }
@@ -232,9 +282,12 @@ Status cannot_convert(const Value& v, std::string_view to) {
 
 Result<Value> to_bigint(const Value& v) {
   switch (v.type()) {
-    case Value::Type::kNull: return Value();
-    case Value::Type::kInt: return v;
-    case Value::Type::kBool: return Value(v.as_bool() ? 1 : 0);
+    case Value::Type::kNull:
+      return Value();
+    case Value::Type::kInt:
+      return v;
+    case Value::Type::kBool:
+      return Value(v.as_bool() ? 1 : 0);
     case Value::Type::kFloat: {
       double d = v.as_float();
       if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) {
@@ -251,16 +304,21 @@ Result<Value> to_bigint(const Value& v) {
       if (f.ok()) return to_bigint(*f);
       return cannot_convert(v, "bigint");
     }
-    default: return cannot_convert(v, "bigint");
+    default:
+      return cannot_convert(v, "bigint");
   }
 }
 
 Result<Value> to_float(const Value& v) {
   switch (v.type()) {
-    case Value::Type::kNull: return Value();
-    case Value::Type::kInt: return Value(static_cast<double>(v.as_int()));
-    case Value::Type::kFloat: return v;
-    case Value::Type::kBool: return Value(v.as_bool() ? 1.0 : 0.0);
+    case Value::Type::kNull:
+      return Value();
+    case Value::Type::kInt:
+      return Value(static_cast<double>(v.as_int()));
+    case Value::Type::kFloat:
+      return v;
+    case Value::Type::kBool:
+      return Value(v.as_bool() ? 1.0 : 0.0);
     case Value::Type::kString: {
       std::string_view s = trim_space(v.as_string());
       double d = 0;
@@ -268,16 +326,21 @@ Result<Value> to_float(const Value& v) {
       if (r.ec == std::errc() && r.ptr == s.data() + s.size() && !s.empty()) return Value(d);
       return cannot_convert(v, "float");
     }
-    default: return cannot_convert(v, "float");
+    default:
+      return cannot_convert(v, "float");
   }
 }
 
 Result<Value> to_boolean(const Value& v) {
   switch (v.type()) {
-    case Value::Type::kNull: return Value();
-    case Value::Type::kBool: return v;
-    case Value::Type::kInt: return Value(v.as_int() != 0);
-    case Value::Type::kFloat: return Value(v.as_float() != 0);
+    case Value::Type::kNull:
+      return Value();
+    case Value::Type::kBool:
+      return v;
+    case Value::Type::kInt:
+      return Value(v.as_int() != 0);
+    case Value::Type::kFloat:
+      return Value(v.as_float() != 0);
     case Value::Type::kString: {
       std::string_view s = trim_space(v.as_string());
       // The spellings Go's strconv.ParseBool accepts, as eKuiper does.
@@ -289,7 +352,8 @@ Result<Value> to_boolean(const Value& v) {
       }
       return cannot_convert(v, "boolean");
     }
-    default: return cannot_convert(v, "boolean");
+    default:
+      return cannot_convert(v, "boolean");
   }
 }
 
@@ -300,14 +364,17 @@ Value to_string_value(const Value& v) {
 
 Result<Value> to_bytea(const Value& v) {
   switch (v.type()) {
-    case Value::Type::kNull: return Value();
-    case Value::Type::kBytes: return v;
+    case Value::Type::kNull:
+      return Value();
+    case Value::Type::kBytes:
+      return v;
     case Value::Type::kString: {
       auto d = base64_decode(v.as_string());
       if (!d) return cannot_convert(v, "bytea");
       return Value(Bytes{std::move(*d)});
     }
-    default: return cannot_convert(v, "bytea");
+    default:
+      return cannot_convert(v, "bytea");
   }
 }
 
@@ -336,8 +403,8 @@ std::string base64_encode(std::string_view in) {
     out += kB64[(n >> 12) & 63];
     out += "==";
   } else if (i + 2 == in.size()) {
-    std::uint32_t n = (static_cast<unsigned char>(in[i]) << 16) |
-                      (static_cast<unsigned char>(in[i + 1]) << 8);
+    std::uint32_t n =
+        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
     out += kB64[(n >> 18) & 63];
     out += kB64[(n >> 12) & 63];
     out += kB64[(n >> 6) & 63];

@@ -15,8 +15,8 @@
 #pragma once
 
 #include <compare>
-#include <iosfwd>
 #include <cstdint>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,19 +43,19 @@ class Value {
  public:
   enum class Type : std::uint8_t { kNull, kBool, kInt, kFloat, kString, kBytes, kArray, kObject };
 
-  Value() = default;  // null
-  Value(std::nullptr_t) {}                                  // NOLINT
-  Value(bool b) : v_(b) {}                                  // NOLINT
-  Value(int i) : v_(static_cast<std::int64_t>(i)) {}        // NOLINT
-  Value(long i) : v_(static_cast<std::int64_t>(i)) {}       // NOLINT
-  Value(long long i) : v_(static_cast<std::int64_t>(i)) {}  // NOLINT
-  Value(double d) : v_(d) {}                                // NOLINT
-  Value(std::string s) : v_(std::move(s)) {}                // NOLINT
-  Value(std::string_view s) : v_(std::string(s)) {}         // NOLINT
-  Value(const char* s) : v_(std::string(s)) {}              // NOLINT
-  Value(Bytes b) : v_(std::move(b)) {}                      // NOLINT
-  Value(ValueArray a);                                      // NOLINT
-  Value(ValueObject o);                                     // NOLINT
+  Value() = default;                                                 // null
+  Value(std::nullptr_t) {}                                           // NOLINT
+  Value(bool b) : v_(b) {}                                           // NOLINT
+  Value(int i) : v_(static_cast<std::int64_t>(i)) {}                 // NOLINT
+  Value(long i) : v_(static_cast<std::int64_t>(i)) {}                // NOLINT
+  Value(long long i) : v_(static_cast<std::int64_t>(i)) {}           // NOLINT
+  Value(double d) : v_(d) {}                                         // NOLINT
+  Value(std::string s) : v_(std::move(s)) {}                         // NOLINT
+  Value(std::string_view s) : v_(std::string(s)) {}                  // NOLINT
+  Value(const char* s) : v_(std::string(s)) {}                       // NOLINT
+  Value(Bytes b) : v_(std::move(b)) {}                               // NOLINT
+  Value(ValueArray a);                                               // NOLINT
+  Value(ValueObject o);                                              // NOLINT
   Value(std::shared_ptr<const ValueArray> a) : v_(std::move(a)) {}   // NOLINT
   Value(std::shared_ptr<const ValueObject> o) : v_(std::move(o)) {}  // NOLINT
 
@@ -154,7 +154,7 @@ enum class ArithOp { kAdd, kSub, kMul, kDiv, kMod, kBitAnd, kBitOr, kBitXor };
 Status arith(ArithOp op, const Value& a, const Value& b, Value& out);
 
 // Conversions in the style of eKuiper's cast(). NULL converts to NULL.
-Result<Value> to_bigint(const Value& v);   // float truncates; "12" parses; bool -> 0/1
+Result<Value> to_bigint(const Value& v);  // float truncates; "12" parses; bool -> 0/1
 Result<Value> to_float(const Value& v);
 Result<Value> to_boolean(const Value& v);  // "true"/"false"/"1"/"0"...; numbers != 0
 Value to_string_value(const Value& v);     // to_display_string()

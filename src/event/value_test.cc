@@ -120,7 +120,8 @@ TEST(ValueTest, Conversions) {
 }
 
 TEST(ValueTest, Base64RoundTrips) {
-  for (std::string s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
+  for (std::string s :
+       std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
     EXPECT_EQ(base64_decode(base64_encode(s)), s);
   }
   EXPECT_EQ(base64_encode("hello"), "aGVsbG8=");

@@ -29,16 +29,16 @@ FunctionRegistry::Metrics FunctionRegistry::metrics_for(const std::string& name)
                            .counter("ganglion_function_memory_exceeded_total",
                                     "Calls stopped by the memory cap.", {"function"})
                            .with(labels);
-  m.duration = &registry_
-                    .histogram("ganglion_function_duration_seconds",
-                               "Duration of a Lua function call.",
-                               exponential_buckets(1e-5, 4, 10), {"function"})
-                    .with(labels);
-  m.memory = &registry_
-                  .gauge("ganglion_function_memory_bytes",
-                         "Bytes held by the function's Lua state after its last call.",
-                         {"function"})
-                  .with(labels);
+  m.duration =
+      &registry_
+           .histogram("ganglion_function_duration_seconds", "Duration of a Lua function call.",
+                      exponential_buckets(1e-5, 4, 10), {"function"})
+           .with(labels);
+  m.memory =
+      &registry_
+           .gauge("ganglion_function_memory_bytes",
+                  "Bytes held by the function's Lua state after its last call.", {"function"})
+           .with(labels);
   return m;
 }
 
@@ -51,8 +51,8 @@ Status FunctionRegistry::define(FunctionSpec spec) {
   std::shared_ptr<FunctionState> state;
   if (auto old = entry(spec.name)) state = old->fn->state();
   // Compile outside the lock: it runs user code (bounded by the budget).
-  GANGLION_ASSIGN_OR_RETURN(auto fn, LuaFunction::create(spec.name, spec.source, spec.limits,
-                                                         clock_, std::move(state)));
+  GANGLION_ASSIGN_OR_RETURN(
+      auto fn, LuaFunction::create(spec.name, spec.source, spec.limits, clock_, std::move(state)));
   auto e = std::make_shared<Entry>();
   e->metrics = metrics_for(spec.name);
   e->metrics.memory->set(static_cast<double>(fn->memory_in_use()));
@@ -85,7 +85,8 @@ Status FunctionRegistry::remove(std::string_view name) {
   return Status::Ok();
 }
 
-std::shared_ptr<const FunctionRegistry::Entry> FunctionRegistry::entry(std::string_view name) const {
+std::shared_ptr<const FunctionRegistry::Entry> FunctionRegistry::entry(
+    std::string_view name) const {
   std::shared_lock lock(mu_);
   auto it = entries_.find(name);
   return it == entries_.end() ? nullptr : it->second;

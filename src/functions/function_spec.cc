@@ -41,15 +41,16 @@ Result<std::uint64_t> read_count(const Value& v, const std::string& where, std::
 
 Status parse_limits(const Value& v, FunctionLimits& limits) {
   if (!v.is_object()) return InvalidArgument("limits: must be an object");
-  GANGLION_RETURN_IF_ERROR(check_keys(v.as_object(), "limits",
-                                      {"instruction_budget", "memory_bytes", "state_max_keys",
-                                       "state_max_bytes", "max_emits", "max_emit_bytes",
-                                       "log_lines_per_second"}));
+  GANGLION_RETURN_IF_ERROR(
+      check_keys(v.as_object(), "limits",
+                 {"instruction_budget", "memory_bytes", "state_max_keys", "state_max_bytes",
+                  "max_emits", "max_emit_bytes", "log_lines_per_second"}));
   for (const auto& [key, value] : v.as_object()) {
     const std::string where = "limits." + key;
     if (key == "instruction_budget") {
-      GANGLION_ASSIGN_OR_RETURN(limits.instruction_budget,
-                                read_count(value, where, kMinInstructionBudget, kMaxInstructionBudget));
+      GANGLION_ASSIGN_OR_RETURN(
+          limits.instruction_budget,
+          read_count(value, where, kMinInstructionBudget, kMaxInstructionBudget));
     } else if (key == "memory_bytes") {
       GANGLION_ASSIGN_OR_RETURN(limits.memory_bytes,
                                 read_count(value, where, kMinMemoryBytes, kMaxMemoryBytes));
@@ -124,7 +125,8 @@ Result<FunctionSpec> function_spec_from_value(const Value& doc) {
     spec.name = name->as_string();
     body = doc.find("spec");
     if (body == nullptr || !body->is_object()) return InvalidArgument("spec: must be an object");
-    GANGLION_RETURN_IF_ERROR(check_keys(body->as_object(), "spec", {"source", "file", "trigger", "limits"}));
+    GANGLION_RETURN_IF_ERROR(
+        check_keys(body->as_object(), "spec", {"source", "file", "trigger", "limits"}));
   } else {
     GANGLION_RETURN_IF_ERROR(
         check_keys(doc.as_object(), "", {"name", "source", "file", "trigger", "limits"}));

@@ -309,8 +309,8 @@ TEST(Sandbox, NoFileSystemProcessOrDebugAccess) {
       if mode == 'gcstop' then return collectgarbage("stop") end
       if mode == 'gcmeta' then return setmetatable({}, {__gc = function() while true do end end}) end
       )lua"));
-  for (const char* mode :
-       {"os", "io", "require", "debug", "dofile", "loadfile", "package", "dump", "gcstop", "gcmeta"}) {
+  for (const char* mode : {"os", "io", "require", "debug", "dofile", "loadfile", "package", "dump",
+                           "gcstop", "gcmeta"}) {
     SCOPED_TRACE(mode);
     FailureKind kind{};
     auto r = fn->call(std::vector<Value>{Value(mode)}, &kind);
@@ -387,7 +387,8 @@ TEST(State, KeepsValuesAcrossCallsWithinBounds) {
                  limits);
   ASSERT_TRUE(scalar(*fn, {Value("set"), Value("count"), Value(1)}).ok());
   ASSERT_TRUE(
-      scalar(*fn, {Value("set"), Value("obj"), Value(ValueObject{{"a", Value(ValueArray{})}})}).ok());
+      scalar(*fn, {Value("set"), Value("obj"), Value(ValueObject{{"a", Value(ValueArray{})}})})
+          .ok());
   EXPECT_EQ(*scalar(*fn, {Value("get"), Value("count")}), Value(1));
   EXPECT_EQ(*scalar(*fn, {Value("get"), Value("obj")}),
             Value(ValueObject{{"a", Value(ValueArray{})}}));
@@ -468,14 +469,19 @@ TEST_F(RegistryTest, FailedRedefinitionKeepsTheOldVersion) {
 }
 
 TEST_F(RegistryTest, ReplacementKeepsStateAndLeavesOtherFunctionsAlone) {
-  ASSERT_TRUE(registry.define(spec("counter", R"(function handle()
-      local n = (state.get("n") or 0) + 1 state.set("n", n) return n end)")).ok());
-  ASSERT_TRUE(registry.define(spec("other", "x = 0 function handle() x = x + 1 return x end")).ok());
+  ASSERT_TRUE(registry
+                  .define(spec("counter", R"(function handle()
+      local n = (state.get("n") or 0) + 1 state.set("n", n) return n end)"))
+                  .ok());
+  ASSERT_TRUE(
+      registry.define(spec("other", "x = 0 function handle() x = x + 1 return x end")).ok());
   EXPECT_EQ(*registry.call_scalar("counter", {}), Value(1));
   EXPECT_EQ(*registry.call_scalar("other", {}), Value(1));
   auto other_before = registry.find("other");
-  ASSERT_TRUE(registry.define(spec("counter", R"(function handle()
-      local n = (state.get("n") or 0) + 10 state.set("n", n) return n end)")).ok());
+  ASSERT_TRUE(registry
+                  .define(spec("counter", R"(function handle()
+      local n = (state.get("n") or 0) + 10 state.set("n", n) return n end)"))
+                  .ok());
   EXPECT_EQ(*registry.call_scalar("counter", {}), Value(11));
   EXPECT_EQ(registry.find("other"), other_before);
   EXPECT_EQ(*registry.call_scalar("other", {}), Value(2));

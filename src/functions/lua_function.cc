@@ -14,8 +14,8 @@
 //    lua_to* on values of the right type, raw gets, lua_next) to read results.
 #include "functions/lua_function.h"
 
-#include <lua.hpp>
 #include <spdlog/spdlog.h>
+#include <lua.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -138,11 +138,21 @@ void push_value(lua_State* L, const Value& v, int depth) {
   if (depth > kMaxDepth) luaL_error(L, "value nested deeper than %d levels", kMaxDepth);
   luaL_checkstack(L, 4, "value nested too deeply");
   switch (v.type()) {
-    case Value::Type::kNull: lua_pushlightuserdata(L, nullptr); return;
-    case Value::Type::kBool: lua_pushboolean(L, v.as_bool()); return;
-    case Value::Type::kInt: lua_pushinteger(L, v.as_int()); return;
-    case Value::Type::kFloat: lua_pushnumber(L, v.as_float()); return;
-    case Value::Type::kString: lua_pushlstring(L, v.as_string().data(), v.as_string().size()); return;
+    case Value::Type::kNull:
+      lua_pushlightuserdata(L, nullptr);
+      return;
+    case Value::Type::kBool:
+      lua_pushboolean(L, v.as_bool());
+      return;
+    case Value::Type::kInt:
+      lua_pushinteger(L, v.as_int());
+      return;
+    case Value::Type::kFloat:
+      lua_pushnumber(L, v.as_float());
+      return;
+    case Value::Type::kString:
+      lua_pushlstring(L, v.as_string().data(), v.as_string().size());
+      return;
     case Value::Type::kBytes:
       lua_pushlstring(L, v.as_bytes().data.data(), v.as_bytes().data.size());
       return;
@@ -198,8 +208,12 @@ std::string number_key(lua_State* L, int idx) {
 bool to_value(lua_State* L, int idx, int depth, Value& out, std::string& err) {
   idx = lua_absindex(L, idx);
   switch (lua_type(L, idx)) {
-    case LUA_TNIL: out = Value(); return true;
-    case LUA_TBOOLEAN: out = Value(lua_toboolean(L, idx) != 0); return true;
+    case LUA_TNIL:
+      out = Value();
+      return true;
+    case LUA_TBOOLEAN:
+      out = Value(lua_toboolean(L, idx) != 0);
+      return true;
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) {
         out = Value(static_cast<long long>(lua_tointeger(L, idx)));
@@ -220,7 +234,8 @@ bool to_value(lua_State* L, int idx, int depth, Value& out, std::string& err) {
       }
       err = "cannot convert a userdata to a value";
       return false;
-    case LUA_TTABLE: break;
+    case LUA_TTABLE:
+      break;
     default:
       err = std::string("cannot convert a ") + lua_typename(L, lua_type(L, idx)) + " to a value";
       return false;
@@ -281,7 +296,9 @@ bool to_value(lua_State* L, int idx, int depth, Value& out, std::string& err) {
         key.assign(s, len);
         break;
       }
-      case LUA_TNUMBER: key = number_key(L, -2); break;
+      case LUA_TNUMBER:
+        key = number_key(L, -2);
+        break;
       default:
         err = std::string("cannot convert a table key of type ") +
               lua_typename(L, lua_type(L, -2)) + " to an object key";
@@ -395,8 +412,8 @@ int l_state_set(lua_State* L) {
       } else if (v.is_null()) {
         c->state->erase(k);
       } else {
-        Status s = c->state->set(k, std::move(v), c->limits.state_max_keys,
-                                 c->limits.state_max_bytes);
+        Status s =
+            c->state->set(k, std::move(v), c->limits.state_max_keys, c->limits.state_max_bytes);
         if (!s.ok()) {
           c->err = "state.set: " + s.message();
           failed = true;
@@ -429,7 +446,7 @@ void write_log(Context* c, int level, const char* msg, std::size_t len) {
       c->log_suppressed = 0;
     }
     const std::string_view text(msg, std::min(len, c->limits.max_log_line));
-    const auto lvl = level == 0 ? spdlog::level::info
+    const auto lvl = level == 0   ? spdlog::level::info
                      : level == 1 ? spdlog::level::warn
                                   : spdlog::level::err;
     spdlog::log(lvl, "function {}: {}", c->name, text);
@@ -884,9 +901,12 @@ std::string error_text(lua_State* L) {
       const char* s = lua_tolstring(L, -1, &len);
       return std::string(s, std::min<std::size_t>(len, 4096));
     }
-    case LUA_TNUMBER: return to_json(Value(lua_tonumber(L, -1)));
-    case LUA_TNIL: return "nil";
-    default: return std::string("(error object is a ") + lua_typename(L, lua_type(L, -1)) + ")";
+    case LUA_TNUMBER:
+      return to_json(Value(lua_tonumber(L, -1)));
+    case LUA_TNIL:
+      return "nil";
+    default:
+      return std::string("(error object is a ") + lua_typename(L, lua_type(L, -1)) + ")";
   }
 }
 
@@ -898,8 +918,8 @@ void begin_call(lua_State* L, Context* c) {
   c->emitted.clear();
   c->emitted_bytes = 0;
   c->err.clear();
-  const int stride =
-      static_cast<int>(std::min<std::uint64_t>(kHookStride, std::max<std::uint64_t>(1, c->limits.instruction_budget)));
+  const int stride = static_cast<int>(std::min<std::uint64_t>(
+      kHookStride, std::max<std::uint64_t>(1, c->limits.instruction_budget)));
   lua_sethook(L, count_hook, LUA_MASKCOUNT, stride);
 }
 
@@ -911,7 +931,8 @@ Status call_error(lua_State* L, Context* c, int status, FailureKind* failure) {
     kind = FailureKind::kBudget;
     s = ResourceExhausted("function '" + c->name + "': instruction budget of " +
                           std::to_string(c->limits.instruction_budget) + " exceeded");
-  } else if (status == LUA_ERRMEM || c->mem_precheck_failed || (c->mem_refused && text.find("not enough memory") != std::string::npos)) {
+  } else if (status == LUA_ERRMEM || c->mem_precheck_failed ||
+             (c->mem_refused && text.find("not enough memory") != std::string::npos)) {
     kind = FailureKind::kMemory;
     s = ResourceExhausted("function '" + c->name + "': memory limit of " +
                           std::to_string(c->limits.memory_bytes) + " bytes exceeded");
@@ -926,7 +947,8 @@ Status call_error(lua_State* L, Context* c, int status, FailureKind* failure) {
 
 Status LuaFunction::init(std::string_view source) {
   L_ = lua_newstate(sandbox_alloc, ctx_.get());
-  if (L_ == nullptr) return ResourceExhausted("function '" + name_ + "': cannot create a Lua state");
+  if (L_ == nullptr)
+    return ResourceExhausted("function '" + name_ + "': cannot create a Lua state");
   *static_cast<Context**>(lua_getextraspace(L_)) = ctx_.get();
   lua_atpanic(L_, on_panic);
 
@@ -944,7 +966,8 @@ Status LuaFunction::init(std::string_view source) {
     Status s;
     if (status == LUA_ERRMEM) {
       s = ResourceExhausted("function '" + name_ + "': memory limit of " +
-                            std::to_string(limits_.memory_bytes) + " bytes exceeded while compiling");
+                            std::to_string(limits_.memory_bytes) +
+                            " bytes exceeded while compiling");
     } else {
       s = InvalidArgument("function '" + name_ + "': " + error_text(L_));
     }

@@ -116,7 +116,7 @@ class FunctionState {
  private:
   mutable std::mutex mu_;
   std::vector<std::pair<std::string, Value>> entries_;  // small: linear search
-  std::vector<std::size_t> sizes_;                       // bytes charged per entry
+  std::vector<std::size_t> sizes_;                      // bytes charged per entry
   std::size_t bytes_ = 0;
 };
 
@@ -125,9 +125,9 @@ class LuaFunction {
   // Compiles `source` and runs its top-level chunk under `limits`. Errors as above.
   // `state` may be shared with a previous version (nullptr: a fresh one). `clock` paces the
   // log rate limit and must outlive the function.
-  static Result<std::shared_ptr<LuaFunction>> create(std::string name, std::string_view source,
-                                                     FunctionLimits limits, Clock& clock,
-                                                     std::shared_ptr<FunctionState> state = nullptr);
+  static Result<std::shared_ptr<LuaFunction>> create(
+      std::string name, std::string_view source, FunctionLimits limits, Clock& clock,
+      std::shared_ptr<FunctionState> state = nullptr);
   ~LuaFunction();
   LuaFunction(const LuaFunction&) = delete;
   LuaFunction& operator=(const LuaFunction&) = delete;

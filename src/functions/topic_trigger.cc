@@ -17,8 +17,8 @@ struct TopicTrigger::Shared {
 
 TopicTrigger::TopicTrigger(FunctionRegistry& registry, broker::InProcessClient& client,
                            Clock& clock, std::string function, TriggerSpec trigger, bool no_local)
-    : shared_(new Shared{registry, client, clock, std::move(function), std::move(trigger),
-                         no_local}) {}
+    : shared_(
+          new Shared{registry, client, clock, std::move(function), std::move(trigger), no_local}) {}
 
 TopicTrigger::~TopicTrigger() { stop(); }
 
@@ -36,8 +36,10 @@ void TopicTrigger::start(broker::SubscribeCompletion done) {
         if (!s || s->stopped) return;
         EventHeaders headers;
         headers.source = "mqtt";
-        if (message.properties.content_type) headers.content_type = *message.properties.content_type;
-        Event event(message.topic, s->clock.wall_ms(), message.payload.shared(), std::move(headers));
+        if (message.properties.content_type)
+          headers.content_type = *message.properties.content_type;
+        Event event(message.topic, s->clock.wall_ms(), message.payload.shared(),
+                    std::move(headers));
         ++s->calls;
         auto result = s->registry.invoke(s->function, event);
         if (!result.ok()) {

@@ -24,16 +24,18 @@ Result<std::unique_ptr<LogStore>> LogStore::open(Env& env, Clock& clock, std::st
     if (!valid_class_name(c.name)) {
       return InvalidArgument("log class name '" + c.name + "' must match [a-z0-9_-]{1,64}");
     }
-    if (store->by_name_.count(c.name)) return InvalidArgument("log class '" + c.name + "' listed twice");
+    if (store->by_name_.count(c.name))
+      return InvalidArgument("log class '" + c.name + "' listed twice");
     auto e = std::make_unique<Entry>();
     e->options = std::move(c);
-    GANGLION_ASSIGN_OR_RETURN(e->log, SegmentLog::open(env, clock, join_path(dir, e->options.name),
-                                                       e->options.log));
+    GANGLION_ASSIGN_OR_RETURN(
+        e->log, SegmentLog::open(env, clock, join_path(dir, e->options.name), e->options.log));
     store->by_name_.emplace(e->options.name, e.get());
     store->entries_.push_back(std::move(e));
   }
-  std::stable_sort(store->entries_.begin(), store->entries_.end(),
-                   [](const auto& a, const auto& b) { return a->options.priority > b->options.priority; });
+  std::stable_sort(
+      store->entries_.begin(), store->entries_.end(),
+      [](const auto& a, const auto& b) { return a->options.priority > b->options.priority; });
   return store;
 }
 

@@ -77,7 +77,7 @@ class LogStore {
   std::vector<std::unique_ptr<Entry>> entries_;  // highest priority first
   std::map<std::string, Entry*, std::less<>> by_name_;
   mutable std::mutex budget_mu_;
-  std::uint64_t refused_ = 0;         // GUARDED_BY(budget_mu_)
+  std::uint64_t refused_ = 0;           // GUARDED_BY(budget_mu_)
   std::uint64_t dropped_segments_ = 0;  // GUARDED_BY(budget_mu_)
 };
 

@@ -108,8 +108,8 @@ SegmentLog::SegmentLog(Env& env, Clock& clock, std::string dir, LogOptions optio
     : env_(env), clock_(clock), dir_(std::move(dir)), options_(std::move(options)) {
   if (options_.quota_bytes != UINT64_MAX) {
     const std::uint64_t min_seg = kSegmentHeaderSize + kRecordHeaderSize + 1;
-    options_.segment_bytes = std::max(min_seg, std::min(options_.segment_bytes,
-                                                        options_.quota_bytes / 4));
+    options_.segment_bytes =
+        std::max(min_seg, std::min(options_.segment_bytes, options_.quota_bytes / 4));
   }
   options_.segment_bytes = std::max<std::uint64_t>(options_.segment_bytes, kSegmentHeaderSize + 1);
   gate_ = std::make_shared<TimerGate>();
@@ -218,8 +218,8 @@ Status SegmentLog::recover() {
         continue;
       }
       if (last) {
-        warn("segment " + seg->path + ": torn tail of " + std::to_string(n - p) +
-             " bytes at " + std::to_string(p) + " truncated");
+        warn("segment " + seg->path + ": torn tail of " + std::to_string(n - p) + " bytes at " +
+             std::to_string(p) + " truncated");
         m_.torn_tails_truncated += 1;
         m_.torn_bytes_truncated += n - p;
         GANGLION_RETURN_IF_ERROR(env_.truncate(seg->path, p));
@@ -325,7 +325,8 @@ Result<std::uint64_t> SegmentLog::enqueue(std::string_view payload, std::int64_t
   const std::size_t rec = kRecordHeaderSize + payload.size();
   std::unique_lock lock(mu_);
   if (closed_ || stop_) return FailedPrecondition("log " + dir_ + " is closed");
-  if (!broken_.ok()) return FailedPrecondition("log " + dir_ + " is broken: " + broken_.to_string());
+  if (!broken_.ok())
+    return FailedPrecondition("log " + dir_ + " is broken: " + broken_.to_string());
   if (options_.quota_bytes != UINT64_MAX) {
     while (disk_bytes_ + rec > options_.quota_bytes) {
       if (options_.quota_policy == QuotaPolicy::kDropOldest && segments_.size() <= 1 &&
@@ -383,8 +384,7 @@ Result<std::uint64_t> SegmentLog::append(std::string_view payload, std::int64_t 
   return off;
 }
 
-Result<std::uint64_t> SegmentLog::append_async(std::string_view payload,
-                                               std::int64_t timestamp_ms,
+Result<std::uint64_t> SegmentLog::append_async(std::string_view payload, std::int64_t timestamp_ms,
                                                DurableCallback on_durable) {
   return enqueue(payload, timestamp_ms, std::move(on_durable));
 }
@@ -402,9 +402,11 @@ Status SegmentLog::status_of_locked(std::uint64_t offset) const {
 
 Status SegmentLog::wait_durable(std::uint64_t offset) {
   std::unique_lock lock(mu_);
-  if (offset >= next_offset_) return InvalidArgument("offset " + std::to_string(offset) + " was never appended");
+  if (offset >= next_offset_)
+    return InvalidArgument("offset " + std::to_string(offset) + " was never appended");
   durable_cv_.wait(lock, [&] { return durable_offset_locked() > offset || stop_; });
-  if (durable_offset_locked() <= offset) return Cancelled("log closed before the record was durable");
+  if (durable_offset_locked() <= offset)
+    return Cancelled("log closed before the record was durable");
   return status_of_locked(offset);
 }
 
@@ -417,7 +419,8 @@ Status SegmentLog::sync() {
   const std::uint64_t epoch = error_epoch_;
   sync_target_ = std::max(sync_target_, target);
   work_cv_.notify_one();
-  durable_cv_.wait(lock, [&] { return synced_offset_ >= target || error_epoch_ != epoch || stop_; });
+  durable_cv_.wait(lock,
+                   [&] { return synced_offset_ >= target || error_epoch_ != epoch || stop_; });
   // Conservative: any failure while we waited may have hit our records.
   if (error_epoch_ != epoch) return last_error_;
   if (synced_offset_ < target) return Cancelled("log closed during sync");
@@ -533,8 +536,8 @@ Status SegmentLog::write_batch(const std::string& batch, std::uint64_t first, bo
       GANGLION_RETURN_IF_ERROR(roll_segment(get_u64(b + pos + 8)));
       continue;
     }
-    GANGLION_RETURN_IF_ERROR(active_file_->append(
-        std::as_bytes(std::span<const char>(b + pos, run - pos))));
+    GANGLION_RETURN_IF_ERROR(
+        active_file_->append(std::as_bytes(std::span<const char>(b + pos, run - pos))));
     active_size_ += run - pos;
     unsynced_bytes_ += run - pos;
     if (options_.fsync == FsyncPolicy::kNever) active_synced_size_ = active_size_;
@@ -698,10 +701,10 @@ Result<RecordBatch> SegmentLog::read(std::uint64_t from_offset, std::size_t max_
         seg_done = true;
         break;
       }
-      std::size_t want = read_rest ? limit_size - pos
-                                   : std::min<std::uint64_t>(limit_size - pos,
-                                                             (max_bytes - used) +
-                                                                 kIndexIntervalBytes + 4096);
+      std::size_t want =
+          read_rest ? limit_size - pos
+                    : std::min<std::uint64_t>(limit_size - pos,
+                                              (max_bytes - used) + kIndexIntervalBytes + 4096);
       GANGLION_RETURN_IF_ERROR(file->read_at(pos, want, buf));
       const std::size_t n = buf.size();
       if (n == 0) {
@@ -875,9 +878,9 @@ LogMetrics SegmentLog::metrics() const {
     m.backlog_records += recs;
     const std::uint64_t body = seg->size - kSegmentHeaderSize;
     m.backlog_bytes += span == 0 ? 0
-                                : static_cast<std::uint64_t>(static_cast<double>(body) *
-                                                             static_cast<double>(end - begin) /
-                                                             static_cast<double>(span));
+                                 : static_cast<std::uint64_t>(static_cast<double>(body) *
+                                                              static_cast<double>(end - begin) /
+                                                              static_cast<double>(span));
     oldest = std::min(oldest, seg->min_ts);
   }
   m.oldest_unacked_age_ms = oldest == INT64_MAX ? 0 : std::max<std::int64_t>(0, now_ms - oldest);

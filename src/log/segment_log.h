@@ -66,21 +66,21 @@ struct LogOptions {
 // Counters since open (monotonic) and gauges (current values).
 struct LogMetrics {
   std::uint64_t records_appended = 0;
-  std::uint64_t bytes_appended = 0;         // payload bytes
-  std::uint64_t append_failures = 0;        // records whose write or fsync failed
-  std::uint64_t commits = 0;                // committer passes that wrote something
-  std::uint64_t syncs = 0;                  // fsyncs of segment files
-  std::uint64_t refused_by_quota = 0;       // kRefuseNewest rejections
-  std::uint64_t dropped_by_quota = 0;       // unacknowledged records deleted by kDropOldest
-  std::uint64_t expired_records = 0;        // unacknowledged records deleted by TTL
-  std::uint64_t expired_skipped = 0;        // expired records skipped by read()
+  std::uint64_t bytes_appended = 0;    // payload bytes
+  std::uint64_t append_failures = 0;   // records whose write or fsync failed
+  std::uint64_t commits = 0;           // committer passes that wrote something
+  std::uint64_t syncs = 0;             // fsyncs of segment files
+  std::uint64_t refused_by_quota = 0;  // kRefuseNewest rejections
+  std::uint64_t dropped_by_quota = 0;  // unacknowledged records deleted by kDropOldest
+  std::uint64_t expired_records = 0;   // unacknowledged records deleted by TTL
+  std::uint64_t expired_skipped = 0;   // expired records skipped by read()
   std::uint64_t corrupt_records_skipped = 0;
   std::uint64_t torn_tails_truncated = 0;
   std::uint64_t torn_bytes_truncated = 0;
   // Gauges.
-  std::uint64_t backlog_records = 0;        // durable records at or after the consumer offset
-  std::uint64_t backlog_bytes = 0;          // approximate: whole segments, pro rata in the first
-  std::int64_t oldest_unacked_age_ms = 0;   // approximate: oldest timestamp of that segment
+  std::uint64_t backlog_records = 0;       // durable records at or after the consumer offset
+  std::uint64_t backlog_bytes = 0;         // approximate: whole segments, pro rata in the first
+  std::int64_t oldest_unacked_age_ms = 0;  // approximate: oldest timestamp of that segment
   std::uint64_t disk_bytes = 0;
   std::uint64_t segments = 0;
 };
@@ -205,13 +205,14 @@ class SegmentLog {
   LogOptions options_;
 
   mutable std::mutex mu_;
-  std::condition_variable work_cv_;     // committer waits for work
-  std::condition_variable durable_cv_;  // producers wait for durability
+  std::condition_variable work_cv_;                // committer waits for work
+  std::condition_variable durable_cv_;             // producers wait for durability
   std::deque<std::shared_ptr<Segment>> segments_;  // GUARDED_BY(mu_), by base offset
   std::string pending_;                            // GUARDED_BY(mu_), encoded records
   std::uint64_t pending_first_ = 0;                // GUARDED_BY(mu_)
   std::vector<std::pair<std::uint64_t, DurableCallback>> pending_callbacks_;
-  std::vector<std::pair<std::uint64_t, DurableCallback>> waiting_callbacks_;  // written, not durable
+  std::vector<std::pair<std::uint64_t, DurableCallback>>
+      waiting_callbacks_;              // written, not durable
   std::uint64_t next_offset_ = 0;      // GUARDED_BY(mu_)
   std::uint64_t written_offset_ = 0;   // GUARDED_BY(mu_): below it, written or failed
   std::uint64_t synced_offset_ = 0;    // GUARDED_BY(mu_): below it, fsynced or failed
@@ -223,12 +224,12 @@ class SegmentLog {
   bool sync_due_ = false;              // GUARDED_BY(mu_): interval timer fired
   bool timer_armed_ = false;           // GUARDED_BY(mu_)
   TimerId timer_id_ = 0;
-  bool closed_ = false;                // GUARDED_BY(mu_)
-  bool stop_ = false;                  // GUARDED_BY(mu_)
-  Status broken_;                      // GUARDED_BY(mu_): sticky unrecoverable error
-  std::uint64_t disk_bytes_ = 0;       // GUARDED_BY(mu_): files + pending
-  mutable LogMetrics m_;               // GUARDED_BY(mu_): counters
-  std::mutex consumer_mu_;             // serialises consumer-offset file writes
+  bool closed_ = false;           // GUARDED_BY(mu_)
+  bool stop_ = false;             // GUARDED_BY(mu_)
+  Status broken_;                 // GUARDED_BY(mu_): sticky unrecoverable error
+  std::uint64_t disk_bytes_ = 0;  // GUARDED_BY(mu_): files + pending
+  mutable LogMetrics m_;          // GUARDED_BY(mu_): counters
+  std::mutex consumer_mu_;        // serialises consumer-offset file writes
 
   // Committer-owned state (no lock needed).
   std::unique_ptr<WritableFile> active_file_;

@@ -306,7 +306,8 @@ TEST(SegmentLog, ExpiresRecordsOlderThanTtl) {
   for (int i = 0; i < 40; ++i) ASSERT_TRUE(log->append_async(payload_for(i), now).ok());
   ASSERT_TRUE(log->sync().ok());
   f.clock.advance(2h);
-  for (int i = 40; i < 60; ++i) ASSERT_TRUE(log->append_async(payload_for(i), f.clock.wall_ms()).ok());
+  for (int i = 40; i < 60; ++i)
+    ASSERT_TRUE(log->append_async(payload_for(i), f.clock.wall_ms()).ok());
   ASSERT_TRUE(log->sync().ok());
   auto all = read_all(*log);
   ASSERT_EQ(all.size(), 20u);
@@ -397,8 +398,10 @@ TEST(SegmentLog, FullMemEnvNeverCorruptsTheLog) {
   std::vector<std::uint64_t> ok;
   for (int i = 0; i < 300; ++i) {
     auto r = log->append(payload_for(i), 1);
-    if (r.ok()) ok.push_back(*r);
-    else EXPECT_EQ(r.status().code(), StatusCode::kNoSpace) << r.status().to_string();
+    if (r.ok())
+      ok.push_back(*r);
+    else
+      EXPECT_EQ(r.status().code(), StatusCode::kNoSpace) << r.status().to_string();
   }
   ASSERT_FALSE(ok.empty());
   auto all = read_all(*log);
@@ -485,9 +488,13 @@ class GatedEnv final : public Env {
     GANGLION_ASSIGN_OR_RETURN(auto f, base_.open_writable(p, m));
     return std::unique_ptr<WritableFile>(new File(*this, std::move(f)));
   }
-  Result<std::unique_ptr<ReadableFile>> open_readable(const std::string& p) override { return base_.open_readable(p); }
+  Result<std::unique_ptr<ReadableFile>> open_readable(const std::string& p) override {
+    return base_.open_readable(p);
+  }
   bool exists(const std::string& p) override { return base_.exists(p); }
-  Result<std::vector<std::string>> list_dir(const std::string& d) override { return base_.list_dir(d); }
+  Result<std::vector<std::string>> list_dir(const std::string& d) override {
+    return base_.list_dir(d);
+  }
   Status create_dirs(const std::string& d) override { return base_.create_dirs(d); }
   Status remove_file(const std::string& p) override { return base_.remove_file(p); }
   Status rename(const std::string& a, const std::string& b) override { return base_.rename(a, b); }
@@ -619,8 +626,9 @@ TEST(SegmentLog, RandomizedPowerLossKeepsEveryDurableRecord) {
         for (auto d : durable) {
           ASSERT_TRUE(present.count(d))
               << "lost durable record " << d << " (policy " << static_cast<int>(o.fsync)
-              << ", epoch " << epoch << ", recovery: "
-              << (f.warnings.empty() ? std::string("clean") : f.warnings.back()) << ")";
+              << ", epoch " << epoch
+              << ", recovery: " << (f.warnings.empty() ? std::string("clean") : f.warnings.back())
+              << ")";
         }
       }
       // Lost, never-durable offsets may be handed out again.
@@ -667,7 +675,7 @@ TEST(SegmentLog, RandomizedPowerLossKeepsEveryDurableRecord) {
         if (log->end_offset() > 0) (void)log->wait_durable(log->end_offset() - 1);
       }
       const bool with_garbage = rng() % 2;
-      log.reset();  // the process dies (nothing is flushed)...
+      log.reset();                             // the process dies (nothing is flushed)...
       ASSERT_TRUE(f.fault.power_loss().ok());  // ...then the power goes
       if (with_garbage) {
         auto segs = segment_files(f.mem, kDir);
@@ -680,7 +688,8 @@ TEST(SegmentLog, RandomizedPowerLossKeepsEveryDurableRecord) {
           } else if (kind == 1) {
             junk.assign(1 + rng() % 100, '\0');
           } else {
-            for (std::uint32_t k = 0, n = 1 + rng() % 100; k < n; ++k) junk += static_cast<char>(rng());
+            for (std::uint32_t k = 0, n = 1 + rng() % 100; k < n; ++k)
+              junk += static_cast<char>(rng());
           }
           ASSERT_TRUE((*f.mem.open_writable(segs.back(), OpenMode::kAppend))->append(junk).ok());
         }

@@ -49,14 +49,29 @@ enum PropertyId : std::uint8_t {
 // Where a property block sits: the packet types, plus the will properties of CONNECT.
 // Bit i of a mask below means "allowed in context i".
 enum class PropertyContext : std::uint8_t {
-  kConnect = 1, kConnack, kPublish, kPuback, kPubrec, kPubrel, kPubcomp, kSubscribe, kSuback,
-  kUnsubscribe, kUnsuback, kPingreq, kPingresp, kDisconnect, kAuth, kWill,
+  kConnect = 1,
+  kConnack,
+  kPublish,
+  kPuback,
+  kPubrec,
+  kPubrel,
+  kPubcomp,
+  kSubscribe,
+  kSuback,
+  kUnsubscribe,
+  kUnsuback,
+  kPingreq,
+  kPingresp,
+  kDisconnect,
+  kAuth,
+  kWill,
 };
 
 constexpr std::uint32_t bit(PropertyContext c) { return 1u << static_cast<unsigned>(c); }
 constexpr PropertyContext context_of(PacketType t) { return static_cast<PropertyContext>(t); }
 
-constexpr std::uint32_t kPublishOrWill = bit(PropertyContext::kPublish) | bit(PropertyContext::kWill);
+constexpr std::uint32_t kPublishOrWill =
+    bit(PropertyContext::kPublish) | bit(PropertyContext::kWill);
 constexpr std::uint32_t kAcks = bit(PropertyContext::kConnack) | bit(PropertyContext::kPuback) |
                                 bit(PropertyContext::kPubrec) | bit(PropertyContext::kPubrel) |
                                 bit(PropertyContext::kPubcomp) | bit(PropertyContext::kSuback) |
@@ -71,8 +86,10 @@ constexpr std::uint32_t allowed_contexts(std::uint32_t id) {
     case kMessageExpiryInterval:
     case kContentType:
     case kResponseTopic:
-    case kCorrelationData: return kPublishOrWill;
-    case kSubscriptionIdentifier: return bit(C::kPublish) | bit(C::kSubscribe);
+    case kCorrelationData:
+      return kPublishOrWill;
+    case kSubscriptionIdentifier:
+      return bit(C::kPublish) | bit(C::kSubscribe);
     case kSessionExpiryInterval:
       return bit(C::kConnect) | bit(C::kConnack) | bit(C::kDisconnect);
     case kAssignedClientIdentifier:
@@ -82,20 +99,30 @@ constexpr std::uint32_t allowed_contexts(std::uint32_t id) {
     case kRetainAvailable:
     case kWildcardSubscriptionAvailable:
     case kSubscriptionIdentifierAvailable:
-    case kSharedSubscriptionAvailable: return bit(C::kConnack);
+    case kSharedSubscriptionAvailable:
+      return bit(C::kConnack);
     case kAuthenticationMethod:
-    case kAuthenticationData: return bit(C::kConnect) | bit(C::kConnack) | bit(C::kAuth);
+    case kAuthenticationData:
+      return bit(C::kConnect) | bit(C::kConnack) | bit(C::kAuth);
     case kRequestProblemInformation:
-    case kRequestResponseInformation: return bit(C::kConnect);
-    case kWillDelayInterval: return bit(C::kWill);
-    case kServerReference: return bit(C::kConnack) | bit(C::kDisconnect);
-    case kReasonString: return kAcks;
+    case kRequestResponseInformation:
+      return bit(C::kConnect);
+    case kWillDelayInterval:
+      return bit(C::kWill);
+    case kServerReference:
+      return bit(C::kConnack) | bit(C::kDisconnect);
+    case kReasonString:
+      return kAcks;
     case kReceiveMaximum:
     case kTopicAliasMaximum:
-    case kMaximumPacketSize: return bit(C::kConnect) | bit(C::kConnack);
-    case kTopicAlias: return bit(C::kPublish);
-    case kUserProperty: return 0xFFFFFFFEu;
-    default: return 0;
+    case kMaximumPacketSize:
+      return bit(C::kConnect) | bit(C::kConnack);
+    case kTopicAlias:
+      return bit(C::kPublish);
+    case kUserProperty:
+      return 0xFFFFFFFEu;
+    default:
+      return 0;
   }
 }
 
@@ -111,7 +138,8 @@ bool reason_allowed(PacketType t, std::uint8_t r) {
       return r == 0x00 || r == 0x10 || r == 0x80 || r == 0x83 || r == 0x87 || r == 0x90 ||
              r == 0x91 || r == 0x97 || r == 0x99;
     case PacketType::kPubrel:
-    case PacketType::kPubcomp: return r == 0x00 || r == 0x92;
+    case PacketType::kPubcomp:
+      return r == 0x00 || r == 0x92;
     case PacketType::kSuback:
       return r <= 0x02 || r == 0x80 || r == 0x83 || r == 0x87 || r == 0x8F || r == 0x91 ||
              r == 0x97 || r == 0x9E || r == 0xA1 || r == 0xA2;
@@ -120,30 +148,41 @@ bool reason_allowed(PacketType t, std::uint8_t r) {
              r == 0x91;
     case PacketType::kDisconnect:
       return r == 0x00 || r == 0x04 || (r >= 0x80 && r <= 0x83) || r == 0x87 || r == 0x89 ||
-             (r >= 0x8B && r <= 0x8F && r != 0x8C) || (r >= 0x90 && r <= 0xA2 && r != 0x91 &&
-                                                       r != 0x92);
-    case PacketType::kAuth: return r == 0x00 || r == 0x18 || r == 0x19;
-    default: return false;
+             (r >= 0x8B && r <= 0x8F && r != 0x8C) ||
+             (r >= 0x90 && r <= 0xA2 && r != 0x91 && r != 0x92);
+    case PacketType::kAuth:
+      return r == 0x00 || r == 0x18 || r == 0x19;
+    default:
+      return false;
   }
 }
 
 // 3.1.1 CONNACK return codes 0-5 and the MQTT 5 reason codes they mean.
 constexpr ReasonCode kV3ConnackReasons[] = {
-    ReasonCode::kSuccess,          ReasonCode::kUnsupportedProtocolVersion,
-    ReasonCode::kClientIdentifierNotValid, ReasonCode::kServerUnavailable,
-    ReasonCode::kBadUserNameOrPassword,    ReasonCode::kNotAuthorized,
+    ReasonCode::kSuccess,
+    ReasonCode::kUnsupportedProtocolVersion,
+    ReasonCode::kClientIdentifierNotValid,
+    ReasonCode::kServerUnavailable,
+    ReasonCode::kBadUserNameOrPassword,
+    ReasonCode::kNotAuthorized,
 };
 
 std::uint8_t v3_connack_return_code(ReasonCode r) {
   switch (r) {
-    case ReasonCode::kSuccess: return 0;
-    case ReasonCode::kUnsupportedProtocolVersion: return 1;
-    case ReasonCode::kClientIdentifierNotValid: return 2;
+    case ReasonCode::kSuccess:
+      return 0;
+    case ReasonCode::kUnsupportedProtocolVersion:
+      return 1;
+    case ReasonCode::kClientIdentifierNotValid:
+      return 2;
     case ReasonCode::kBadUserNameOrPassword:
-    case ReasonCode::kBadAuthenticationMethod: return 4;
+    case ReasonCode::kBadAuthenticationMethod:
+      return 4;
     case ReasonCode::kNotAuthorized:
-    case ReasonCode::kBanned: return 5;
-    default: return 3;  // Server unavailable: the closest generic refusal
+    case ReasonCode::kBanned:
+      return 5;
+    default:
+      return 3;  // Server unavailable: the closest generic refusal
   }
 }
 
@@ -421,7 +460,8 @@ Status Parser::property(Reader& r, PropertyContext ctx, std::uint32_t id, Proper
       return byte01(out.payload_format_indicator, "payload format indicator");
     case kMessageExpiryInterval:
       return u32(out.message_expiry_interval, "message expiry interval", false);
-    case kContentType: return str(out.content_type, "content type");
+    case kContentType:
+      return str(out.content_type, "content type");
     case kResponseTopic: {
       GANGLION_RETURN_IF_ERROR(str(out.response_topic, "response topic"));
       if (!validate_topic_name(*out.response_topic).ok()) {
@@ -429,7 +469,8 @@ Status Parser::property(Reader& r, PropertyContext ctx, std::uint32_t id, Proper
       }
       return Status::Ok();
     }
-    case kCorrelationData: return bin(out.correlation_data, "correlation data");
+    case kCorrelationData:
+      return bin(out.correlation_data, "correlation data");
     case kSubscriptionIdentifier: {
       if (ctx == PropertyContext::kPublish && role_ == Role::kServer) {
         return r.protocol("a client must not send a subscription identifier in PUBLISH");
@@ -444,19 +485,28 @@ Status Parser::property(Reader& r, PropertyContext ctx, std::uint32_t id, Proper
       return u32(out.session_expiry_interval, "session expiry interval", false);
     case kAssignedClientIdentifier:
       return str(out.assigned_client_identifier, "assigned client identifier");
-    case kServerKeepAlive: return u16(out.server_keep_alive, "server keep alive", false);
-    case kAuthenticationMethod: return str(out.authentication_method, "authentication method");
-    case kAuthenticationData: return bin(out.authentication_data, "authentication data");
+    case kServerKeepAlive:
+      return u16(out.server_keep_alive, "server keep alive", false);
+    case kAuthenticationMethod:
+      return str(out.authentication_method, "authentication method");
+    case kAuthenticationData:
+      return bin(out.authentication_data, "authentication data");
     case kRequestProblemInformation:
       return byte01(out.request_problem_information, "request problem information");
-    case kWillDelayInterval: return u32(out.will_delay_interval, "will delay interval", false);
+    case kWillDelayInterval:
+      return u32(out.will_delay_interval, "will delay interval", false);
     case kRequestResponseInformation:
       return byte01(out.request_response_information, "request response information");
-    case kResponseInformation: return str(out.response_information, "response information");
-    case kServerReference: return str(out.server_reference, "server reference");
-    case kReasonString: return str(out.reason_string, "reason string");
-    case kReceiveMaximum: return u16(out.receive_maximum, "receive maximum", true);
-    case kTopicAliasMaximum: return u16(out.topic_alias_maximum, "topic alias maximum", false);
+    case kResponseInformation:
+      return str(out.response_information, "response information");
+    case kServerReference:
+      return str(out.server_reference, "server reference");
+    case kReasonString:
+      return str(out.reason_string, "reason string");
+    case kReceiveMaximum:
+      return u16(out.receive_maximum, "receive maximum", true);
+    case kTopicAliasMaximum:
+      return u16(out.topic_alias_maximum, "topic alias maximum", false);
     case kTopicAlias: {
       std::uint16_t x;
       GANGLION_RETURN_IF_ERROR(r.u16(x, "topic alias"));
@@ -466,8 +516,10 @@ Status Parser::property(Reader& r, PropertyContext ctx, std::uint32_t id, Proper
       out.topic_alias = x;
       return Status::Ok();
     }
-    case kMaximumQoS: return byte01(out.maximum_qos, "maximum QoS");
-    case kRetainAvailable: return byte01(out.retain_available, "retain available");
+    case kMaximumQoS:
+      return byte01(out.maximum_qos, "maximum QoS");
+    case kRetainAvailable:
+      return byte01(out.retain_available, "retain available");
     case kUserProperty: {
       std::string_view k, v;
       GANGLION_RETURN_IF_ERROR(r.utf8(k, "user property name"));
@@ -475,14 +527,16 @@ Status Parser::property(Reader& r, PropertyContext ctx, std::uint32_t id, Proper
       out.user_properties.emplace_back(std::string(k), std::string(v));
       return Status::Ok();
     }
-    case kMaximumPacketSize: return u32(out.maximum_packet_size, "maximum packet size", true);
+    case kMaximumPacketSize:
+      return u32(out.maximum_packet_size, "maximum packet size", true);
     case kWildcardSubscriptionAvailable:
       return byte01(out.wildcard_subscription_available, "wildcard subscription available");
     case kSubscriptionIdentifierAvailable:
       return byte01(out.subscription_identifier_available, "subscription identifier available");
     case kSharedSubscriptionAvailable:
       return byte01(out.shared_subscription_available, "shared subscription available");
-    default: return r.malformed("unknown property identifier " + std::to_string(id));
+    default:
+      return r.malformed("unknown property identifier " + std::to_string(id));
   }
 }
 
@@ -522,7 +576,8 @@ Status Parser::connect(Reader& r, Connect& c) {
     return r.malformed("password flag set without user name flag");
   }
   GANGLION_RETURN_IF_ERROR(r.u16(c.keep_alive, "keep alive"));
-  if (is_v5(version_)) GANGLION_RETURN_IF_ERROR(properties(r, PropertyContext::kConnect, c.properties));
+  if (is_v5(version_))
+    GANGLION_RETURN_IF_ERROR(properties(r, PropertyContext::kConnect, c.properties));
 
   GANGLION_RETURN_IF_ERROR(r.utf8(c.client_id, "client identifier"));
   if (!is_v5(version_) && c.client_id.empty() && !c.clean_start) {
@@ -533,7 +588,8 @@ Status Parser::connect(Reader& r, Connect& c) {
     Will& w = c.will.emplace();
     w.qos = static_cast<QoS>(will_qos);
     w.retain = will_retain;
-    if (is_v5(version_)) GANGLION_RETURN_IF_ERROR(properties(r, PropertyContext::kWill, w.properties));
+    if (is_v5(version_))
+      GANGLION_RETURN_IF_ERROR(properties(r, PropertyContext::kWill, w.properties));
     GANGLION_RETURN_IF_ERROR(r.utf8(w.topic, "will topic"));
     if (Status s = validate_topic_name(w.topic); !s.ok()) return s.with_context("CONNECT: will");
     std::string_view payload;
@@ -634,7 +690,8 @@ Status Parser::subscribe(Reader& r, Subscribe& s) {
     } else if (opts & 0xFC) {
       return r.malformed("reserved subscription option bits 2-7 must be 0");
     }
-    if (Status st = validate_topic_filter(sub.filter); !st.ok()) return st.with_context("SUBSCRIBE");
+    if (Status st = validate_topic_filter(sub.filter); !st.ok())
+      return st.with_context("SUBSCRIBE");
     if (sub.no_local && is_shared_subscription(sub.filter)) {
       return r.protocol("no local must not be set on a shared subscription");
     }
@@ -654,7 +711,8 @@ Status Parser::suback(Reader& r, Suback& s) {
     } else {
       std::uint8_t rc;
       GANGLION_RETURN_IF_ERROR(r.u8(rc, "return code"));
-      if (rc > 2 && rc != 0x80) return r.malformed("return code " + std::to_string(rc) + " is reserved");
+      if (rc > 2 && rc != 0x80)
+        return r.malformed("return code " + std::to_string(rc) + " is reserved");
       s.reasons.push_back(static_cast<ReasonCode>(rc));
     }
   }
@@ -691,7 +749,8 @@ Status Parser::unsuback(Reader& r, Unsuback& u) {
 Status Parser::disconnect(Reader& r, Disconnect& d) {
   if (is_v5(version_) && !r.empty()) {
     GANGLION_RETURN_IF_ERROR(reason(r, d.reason));
-    if (!r.empty()) GANGLION_RETURN_IF_ERROR(properties(r, PropertyContext::kDisconnect, d.properties));
+    if (!r.empty())
+      GANGLION_RETURN_IF_ERROR(properties(r, PropertyContext::kDisconnect, d.properties));
   }
   if (!r.empty()) return r.malformed("remaining length must be 0");
   return Status::Ok();
@@ -716,11 +775,10 @@ Status check_fixed_header(std::uint8_t header, ProtocolVersion version) {
     return error(ReasonCode::kMalformedPacket, "packet type 15 is reserved before MQTT 5");
   }
   if (type == PacketType::kPublish) return Status::Ok();
-  const std::uint8_t want =
-      (type == PacketType::kPubrel || type == PacketType::kSubscribe ||
-       type == PacketType::kUnsubscribe)
-          ? 0x02
-          : 0x00;
+  const std::uint8_t want = (type == PacketType::kPubrel || type == PacketType::kSubscribe ||
+                             type == PacketType::kUnsubscribe)
+                                ? 0x02
+                                : 0x00;
   if (flags != want) {
     return error(ReasonCode::kMalformedPacket,
                  what(type, "reserved fixed header flags must be " + std::to_string(want)));
@@ -756,16 +814,26 @@ Status Parser::parse(std::uint8_t header, const char* body, std::size_t n,
       GANGLION_RETURN_IF_ERROR(connect_version(r));
       return connect(r, make(std::in_place_type<Connect>));
     }
-    case PacketType::kConnack: return connack(r, make(std::in_place_type<Connack>));
-    case PacketType::kPublish: return publish(r, header & 0x0F, make(std::in_place_type<Publish>));
-    case PacketType::kPuback: return publish_response(r, make(std::in_place_type<Puback>));
-    case PacketType::kPubrec: return publish_response(r, make(std::in_place_type<Pubrec>));
-    case PacketType::kPubrel: return publish_response(r, make(std::in_place_type<Pubrel>));
-    case PacketType::kPubcomp: return publish_response(r, make(std::in_place_type<Pubcomp>));
-    case PacketType::kSubscribe: return subscribe(r, make(std::in_place_type<Subscribe>));
-    case PacketType::kSuback: return suback(r, make(std::in_place_type<Suback>));
-    case PacketType::kUnsubscribe: return unsubscribe(r, make(std::in_place_type<Unsubscribe>));
-    case PacketType::kUnsuback: return unsuback(r, make(std::in_place_type<Unsuback>));
+    case PacketType::kConnack:
+      return connack(r, make(std::in_place_type<Connack>));
+    case PacketType::kPublish:
+      return publish(r, header & 0x0F, make(std::in_place_type<Publish>));
+    case PacketType::kPuback:
+      return publish_response(r, make(std::in_place_type<Puback>));
+    case PacketType::kPubrec:
+      return publish_response(r, make(std::in_place_type<Pubrec>));
+    case PacketType::kPubrel:
+      return publish_response(r, make(std::in_place_type<Pubrel>));
+    case PacketType::kPubcomp:
+      return publish_response(r, make(std::in_place_type<Pubcomp>));
+    case PacketType::kSubscribe:
+      return subscribe(r, make(std::in_place_type<Subscribe>));
+    case PacketType::kSuback:
+      return suback(r, make(std::in_place_type<Suback>));
+    case PacketType::kUnsubscribe:
+      return unsubscribe(r, make(std::in_place_type<Unsubscribe>));
+    case PacketType::kUnsuback:
+      return unsuback(r, make(std::in_place_type<Unsuback>));
     case PacketType::kPingreq:
       if (n != 0) return r.malformed("remaining length must be 0");
       out.emplace(Pingreq{});
@@ -774,8 +842,10 @@ Status Parser::parse(std::uint8_t header, const char* body, std::size_t n,
       if (n != 0) return r.malformed("remaining length must be 0");
       out.emplace(Pingresp{});
       return Status::Ok();
-    case PacketType::kDisconnect: return disconnect(r, make(std::in_place_type<Disconnect>));
-    case PacketType::kAuth: return auth(r, make(std::in_place_type<Auth>));
+    case PacketType::kDisconnect:
+      return disconnect(r, make(std::in_place_type<Disconnect>));
+    case PacketType::kAuth:
+      return auth(r, make(std::in_place_type<Auth>));
   }
   return error(ReasonCode::kMalformedPacket, "unknown packet type");
 }
@@ -862,16 +932,28 @@ class Appender {
 template <class W>
 void put_properties_body(W& w, const Properties& p) {
   auto byte = [&](std::uint8_t id, const std::optional<std::uint8_t>& v) {
-    if (v) { w.varint(id); w.u8(*v); }
+    if (v) {
+      w.varint(id);
+      w.u8(*v);
+    }
   };
   auto two = [&](std::uint8_t id, const std::optional<std::uint16_t>& v) {
-    if (v) { w.varint(id); w.u16(*v); }
+    if (v) {
+      w.varint(id);
+      w.u16(*v);
+    }
   };
   auto four = [&](std::uint8_t id, const std::optional<std::uint32_t>& v) {
-    if (v) { w.varint(id); w.u32(*v); }
+    if (v) {
+      w.varint(id);
+      w.u32(*v);
+    }
   };
   auto str = [&](std::uint8_t id, const std::optional<std::string>& v) {
-    if (v) { w.varint(id); w.binary(*v); }
+    if (v) {
+      w.varint(id);
+      w.binary(*v);
+    }
   };
   byte(kPayloadFormatIndicator, p.payload_format_indicator);
   four(kMessageExpiryInterval, p.message_expiry_interval);
@@ -1059,7 +1141,9 @@ Status need_id(PacketType t, std::uint16_t id) {
   return Status::Ok();
 }
 template <class T>
-Status check_encodable(const T&, ProtocolVersion) { return Status::Ok(); }
+Status check_encodable(const T&, ProtocolVersion) {
+  return Status::Ok();
+}
 Status check_encodable(const Connect& c, ProtocolVersion v) {
   constexpr auto t = PacketType::kConnect;
   if (c.will && static_cast<unsigned>(c.will->qos) > 2) return encode_error(t, "will QoS > 2");
@@ -1084,7 +1168,8 @@ Status check_encodable(const Subscribe& s, ProtocolVersion) {
   if (s.subscriptions.empty()) return encode_error(t, "no subscriptions");
   for (const auto& sub : s.subscriptions) {
     if (static_cast<unsigned>(sub.max_qos) > 2) return encode_error(t, "QoS > 2");
-    if (static_cast<unsigned>(sub.retain_handling) > 2) return encode_error(t, "retain handling > 2");
+    if (static_cast<unsigned>(sub.retain_handling) > 2)
+      return encode_error(t, "retain handling > 2");
   }
   return need_id(t, s.packet_id);
 }
@@ -1174,7 +1259,8 @@ bool is_valid_mqtt_utf8(std::string_view s) {
 constexpr std::size_t kKeepBufferBytes = 1 << 20;
 
 Decoder::Decoder(DecoderOptions options)
-    : role_(options.role), version_(options.version),
+    : role_(options.role),
+      version_(options.version),
       max_packet_size_(options.maximum_packet_size) {}
 
 std::span<char> Decoder::prepare(std::size_t n) {
@@ -1276,7 +1362,8 @@ Result<Packet> decode_packet(std::string_view bytes, ProtocolVersion version, Ro
   }
   std::optional<ProtocolVersion> v = version;
   std::optional<Packet> packet;
-  GANGLION_RETURN_IF_ERROR(parse_packet(p[0], bytes.data() + 1 + len_bytes, remaining, v, role, packet));
+  GANGLION_RETURN_IF_ERROR(
+      parse_packet(p[0], bytes.data() + 1 + len_bytes, remaining, v, role, packet));
   return std::move(*packet);
 }
 

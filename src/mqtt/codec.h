@@ -92,7 +92,7 @@ class Decoder {
   std::optional<ProtocolVersion> version_;
   std::uint32_t max_packet_size_;
   bool seen_connect_ = false;
-  std::string buf_;       // bytes [head_, end_) are fed and not yet consumed
+  std::string buf_;  // bytes [head_, end_) are fed and not yet consumed
   std::size_t head_ = 0;
   std::size_t end_ = 0;
   Status error_;

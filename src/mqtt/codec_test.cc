@@ -56,11 +56,11 @@ Status decode_error(ProtocolVersion v, const std::string& packet, Role role = Ro
   return r.ok() ? Status::Ok() : r.status();
 }
 
-#define EXPECT_REASON(status_expr, reason)                                  \
-  do {                                                                      \
-    const ::ganglion::Status st_ = (status_expr);                           \
-    EXPECT_FALSE(st_.ok());                                                 \
-    EXPECT_EQ(reason_of(st_), (reason)) << st_.to_string();                 \
+#define EXPECT_REASON(status_expr, reason)                  \
+  do {                                                      \
+    const ::ganglion::Status st_ = (status_expr);           \
+    EXPECT_FALSE(st_.ok());                                 \
+    EXPECT_EQ(reason_of(st_), (reason)) << st_.to_string(); \
   } while (0)
 
 // ---------------------------------------------------------------------------------------
@@ -336,8 +336,8 @@ TEST(CodecTest, EncodesConnectLikeTheSpec311Example) {
   c.client_id = "abc";
   c.keep_alive = 60;
   c.clean_start = true;
-  EXPECT_EQ(encoded(c, kV311), bytes({0x10, 0x0F, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0x00, 0x3C,
-                                      0, 3, 'a', 'b', 'c'}));
+  EXPECT_EQ(encoded(c, kV311), bytes({0x10, 0x0F, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0x00, 0x3C, 0,
+                                      3, 'a', 'b', 'c'}));
 }
 
 TEST(CodecTest, DecodesTheMqtt5ConnectVariableHeaderExample) {
@@ -521,7 +521,8 @@ TEST(DecoderTest, AcceptsMqtt31Connect) {
   auto r = d.next();
   ASSERT_TRUE(r.ok() && r->has_value()) << r.status().to_string();
   EXPECT_EQ(d.version(), ProtocolVersion::kV31);
-  EXPECT_EQ(encoded(c, ProtocolVersion::kV31).substr(2, 8), bytes({0, 6, 'M', 'Q', 'I', 's', 'd', 'p'}));
+  EXPECT_EQ(encoded(c, ProtocolVersion::kV31).substr(2, 8),
+            bytes({0, 6, 'M', 'Q', 'I', 's', 'd', 'p'}));
 }
 
 TEST(DecoderTest, StaysFailedAfterAnError) {
@@ -570,7 +571,8 @@ TEST(MalformedTest, RejectsAuthInMqtt311) {
 
 TEST(MalformedTest, RejectsReservedFixedHeaderFlags) {
   EXPECT_REASON(server_error(kV5, bytes({0xC1, 0x00})), ReasonCode::kMalformedPacket);  // PINGREQ
-  EXPECT_REASON(server_error(kV5, bytes({0x60, 0x02, 0, 1})), ReasonCode::kMalformedPacket);  // PUBREL
+  EXPECT_REASON(server_error(kV5, bytes({0x60, 0x02, 0, 1})),
+                ReasonCode::kMalformedPacket);  // PUBREL
   EXPECT_REASON(server_error(kV5, bytes({0x80, 0x06, 0, 1, 0, 0, 1, 'a', 0})),
                 ReasonCode::kMalformedPacket);  // SUBSCRIBE without 0b0010
   EXPECT_REASON(server_error(kV5, bytes({0xA0, 0x05, 0, 1, 0, 0, 0})),
@@ -599,7 +601,8 @@ TEST(MalformedTest, RejectsZeroPacketIdentifier) {
 TEST(MalformedTest, RejectsWildcardInPublishTopic) {
   EXPECT_REASON(server_error(kV311, bytes({0x30, 0x05, 0, 3, 'a', '/', '+'})),
                 ReasonCode::kTopicNameInvalid);
-  EXPECT_REASON(server_error(kV5, bytes({0x30, 0x04, 0, 1, '#', 0})), ReasonCode::kTopicNameInvalid);
+  EXPECT_REASON(server_error(kV5, bytes({0x30, 0x04, 0, 1, '#', 0})),
+                ReasonCode::kTopicNameInvalid);
 }
 
 TEST(MalformedTest, RejectsEmptyTopicWithoutTopicAlias) {
@@ -697,8 +700,8 @@ TEST(MalformedTest, RejectsDuplicatedProperty) {
 }
 
 TEST(MalformedTest, AllowsRepeatedUserProperties) {
-  EXPECT_TRUE(server_error(kV5, bytes({0x30, 0x11, 0, 1, 't', 13, 0x26, 0, 1, 'k', 0, 1, 'v',
-                                       0x26, 0, 1, 'k', 0, 0}))
+  EXPECT_TRUE(server_error(kV5, bytes({0x30, 0x11, 0, 1, 't', 13, 0x26, 0, 1, 'k', 0, 1, 'v', 0x26,
+                                       0, 1, 'k', 0, 0}))
                   .ok());
 }
 
@@ -718,8 +721,8 @@ TEST(MalformedTest, RejectsOutOfRangePropertyValues) {
   EXPECT_REASON(server_error(kV5, bytes({0x82, 0x09, 0, 1, 2, 0x0B, 0, 0, 1, 'a', 0})),
                 ReasonCode::kProtocolError);
   // Subscription identifier as a 5-byte variable byte integer.
-  EXPECT_REASON(server_error(kV5, bytes({0x82, 0x0D, 0, 1, 6, 0x0B, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F,
-                                         0, 1, 'a', 0})),
+  EXPECT_REASON(server_error(kV5, bytes({0x82, 0x0D, 0, 1, 6, 0x0B, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F, 0,
+                                         1, 'a', 0})),
                 ReasonCode::kMalformedPacket);
 }
 
@@ -743,7 +746,8 @@ TEST(MalformedTest, RejectsInvalidReasonCodeForPacket) {
 TEST(MalformedTest, RejectsTrailingBytes) {
   EXPECT_REASON(server_error(kV311, bytes({0xE0, 0x01, 0x00})), ReasonCode::kMalformedPacket);
   EXPECT_REASON(server_error(kV311, bytes({0xC0, 0x01, 0x00})), ReasonCode::kMalformedPacket);
-  EXPECT_REASON(server_error(kV5, bytes({0x40, 0x05, 0, 1, 0, 0, 0})), ReasonCode::kMalformedPacket);
+  EXPECT_REASON(server_error(kV5, bytes({0x40, 0x05, 0, 1, 0, 0, 0})),
+                ReasonCode::kMalformedPacket);
 }
 
 TEST(MalformedTest, RejectsPacketsOnlyAServerSends) {
@@ -826,7 +830,8 @@ TEST(ConnectTest, RejectsEmptyClientIdWithoutCleanSessionIn311) {
 }
 
 TEST(ConnectTest, RejectsAuthenticationDataWithoutMethod) {
-  std::string body = bytes({0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 60, 4, 0x16, 0, 1, 'x', 0, 1, 'c'});
+  std::string body =
+      bytes({0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 60, 4, 0x16, 0, 1, 'x', 0, 1, 'c'});
   EXPECT_REASON(first_packet_error(bytes({0x10, static_cast<int>(body.size())}) + body),
                 ReasonCode::kProtocolError);
 }

@@ -128,7 +128,9 @@ class SharedBytes {
   const std::shared_ptr<const std::string>& shared() const { return data_; }
 
   // Compares contents, not identity.
-  friend bool operator==(const SharedBytes& a, const SharedBytes& b) { return a.view() == b.view(); }
+  friend bool operator==(const SharedBytes& a, const SharedBytes& b) {
+    return a.view() == b.view();
+  }
 
  private:
   std::shared_ptr<const std::string> data_;
@@ -140,17 +142,17 @@ using UserProperty = std::pair<std::string, std::string>;
 // Which properties a packet may carry is checked by the decoder (and documented per field);
 // the encoder writes whatever is set, in identifier order, user properties last in order.
 struct Properties {
-  std::optional<std::uint8_t> payload_format_indicator;   // 0x01 PUBLISH, will: 0 bytes, 1 UTF-8
-  std::optional<std::uint32_t> message_expiry_interval;   // 0x02 PUBLISH, will (seconds)
-  std::optional<std::string> content_type;                // 0x03 PUBLISH, will
-  std::optional<std::string> response_topic;              // 0x08 PUBLISH, will
-  std::optional<std::string> correlation_data;            // 0x09 PUBLISH, will (binary)
-  std::vector<std::uint32_t> subscription_identifiers;    // 0x0B PUBLISH (many), SUBSCRIBE (one)
-  std::optional<std::uint32_t> session_expiry_interval;   // 0x11 CONNECT, CONNACK, DISCONNECT
-  std::optional<std::string> assigned_client_identifier;  // 0x12 CONNACK
-  std::optional<std::uint16_t> server_keep_alive;         // 0x13 CONNACK
-  std::optional<std::string> authentication_method;       // 0x15 CONNECT, CONNACK, AUTH
-  std::optional<std::string> authentication_data;         // 0x16 CONNECT, CONNACK, AUTH (binary)
+  std::optional<std::uint8_t> payload_format_indicator;      // 0x01 PUBLISH, will: 0 bytes, 1 UTF-8
+  std::optional<std::uint32_t> message_expiry_interval;      // 0x02 PUBLISH, will (seconds)
+  std::optional<std::string> content_type;                   // 0x03 PUBLISH, will
+  std::optional<std::string> response_topic;                 // 0x08 PUBLISH, will
+  std::optional<std::string> correlation_data;               // 0x09 PUBLISH, will (binary)
+  std::vector<std::uint32_t> subscription_identifiers;       // 0x0B PUBLISH (many), SUBSCRIBE (one)
+  std::optional<std::uint32_t> session_expiry_interval;      // 0x11 CONNECT, CONNACK, DISCONNECT
+  std::optional<std::string> assigned_client_identifier;     // 0x12 CONNACK
+  std::optional<std::uint16_t> server_keep_alive;            // 0x13 CONNACK
+  std::optional<std::string> authentication_method;          // 0x15 CONNECT, CONNACK, AUTH
+  std::optional<std::string> authentication_data;            // 0x16 CONNECT, CONNACK, AUTH (binary)
   std::optional<std::uint8_t> request_problem_information;   // 0x17 CONNECT
   std::optional<std::uint32_t> will_delay_interval;          // 0x18 will
   std::optional<std::uint8_t> request_response_information;  // 0x19 CONNECT
@@ -164,9 +166,9 @@ struct Properties {
   std::optional<std::uint8_t> retain_available;              // 0x25 CONNACK
   std::vector<UserProperty> user_properties;                 // 0x26 every packet, ordered
   std::optional<std::uint32_t> maximum_packet_size;          // 0x27 CONNECT, CONNACK
-  std::optional<std::uint8_t> wildcard_subscription_available;         // 0x28 CONNACK
-  std::optional<std::uint8_t> subscription_identifier_available;       // 0x29 CONNACK
-  std::optional<std::uint8_t> shared_subscription_available;           // 0x2A CONNACK
+  std::optional<std::uint8_t> wildcard_subscription_available;    // 0x28 CONNACK
+  std::optional<std::uint8_t> subscription_identifier_available;  // 0x29 CONNACK
+  std::optional<std::uint8_t> shared_subscription_available;      // 0x2A CONNACK
 
   // True when no property is set (cheaper than comparing with Properties{}).
   bool empty() const {
@@ -196,7 +198,7 @@ struct Connect {
   // Set by the decoder from the protocol level byte. The encoder writes the version it is
   // given, not this field.
   ProtocolVersion version = ProtocolVersion::kV5;
-  bool clean_start = true;  // "clean session" in 3.1.1
+  bool clean_start = true;       // "clean session" in 3.1.1
   std::uint16_t keep_alive = 0;  // seconds
   std::string client_id;
   std::optional<Will> will;
@@ -219,7 +221,7 @@ struct Publish {
   bool dup = false;
   QoS qos = QoS::kAtMostOnce;
   bool retain = false;
-  std::string topic;  // may be empty in MQTT 5 when properties.topic_alias is set
+  std::string topic;            // may be empty in MQTT 5 when properties.topic_alias is set
   std::uint16_t packet_id = 0;  // non-zero for QoS 1 and 2, absent on the wire for QoS 0
   Properties properties;
   SharedBytes payload;
@@ -250,8 +252,8 @@ enum class RetainHandling : std::uint8_t {
 struct Subscription {
   std::string filter;  // may start with "$share/<group>/"
   QoS max_qos = QoS::kAtMostOnce;
-  bool no_local = false;             // MQTT 5
-  bool retain_as_published = false;  // MQTT 5
+  bool no_local = false;                                              // MQTT 5
+  bool retain_as_published = false;                                   // MQTT 5
   RetainHandling retain_handling = RetainHandling::kSendAtSubscribe;  // MQTT 5
   friend bool operator==(const Subscription&, const Subscription&) = default;
 };

@@ -1,16 +1,17 @@
 // Beast adapter for HttpServer: one session object per connection (plain or TLS), callbacks on
-// the loop that owns the socket. Keep-alive, a body limit and an idle timeout bound every connection.
+// the loop that owns the socket. Keep-alive, a body limit and an idle timeout bound every
+// connection.
 #include <utility>  // Boost 1.74's Asio needs this before its headers.
 
+#include <openssl/bn.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <openssl/bn.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <deque>
@@ -72,7 +73,10 @@ void parse_target(std::string_view target, HttpRequest& req) {
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Impl(IoPool& p, std::shared_ptr<const HttpRouter> r, HttpServerOptions o)
-      : pool(p), router(std::move(r)), options(std::move(o)), acceptor(pool.loop(0)),
+      : pool(p),
+        router(std::move(r)),
+        options(std::move(o)),
+        acceptor(pool.loop(0)),
         tls(ssl::context::tls_server) {}
 
   IoPool& pool;
@@ -100,7 +104,8 @@ void peer_certificate(TlsStream& s, HttpRequest& req) {
   if (!cert) return;
   if (SSL_get_verify_result(s.native_handle()) == X509_V_OK) {
     char cn[256] = {0};
-    const int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+    const int n =
+        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
     if (n > 0) req.peer_certificate_cn.assign(cn, static_cast<std::size_t>(n));
     if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get_serialNumber(cert), nullptr)) {
       if (char* hex = BN_bn2hex(bn)) {
@@ -119,7 +124,8 @@ void peer_certificate(TlsStream& s, HttpRequest& req) {
 constexpr std::size_t kMaxStreamQueue = 1 << 20;
 
 template <class Stream>
-class HttpSession : public ResponseStream, public std::enable_shared_from_this<HttpSession<Stream>> {
+class HttpSession : public ResponseStream,
+                    public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
   HttpSession(Stream stream, std::shared_ptr<const HttpRouter> router,
               const HttpServerOptions& options)
@@ -155,7 +161,8 @@ class HttpSession : public ResponseStream, public std::enable_shared_from_this<H
   }
   void close() override {
     if (closed_.exchange(true)) return;
-    asio::post(lowest(stream_).get_executor(), [self = this->shared_from_this()] { self->close_socket(); });
+    asio::post(lowest(stream_).get_executor(),
+               [self = this->shared_from_this()] { self->close_socket(); });
   }
   bool closed() const override { return closed_; }
 
@@ -218,12 +225,12 @@ class HttpSession : public ResponseStream, public std::enable_shared_from_this<H
     out->body() = std::move(res.body);
     out->keep_alive(keep_alive);
     out->prepare_payload();
-    http::async_write(stream_, *out,
-                      [self = this->shared_from_this(), out, keep_alive](beast::error_code ec,
-                                                                         std::size_t) {
-                        if (ec || !keep_alive) return self->close_socket();
-                        self->read();
-                      });
+    http::async_write(
+        stream_, *out,
+        [self = this->shared_from_this(), out, keep_alive](beast::error_code ec, std::size_t) {
+          if (ec || !keep_alive) return self->close_socket();
+          self->read();
+        });
   }
 
   // Streaming: the head by hand (no Content-Length: the body ends when the connection does),

@@ -66,9 +66,9 @@ class WorkerThread final : public SerialExecutor {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
-  bool stopped_ = false;                      // GUARDED_BY(mu_)
-  std::atomic<bool> stop_flag_{false};         // stopped_, readable without the lock
-  bool sleeping_ = false;                     // GUARDED_BY(mu_): the worker waits on cv_
+  bool stopped_ = false;                     // GUARDED_BY(mu_)
+  std::atomic<bool> stop_flag_{false};       // stopped_, readable without the lock
+  bool sleeping_ = false;                    // GUARDED_BY(mu_): the worker waits on cv_
   std::thread thread_;
 };
 

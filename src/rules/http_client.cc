@@ -42,32 +42,38 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     req_.prepare_payload();
     deadline_ = std::chrono::steady_clock::now() + call_.timeout;
     stream_.expires_at(deadline_);
-    resolver_.async_resolve(url->host, url->port,
-                            [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
-                              self->on_resolve(ec, std::move(r));
-                            });
+    resolver_.async_resolve(
+        url->host, url->port,
+        [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
+          self->on_resolve(ec, std::move(r));
+        });
   }
 
  private:
   void on_resolve(beast::error_code ec, tcp::resolver::results_type results) {
     if (ec) return fail(ec, "resolve");
-    if (std::chrono::steady_clock::now() >= deadline_) return finish(Timeout("http: timed out resolving"));
-    stream_.async_connect(results, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
-      if (ec) return self->fail(ec, "connect");
-      http::async_write(self->stream_, self->req_, [self](beast::error_code ec, std::size_t) {
-        if (ec) return self->fail(ec, "write");
-        http::async_read(self->stream_, self->buffer_, self->res_, [self](beast::error_code ec, std::size_t) {
-          if (ec) return self->fail(ec, "read");
-          beast::error_code ignored;
-          self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-          self->finish(HttpReply{static_cast<int>(self->res_.result_int()), std::move(self->res_.body())});
+    if (std::chrono::steady_clock::now() >= deadline_)
+      return finish(Timeout("http: timed out resolving"));
+    stream_.async_connect(
+        results, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+          if (ec) return self->fail(ec, "connect");
+          http::async_write(self->stream_, self->req_, [self](beast::error_code ec, std::size_t) {
+            if (ec) return self->fail(ec, "write");
+            http::async_read(self->stream_, self->buffer_, self->res_,
+                             [self](beast::error_code ec, std::size_t) {
+                               if (ec) return self->fail(ec, "read");
+                               beast::error_code ignored;
+                               self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+                               self->finish(HttpReply{static_cast<int>(self->res_.result_int()),
+                                                      std::move(self->res_.body())});
+                             });
+          });
         });
-      });
-    });
   }
 
   void fail(beast::error_code ec, const char* what) {
-    if (ec == beast::error::timeout) return finish(Timeout(std::string("http: timed out (") + what + ")"));
+    if (ec == beast::error::timeout)
+      return finish(Timeout(std::string("http: timed out (") + what + ")"));
     if (ec == asio::error::operation_aborted) return finish(Cancelled("http: cancelled"));
     finish(Unavailable(std::string("http: ") + what + ": " + ec.message()));
   }
@@ -124,16 +130,19 @@ Result<HttpUrl> parse_http_url(std::string_view url) {
   if (authority.empty()) return InvalidArgument("url '" + std::string(url) + "': no host");
   if (authority.front() == '[') {  // [v6]:port
     const auto close = authority.find(']');
-    if (close == std::string_view::npos) return InvalidArgument("url '" + std::string(url) + "': bad IPv6 address");
+    if (close == std::string_view::npos)
+      return InvalidArgument("url '" + std::string(url) + "': bad IPv6 address");
     out.host = std::string(authority.substr(1, close - 1));
-    if (close + 1 < authority.size() && authority[close + 1] == ':') out.port = std::string(authority.substr(close + 2));
+    if (close + 1 < authority.size() && authority[close + 1] == ':')
+      out.port = std::string(authority.substr(close + 2));
   } else if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
     out.host = std::string(authority.substr(0, colon));
     out.port = std::string(authority.substr(colon + 1));
   } else {
     out.host = std::string(authority);
   }
-  if (out.port.empty() || out.port.find_first_not_of("0123456789") != std::string::npos || out.port.size() > 5) {
+  if (out.port.empty() || out.port.find_first_not_of("0123456789") != std::string::npos ||
+      out.port.size() > 5) {
     return InvalidArgument("url '" + std::string(url) + "': bad port");
   }
   return out;
@@ -144,7 +153,9 @@ std::unique_ptr<HttpSender> make_http_sender() { return std::make_unique<BeastSe
 Result<HttpReply> http_request(const HttpCall& call) {
   asio::io_context io;
   Result<HttpReply> out = Unavailable("http: no reply");
-  std::make_shared<Exchange>(io, call, [&out](Result<HttpReply> r) { out = std::move(r); })->start();
+  std::make_shared<Exchange>(io, call, [&out](Result<HttpReply> r) {
+    out = std::move(r);
+  })->start();
   io.run();
   return out;
 }

@@ -18,7 +18,8 @@ using net::HttpResponse;
 HttpResponse failure(const Status& s) {
   int code = 400;
   if (s.code() == StatusCode::kNotFound) code = 404;
-  if (s.code() == StatusCode::kInternal || s.code() == StatusCode::kIoError || s.code() == StatusCode::kNoSpace) {
+  if (s.code() == StatusCode::kInternal || s.code() == StatusCode::kIoError ||
+      s.code() == StatusCode::kNoSpace) {
     code = 500;
   }
   std::string body = "{\"error\":1000,\"message\":";
@@ -67,7 +68,8 @@ std::string created_name(std::string_view sql) {
     const auto end = s.find('`', i + 1);
     return s.substr(i + 1, end == std::string::npos ? std::string::npos : end - i - 1);
   }
-  while (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_')) name += s[i++];
+  while (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_'))
+    name += s[i++];
   return name;
 }
 
@@ -106,7 +108,8 @@ Value function_info(const functions::FunctionInfo& f, const std::string* source)
   o.append("name", f.name);
   if (!f.file.empty()) o.append("file", f.file);
   if (f.trigger) {
-    o.append("trigger", Value(ValueObject{{"filter", f.trigger->filter}, {"qos", static_cast<int>(f.trigger->qos)}}));
+    o.append("trigger", Value(ValueObject{{"filter", f.trigger->filter},
+                                          {"qos", static_cast<int>(f.trigger->qos)}}));
   }
   o.append("version", static_cast<long long>(f.version));
   o.append("invocations", static_cast<long long>(f.invocations));
@@ -135,7 +138,8 @@ void RuleManager::add_routes(net::HttpRouter& router) {
   });
   router.add("GET", "/rules", [&m](const HttpRequest&) {
     ValueArray a;
-    for (const auto& r : m.list_rules()) a.push_back(Value(ValueObject{{"id", r.id}, {"status", r.status}}));
+    for (const auto& r : m.list_rules())
+      a.push_back(Value(ValueObject{{"id", r.id}, {"status", r.status}}));
     return HttpResponse::json(200, to_json(Value(std::move(a))));
   });
   router.add("GET", "/rules/{id}", [&m](const HttpRequest& req) {
@@ -153,7 +157,8 @@ void RuleManager::add_routes(net::HttpRouter& router) {
     }
     auto spec = rule_spec_from_value(*doc);
     if (!spec.ok()) return failure(spec.status());
-    if (spec->id != id) return failure(InvalidArgument("the id in the body (" + spec->id + ") is not " + id));
+    if (spec->id != id)
+      return failure(InvalidArgument("the id in the body (" + spec->id + ") is not " + id));
     if (Status s = m.update_rule(std::move(*spec)); !s.ok()) return failure(s);
     return HttpResponse::text(200, "Rule " + id + " was updated successfully.");
   });
@@ -190,7 +195,8 @@ void RuleManager::add_routes(net::HttpRouter& router) {
     const std::string name = spec->name;
     const bool existed = m.functions().find(name) != nullptr;
     if (Status s = m.define_function(std::move(*spec)); !s.ok()) return failure(s);
-    return HttpResponse::text(existed ? 200 : 201, "Function " + name + (existed ? " was updated." : " was created."));
+    return HttpResponse::text(existed ? 200 : 201,
+                              "Function " + name + (existed ? " was updated." : " was created."));
   });
   router.add("PUT", "/functions/{name}", [&m](const HttpRequest& req) {
     auto doc = json_body(req);
@@ -217,7 +223,8 @@ void RuleManager::add_routes(net::HttpRouter& router) {
     auto info = m.functions().describe(name);
     if (!info.ok()) return failure(info.status());
     auto spec = m.functions().spec(name);
-    return HttpResponse::json(200, to_json(function_info(*info, spec.ok() ? &spec->source : nullptr)));
+    return HttpResponse::json(200,
+                              to_json(function_info(*info, spec.ok() ? &spec->source : nullptr)));
   });
   router.add("DELETE", "/functions/{name}", [&m](const HttpRequest& req) {
     const std::string& name = req.params.at("name");

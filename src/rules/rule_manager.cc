@@ -35,7 +35,8 @@ Status positioned(std::string_view sql, const Status& s) {
   int line = 0, column = 0;
   if (std::sscanf(s.message().c_str(), "line %d, column %d: ", &line, &column) != 2) return s;
   const auto colon = s.message().find(": ");
-  return Status(s.code(), sql::format_error(sql, sql::SourcePos{line, column}, s.message().substr(colon + 2)));
+  return Status(s.code(), sql::format_error(sql, sql::SourcePos{line, column},
+                                            s.message().substr(colon + 2)));
 }
 
 std::string lower(std::string s) {
@@ -49,8 +50,9 @@ std::string iso_time(std::int64_t ms) {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
   return buf;
 }
 
@@ -83,12 +85,13 @@ struct StreamEntry {
   std::string sql;         // as given (persisted, shown)
   std::string datasource;  // MQTT topic filter
   mqtt::QoS qos = mqtt::QoS::kAtLeastOnce;
-  Value description;       // eKuiper's describe document
+  Value description;  // eKuiper's describe document
 };
 
 // Where each source filter's messages go: (runtime, index of the source in its query).
 struct Routing {
-  std::unordered_map<std::string, std::vector<std::pair<std::shared_ptr<RuleRuntime>, std::size_t>>> by_filter;
+  std::unordered_map<std::string, std::vector<std::pair<std::shared_ptr<RuleRuntime>, std::size_t>>>
+      by_filter;
 };
 
 // A Prometheus counter fed from a runtime's counter that restarts at 0 with each run.
@@ -109,14 +112,15 @@ struct RuleManager::Rule {
   std::string stop_reason = kStoppedManually;
   std::shared_ptr<RuleRuntime> runtime;  // while running
   // Metrics.
-  Mirror in, out, dropped_queue, dropped_decode, dropped_late, dropped_overflow, errors, sink_errors, filtered;
+  Mirror in, out, dropped_queue, dropped_decode, dropped_late, dropped_overflow, errors,
+      sink_errors, filtered;
   Gauge* running_gauge = nullptr;
   Gauge* queue_gauge = nullptr;
   Gauge* memory_gauge = nullptr;
   Histogram* latency = nullptr;
   void reset_mirrors() {
-    for (Mirror* m : {&in, &out, &dropped_queue, &dropped_decode, &dropped_late, &dropped_overflow, &errors,
-                      &sink_errors, &filtered}) {
+    for (Mirror* m : {&in, &out, &dropped_queue, &dropped_decode, &dropped_late, &dropped_overflow,
+                      &errors, &sink_errors, &filtered}) {
       m->seen = 0;
     }
   }
@@ -131,13 +135,13 @@ struct RuleManager::Impl : std::enable_shared_from_this<RuleManager::Impl> {
   functions::FunctionRegistry& functions;
 
   mutable std::mutex mu;
-  bool opened = false;   // GUARDED_BY(mu)
-  bool stopped = false;  // GUARDED_BY(mu)
-  stream::Catalog catalog;                                       // GUARDED_BY(mu)
-  std::map<std::string, StreamEntry, std::less<>> streams;      // GUARDED_BY(mu)
+  bool opened = false;                                              // GUARDED_BY(mu)
+  bool stopped = false;                                             // GUARDED_BY(mu)
+  stream::Catalog catalog;                                          // GUARDED_BY(mu)
+  std::map<std::string, StreamEntry, std::less<>> streams;          // GUARDED_BY(mu)
   std::map<std::string, std::unique_ptr<Rule>, std::less<>> rules;  // GUARDED_BY(mu)
-  std::map<std::string, mqtt::QoS> subscribed;                   // GUARDED_BY(mu)
-  bool restoring = false;                                        // GUARDED_BY(mu)
+  std::map<std::string, mqtt::QoS> subscribed;                      // GUARDED_BY(mu)
+  bool restoring = false;                                           // GUARDED_BY(mu)
 
   std::unique_ptr<SerialExecutor> source_executor;
   std::unique_ptr<broker::InProcessClient> source_client;
@@ -206,23 +210,32 @@ RuleManager::~RuleManager() { stop(); }
 
 void RuleManager::Impl::register_metrics() {
   auto& m = *parts.metrics;
-  fam.in = &m.counter("ganglion_rule_records_in_total", "Events offered to the rule by its sources.", {"rule"});
-  fam.out = &m.counter("ganglion_rule_records_out_total", "Rows the rule emitted to its sinks.", {"rule"});
-  fam.dropped = &m.counter("ganglion_rule_dropped_total",
-                           "Events the rule skipped, by reason: queue_full (its input queue, bufferLength, was "
-                           "full), decode (payload not JSON or not fitting the stream's schema), late (older "
-                           "than the watermark), overflow (window bounds).",
-                           {"rule", "reason"});
-  fam.errors = &m.counter("ganglion_rule_errors_total", "Evaluation errors (type errors, division by zero...).", {"rule"});
-  fam.sink_errors = &m.counter("ganglion_rule_sink_errors_total", "Failed sink deliveries (after retries).", {"rule"});
-  fam.filtered = &m.counter("ganglion_rule_filtered_total", "Rows rejected by WHERE or HAVING.", {"rule"});
+  fam.in = &m.counter("ganglion_rule_records_in_total",
+                      "Events offered to the rule by its sources.", {"rule"});
+  fam.out = &m.counter("ganglion_rule_records_out_total", "Rows the rule emitted to its sinks.",
+                       {"rule"});
+  fam.dropped = &m.counter(
+      "ganglion_rule_dropped_total",
+      "Events the rule skipped, by reason: queue_full (its input queue, bufferLength, was "
+      "full), decode (payload not JSON or not fitting the stream's schema), late (older "
+      "than the watermark), overflow (window bounds).",
+      {"rule", "reason"});
+  fam.errors = &m.counter("ganglion_rule_errors_total",
+                          "Evaluation errors (type errors, division by zero...).", {"rule"});
+  fam.sink_errors = &m.counter("ganglion_rule_sink_errors_total",
+                               "Failed sink deliveries (after retries).", {"rule"});
+  fam.filtered =
+      &m.counter("ganglion_rule_filtered_total", "Rows rejected by WHERE or HAVING.", {"rule"});
   fam.running = &m.gauge("ganglion_rule_running", "1 while the rule runs.", {"rule"});
-  fam.queue = &m.gauge("ganglion_rule_queue_length", "Events waiting in the rule's input queue.", {"rule"});
-  fam.memory = &m.gauge("ganglion_rule_memory_bytes",
-                        "Payload bytes queued for the rule (window state is not counted).", {"rule"});
-  fam.latency = &m.histogram("ganglion_rule_process_latency_seconds",
-                             "Time from an event entering the rule's queue to the end of its processing.",
-                             exponential_buckets(1e-5, 4, 10), {"rule"});
+  fam.queue =
+      &m.gauge("ganglion_rule_queue_length", "Events waiting in the rule's input queue.", {"rule"});
+  fam.memory =
+      &m.gauge("ganglion_rule_memory_bytes",
+               "Payload bytes queued for the rule (window state is not counted).", {"rule"});
+  fam.latency =
+      &m.histogram("ganglion_rule_process_latency_seconds",
+                   "Time from an event entering the rule's queue to the end of its processing.",
+                   exponential_buckets(1e-5, 4, 10), {"rule"});
 }
 
 Status RuleManager::open() {
@@ -232,14 +245,15 @@ Status RuleManager::open() {
     std::lock_guard lock(impl.mu);
     if (impl.opened) return FailedPrecondition("rule manager already open");
     impl.opened = true;
-    if (!impl.options.dir.empty()) GANGLION_RETURN_IF_ERROR(impl.parts.env->create_dirs(impl.options.dir));
+    if (!impl.options.dir.empty())
+      GANGLION_RETURN_IF_ERROR(impl.parts.env->create_dirs(impl.options.dir));
 
     impl.source_executor = impl.parts.executors("sources");
     broker::ClientOptions so;
     so.client_id = "ganglion-rules";
     so.receive_maximum = 65535;
-    impl.source_client = std::make_unique<broker::InProcessClient>(*impl.parts.broker, so,
-                                                                   impl.source_executor->as_client_executor());
+    impl.source_client = std::make_unique<broker::InProcessClient>(
+        *impl.parts.broker, so, impl.source_executor->as_client_executor());
     impl.source_client->connect([](Status s, bool) {
       if (!s.ok()) spdlog::error("rules: the broker refused the sources client: {}", s.message());
     });
@@ -248,10 +262,11 @@ Status RuleManager::open() {
     impl.function_executor = impl.parts.executors("functions");
     broker::ClientOptions fo;
     fo.client_id = "ganglion-functions";
-    impl.function_client = std::make_unique<broker::InProcessClient>(*impl.parts.broker, fo,
-                                                                     impl.function_executor->as_client_executor());
+    impl.function_client = std::make_unique<broker::InProcessClient>(
+        *impl.parts.broker, fo, impl.function_executor->as_client_executor());
     impl.function_client->connect([](Status s, bool) {
-      if (!s.ok()) spdlog::error("functions: the broker refused the triggers client: {}", s.message());
+      if (!s.ok())
+        spdlog::error("functions: the broker refused the triggers client: {}", s.message());
     });
   }
   functions_.set_listener([weak](const std::string& name, const functions::FunctionSpec* spec) {
@@ -292,8 +307,9 @@ void RuleManager::stop() {
   impl.function_executor.reset();
 }
 
-Result<std::unique_ptr<RuleManager>> RuleManager::start(const Config& config, Env& env, Clock& clock,
-                                                        broker::Broker& broker, uplink::Uplink* uplink,
+Result<std::unique_ptr<RuleManager>> RuleManager::start(const Config& config, Env& env,
+                                                        Clock& clock, broker::Broker& broker,
+                                                        uplink::Uplink* uplink,
                                                         MetricsRegistry& metrics) {
   RuleManagerParts parts;
   parts.env = &env;
@@ -303,7 +319,9 @@ Result<std::unique_ptr<RuleManager>> RuleManager::start(const Config& config, En
   parts.executors = [](const std::string& name) { return make_worker_thread(name); };
   parts.http = make_http_sender();
   if (uplink != nullptr) {
-    parts.uplink = [uplink](std::string_view cls, const Event& e) { return uplink->submit(cls, e); };
+    parts.uplink = [uplink](std::string_view cls, const Event& e) {
+      return uplink->submit(cls, e);
+    };
   }
   RuleManagerOptions options;
   options.dir = join_path(config.str("data.dir"), "rules");
@@ -319,10 +337,11 @@ Result<StreamEntry> RuleManager::Impl::parse_stream(std::string_view sql, bool t
   GANGLION_ASSIGN_OR_RETURN(sql::Statement st, sql::parse_statement(sql));
   auto* create = std::get_if<sql::CreateStreamStatement>(&st);
   const char* what = table ? "CREATE TABLE" : "CREATE STREAM";
-  if (create == nullptr) return InvalidArgument(sql::format_error(sql, {1, 1}, std::string("expected ") + what));
+  if (create == nullptr)
+    return InvalidArgument(sql::format_error(sql, {1, 1}, std::string("expected ") + what));
   if (create->is_table != table) {
-    return InvalidArgument(sql::format_error(sql, {1, 1}, std::string("expected ") + what + " on /" +
-                                                              (table ? "tables" : "streams")));
+    return InvalidArgument(sql::format_error(
+        sql, {1, 1}, std::string("expected ") + what + " on /" + (table ? "tables" : "streams")));
   }
   GANGLION_RETURN_IF_ERROR(positioned(sql, stream::make_stream_def(*create).status()));
   StreamEntry e;
@@ -341,7 +360,8 @@ Result<StreamEntry> RuleManager::Impl::parse_stream(std::string_view sql, bool t
   ValueObject fields_doc;
   ValueArray fields;
   for (const auto& f : create->fields) {
-    fields.push_back(Value(ValueObject{{"Name", f.name}, {"FieldType", lower(sql::to_sql(*f.type))}}));
+    fields.push_back(
+        Value(ValueObject{{"Name", f.name}, {"FieldType", lower(sql::to_sql(*f.type))}}));
   }
   ValueObject opts;
   for (const auto& [k, v] : create->options) opts.append(k, v);
@@ -389,7 +409,8 @@ Status RuleManager::update_stream(std::string_view name, std::string_view create
     return NotFound(std::string(table ? "table " : "stream ") + std::string(name) + " not found");
   }
   GANGLION_ASSIGN_OR_RETURN(StreamEntry e, impl.parse_stream(create_sql, table));
-  if (e.name != name) return InvalidArgument("the statement defines " + e.name + ", not " + std::string(name));
+  if (e.name != name)
+    return InvalidArgument("the statement defines " + e.name + ", not " + std::string(name));
   stream::Catalog next = impl.catalog;
   next.drop(name);
   GANGLION_RETURN_IF_ERROR(positioned(create_sql, next.add_sql(create_sql)));
@@ -459,8 +480,8 @@ Result<std::shared_ptr<sql::FunctionRegistry>> RuleManager::Impl::sql_functions_
     def.handles_null = true;
     def.volatile_result = true;
     // Looked up by name on every call: a redefinition takes effect at once.
-    def.closure = [reg_ptr = &functions, name = info.name](const sql::CallContext&, std::span<const Value> args,
-                                                            Value& out) -> Status {
+    def.closure = [reg_ptr = &functions, name = info.name](
+                      const sql::CallContext&, std::span<const Value> args, Value& out) -> Status {
       auto r = reg_ptr->call_scalar(name, args);
       if (!r.ok()) return InvalidArgument(name + ": " + r.status().message());
       out = std::move(*r);
@@ -474,7 +495,8 @@ Result<std::shared_ptr<sql::FunctionRegistry>> RuleManager::Impl::sql_functions_
 Status RuleManager::Impl::validate_rule(const RuleSpec& spec) {
   GANGLION_ASSIGN_OR_RETURN(sql::Statement st, sql::parse_statement(spec.sql));
   auto* select = std::get_if<sql::SelectStatement>(&st);
-  if (select == nullptr) return InvalidArgument(sql::format_error(spec.sql, {1, 1}, "expected a SELECT statement"));
+  if (select == nullptr)
+    return InvalidArgument(sql::format_error(spec.sql, {1, 1}, "expected a SELECT statement"));
   GANGLION_ASSIGN_OR_RETURN(auto fns, sql_functions_for());
   stream::QueryOptions qo;
   qo.late_tolerance_ms = spec.options.late_tolerance_ms;
@@ -519,7 +541,8 @@ Status RuleManager::Impl::start_runtime(Rule& rule) {
   if (stopped) return FailedPrecondition("the rule manager is stopped");
   if (rule.runtime) return Status::Ok();
   const RuleSpec& spec = rule.spec;
-  auto rt = std::make_shared<RuleRuntime>(spec.id, *parts.clock, spec.options.buffer_length, rule.latency);
+  auto rt = std::make_shared<RuleRuntime>(spec.id, *parts.clock, spec.options.buffer_length,
+                                          rule.latency);
   GANGLION_ASSIGN_OR_RETURN(sql::Statement st, sql::parse_statement(spec.sql));
   auto* select = std::get_if<sql::SelectStatement>(&st);
   if (select == nullptr) return InvalidArgument("expected a SELECT statement");
@@ -528,13 +551,15 @@ Status RuleManager::Impl::start_runtime(Rule& rule) {
   qo.late_tolerance_ms = spec.options.late_tolerance_ms;
   qo.functions = rt->sql_functions.get();
   RuleRuntime* raw = rt.get();
-  auto q = stream::plan(*select, catalog, *parts.clock, qo, [raw](const stream::Emission& e) { raw->on_emission(e); });
+  auto q = stream::plan(*select, catalog, *parts.clock, qo,
+                        [raw](const stream::Emission& e) { raw->on_emission(e); });
   if (!q.ok()) return positioned(spec.sql, q.status());
 
   rt->executor = parts.executors(spec.id);
   broker::ClientOptions co;
   co.client_id = "ganglion-rule-" + spec.id;
-  rt->client = std::make_unique<broker::InProcessClient>(*parts.broker, co, rt->executor->as_client_executor());
+  rt->client = std::make_unique<broker::InProcessClient>(*parts.broker, co,
+                                                         rt->executor->as_client_executor());
   SinkContext ctx;
   ctx.rule_id = spec.id;
   ctx.clock = parts.clock;
@@ -635,8 +660,9 @@ void RuleManager::Impl::rebuild_routing() {
     const auto deadline = std::chrono::steady_clock::now() + options.subscribe_wait;
     for (auto& f : acks) {
       if (f.wait_until(deadline) != std::future_status::ready) {
-        spdlog::warn("rules: no SUBACK for a stream's source within {} ms",
-                     std::chrono::duration_cast<std::chrono::milliseconds>(options.subscribe_wait).count());
+        spdlog::warn(
+            "rules: no SUBACK for a stream's source within {} ms",
+            std::chrono::duration_cast<std::chrono::milliseconds>(options.subscribe_wait).count());
         break;
       }
     }
@@ -649,7 +675,8 @@ void RuleManager::Impl::on_message(const std::string& filter, const mqtt::Publis
   if (it == r->by_filter.end()) return;
   EventHeaders h;
   if (m.properties.content_type) h.content_type = *m.properties.content_type;
-  Event ev(m.topic, parts.clock->wall_ms(), m.payload.shared() ? m.payload.shared() : std::make_shared<const std::string>(),
+  Event ev(m.topic, parts.clock->wall_ms(),
+           m.payload.shared() ? m.payload.shared() : std::make_shared<const std::string>(),
            std::move(h));
   for (const auto& [rt, source] : it->second) rt->offer(source, ev);
 }
@@ -801,7 +828,8 @@ std::string RuleManager::Impl::status_json(const Rule& rule) const {
     o.append(p + "exceptions_total", n(i == 0 ? q.dropped_decode : 0));
     o.append(p + "last_exception", i == 0 && q.dropped_decode > 0 ? q.last_error : "");
   }
-  const std::uint64_t decoded = q.records_in - std::min(q.records_in, q.dropped_decode + q.dropped_late);
+  const std::uint64_t decoded =
+      q.records_in - std::min(q.records_in, q.dropped_decode + q.dropped_late);
   o.append("op_1_decode_0_records_in_total", n(q.records_in));
   o.append("op_1_decode_0_records_out_total", n(decoded));
   o.append("op_1_decode_0_exceptions_total", n(q.dropped_decode));
@@ -838,13 +866,17 @@ std::string RuleManager::Impl::status_json(const Rule& rule) const {
   o.append("connect_error", rt->connect_error());
   ValueObject hist;
   for (std::size_t i = 0; i < q.latency_us.size(); ++i) {
-    hist.append(i < stream::kLatencyBucketsUs.size() ? "le_" + std::to_string(stream::kLatencyBucketsUs[i]) : "le_inf",
+    hist.append(i < stream::kLatencyBucketsUs.size()
+                    ? "le_" + std::to_string(stream::kLatencyBucketsUs[i])
+                    : "le_inf",
                 n(q.latency_us[i]));
   }
   o.append("push_latency_us_histogram", Value(std::move(hist)));
   if (rule.latency != nullptr) {
-    o.append("process_latency_p50_us", rule.latency->count() ? Value(rule.latency->quantile(0.5) * 1e6) : Value(0));
-    o.append("process_latency_p99_us", rule.latency->count() ? Value(rule.latency->quantile(0.99) * 1e6) : Value(0));
+    o.append("process_latency_p50_us",
+             rule.latency->count() ? Value(rule.latency->quantile(0.5) * 1e6) : Value(0));
+    o.append("process_latency_p99_us",
+             rule.latency->count() ? Value(rule.latency->quantile(0.99) * 1e6) : Value(0));
   }
   return to_json(Value(std::move(o)));
 }
@@ -898,7 +930,8 @@ void RuleManager::Impl::schedule_refresh() {
 // ------------------------------------------------------------------------------------------
 // Functions
 
-void RuleManager::Impl::on_function_changed(const std::string& name, const functions::FunctionSpec* spec) {
+void RuleManager::Impl::on_function_changed(const std::string& name,
+                                            const functions::FunctionSpec* spec) {
   std::optional<functions::TriggerSpec> trigger;
   if (spec != nullptr) trigger = spec->trigger;
   std::lock_guard lock(fn_mu);
@@ -909,7 +942,8 @@ void RuleManager::Impl::on_function_changed(const std::string& name, const funct
     if (it != triggers.end() && trigger && it->second->trigger() == *trigger) return;
     triggers.erase(name);
     if (!trigger) return;
-    auto t = std::make_unique<functions::TopicTrigger>(functions, *function_client, *parts.clock, name, *trigger);
+    auto t = std::make_unique<functions::TopicTrigger>(functions, *function_client, *parts.clock,
+                                                       name, *trigger);
     t->start([name, filter = trigger->filter](Status s, mqtt::ReasonCode reason) {
       if (!s.ok() || static_cast<std::uint8_t>(reason) >= 0x80) {
         spdlog::error("function {}: subscribing its trigger {} failed", name, filter);
@@ -955,16 +989,19 @@ Status RuleManager::Impl::save_streams() {
   for (const auto& [name, e] : streams) {
     a.push_back(Value(ValueObject{{"name", e.name}, {"table", e.table}, {"sql", e.sql}}));
   }
-  return parts.env->write_file_atomic(join_path(options.dir, kStreamsFile), to_json(Value(std::move(a))) + "\n");
+  return parts.env->write_file_atomic(join_path(options.dir, kStreamsFile),
+                                      to_json(Value(std::move(a))) + "\n");
 }
 
 Status RuleManager::Impl::save_rules() {
   if (options.dir.empty() || restoring) return Status::Ok();
   ValueArray a;
   for (const auto& [id, rule] : rules) {
-    a.push_back(Value(ValueObject{{"rule", rule_spec_to_value(rule->spec)}, {"running", rule->running}}));
+    a.push_back(
+        Value(ValueObject{{"rule", rule_spec_to_value(rule->spec)}, {"running", rule->running}}));
   }
-  return parts.env->write_file_atomic(join_path(options.dir, kRulesFile), to_json(Value(std::move(a))) + "\n");
+  return parts.env->write_file_atomic(join_path(options.dir, kRulesFile),
+                                      to_json(Value(std::move(a))) + "\n");
 }
 
 Status RuleManager::Impl::save_functions() {
@@ -974,7 +1011,8 @@ Status RuleManager::Impl::save_functions() {
     auto spec = functions.spec(info.name);
     if (spec.ok()) a.push_back(function_spec_to_value(*spec));
   }
-  return parts.env->write_file_atomic(join_path(options.dir, kFunctionsFile), to_json(Value(std::move(a))) + "\n");
+  return parts.env->write_file_atomic(join_path(options.dir, kFunctionsFile),
+                                      to_json(Value(std::move(a))) + "\n");
 }
 
 Status RuleManager::Impl::restore() {
@@ -985,7 +1023,8 @@ Status RuleManager::Impl::restore() {
     GANGLION_ASSIGN_OR_RETURN(std::string text, parts.env->read_file(path));
     auto doc = parse_json(text);
     if (!doc.ok() || !doc->is_array()) {
-      return Corruption(path + ": not a JSON array" + (doc.ok() ? "" : ": " + doc.status().message()));
+      return Corruption(path + ": not a JSON array" +
+                        (doc.ok() ? "" : ": " + doc.status().message()));
     }
     return *doc;
   };
@@ -1000,9 +1039,11 @@ Status RuleManager::Impl::restore() {
     const Value* sql = s.find("sql");
     const Value* table = s.find("table");
     if (sql == nullptr || !sql->is_string()) continue;
-    auto e = parse_stream(sql->as_string(), table != nullptr && table->is_bool() && table->as_bool());
+    auto e =
+        parse_stream(sql->as_string(), table != nullptr && table->is_bool() && table->as_bool());
     if (!e.ok() || !catalog.add_sql(sql->as_string()).ok()) {
-      spdlog::error("rules: stored stream not restored: {}", e.ok() ? "duplicate" : e.status().message());
+      spdlog::error("rules: stored stream not restored: {}",
+                    e.ok() ? "duplicate" : e.status().message());
       continue;
     }
     streams.emplace(e->name, std::move(*e));
@@ -1023,7 +1064,8 @@ Status RuleManager::Impl::restore() {
     if (doc == nullptr) continue;
     auto spec = rule_spec_from_value(*doc);
     if (!spec.ok() || rules.count(spec->id) != 0) {
-      spdlog::error("rules: stored rule not restored: {}", spec.ok() ? "duplicate id" : spec.status().message());
+      spdlog::error("rules: stored rule not restored: {}",
+                    spec.ok() ? "duplicate id" : spec.status().message());
       continue;
     }
     Rule& rule = add_rule_entry(std::move(*spec));

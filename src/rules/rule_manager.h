@@ -81,9 +81,9 @@ struct RuleManagerParts {
   Clock* clock = nullptr;
   broker::Broker* broker = nullptr;
   MetricsRegistry* metrics = nullptr;
-  ExecutorFactory executors;           // one per rule, one for sources, one for triggers
-  std::shared_ptr<HttpSender> http;    // webhook sinks (nullptr: rest sinks refused)
-  UplinkSubmit uplink;                 // uplink sinks (empty: refused)
+  ExecutorFactory executors;         // one per rule, one for sources, one for triggers
+  std::shared_ptr<HttpSender> http;  // webhook sinks (nullptr: rest sinks refused)
+  UplinkSubmit uplink;               // uplink sinks (empty: refused)
 };
 
 // One row of GET /rules.
@@ -108,8 +108,8 @@ class RuleManager {
   // For the edge node: dir <data.dir>/rules, worker threads, the Beast webhook client, the
   // uplink when enabled (may be null). Opened.
   static Result<std::unique_ptr<RuleManager>> start(const Config& config, Env& env, Clock& clock,
-                                                   broker::Broker& broker, uplink::Uplink* uplink,
-                                                   MetricsRegistry& metrics);
+                                                    broker::Broker& broker, uplink::Uplink* uplink,
+                                                    MetricsRegistry& metrics);
 
   // --- streams and tables (CREATE STREAM / CREATE TABLE) -------------------------------
   // kInvalidArgument (positioned SQL error, or a TABLE given to the stream API and vice

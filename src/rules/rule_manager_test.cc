@@ -136,11 +136,11 @@ class RuleManagerTest : public ::testing::Test {
     o.sys_interval = std::chrono::milliseconds(0);
     broker_ = std::make_unique<broker::Broker>(o, clock_, metrics_);
     http_ = std::make_shared<FakeHttp>();
-    device_ = std::make_unique<broker::InProcessClient>(*broker_, broker::ClientOptions{.client_id = "device"},
-                                                        executors_.plain("device"));
+    device_ = std::make_unique<broker::InProcessClient>(
+        *broker_, broker::ClientOptions{.client_id = "device"}, executors_.plain("device"));
     device_->connect();
-    app_ = std::make_unique<broker::InProcessClient>(*broker_, broker::ClientOptions{.client_id = "app"},
-                                                     executors_.plain("app"));
+    app_ = std::make_unique<broker::InProcessClient>(
+        *broker_, broker::ClientOptions{.client_id = "app"}, executors_.plain("app"));
     app_->connect();
     executors_.drain_all();
   }
@@ -174,7 +174,8 @@ class RuleManagerTest : public ::testing::Test {
 
   void subscribe(const std::string& filter) {
     app_->subscribe(filter, mqtt::QoS::kAtLeastOnce, [this](const mqtt::Publish& m) {
-      received.push_back({m.topic, std::string(m.payload.view()), m.retain, static_cast<int>(m.qos)});
+      received.push_back(
+          {m.topic, std::string(m.payload.view()), m.retain, static_cast<int>(m.qos)});
     });
     executors_.drain_all();
   }
@@ -223,11 +224,12 @@ class RuleManagerTest : public ::testing::Test {
 TEST_F(RuleManagerTest, FilterRulePublishesMatchingRowsToATemplatedTopic) {
   open_manager();
   create_demo_stream();
-  ASSERT_TRUE(manager_
-                  ->create_rule(rule(R"({"id": "rule1", "sql": "SELECT * FROM demo WHERE temperature > 50",
+  ASSERT_TRUE(
+      manager_
+          ->create_rule(rule(R"({"id": "rule1", "sql": "SELECT * FROM demo WHERE temperature > 50",
                        "actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", "topic": "alerts/{{.deviceId}}",
                                              "qos": 1, "retained": false, "sendSingle": true}}]})"))
-                  .ok());
+          .ok());
   executors_.drain_all();
   subscribe("alerts/#");
   publish("devices/d1/telemetry", R"({"temperature": 20, "deviceId": "d1"})");
@@ -251,7 +253,8 @@ TEST_F(RuleManagerTest, ArraysPayloadWithoutSendSingleAndRetainsWhenAsked) {
   open_manager();
   create_demo_stream();
   ASSERT_TRUE(manager_
-                  ->create_rule(rule(R"({"id": "r", "sql": "SELECT deviceId, temperature * 2 AS t FROM demo",
+                  ->create_rule(
+                      rule(R"({"id": "r", "sql": "SELECT deviceId, temperature * 2 AS t FROM demo",
                        "actions": [{"mqtt": {"topic": "out/r", "retained": true}}]})"))
                   .ok());
   executors_.drain_all();
@@ -277,13 +280,18 @@ TEST_F(RuleManagerTest, InvalidSqlCreatesNothingAndPointsAtTheSpot) {
   EXPECT_FALSE(env_.exists("/data/rules/rules.json"));
 
   // Planner errors get the caret too.
-  s = manager_->create_rule(rule(R"({"id": "bad", "sql": "SELECT nosuch FROM demo", "actions": [{"log": {}}]})"));
+  s = manager_->create_rule(
+      rule(R"({"id": "bad", "sql": "SELECT nosuch FROM demo", "actions": [{"log": {}}]})"));
   ASSERT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), StartsWith("line 1, column 8: unknown field 'nosuch'"));
   EXPECT_THAT(s.message(), HasSubstr("\nSELECT nosuch FROM demo\n       ^"));
   // Unknown stream, bad action.
-  EXPECT_FALSE(manager_->create_rule(rule(R"({"id": "x", "sql": "SELECT * FROM nope", "actions": [{"log": {}}]})")).ok());
-  s = manager_->create_rule(rule(R"({"id": "x", "sql": "SELECT * FROM demo", "actions": [{"mqtt": {"qos": 1}}]})"));
+  EXPECT_FALSE(manager_
+                   ->create_rule(rule(
+                       R"({"id": "x", "sql": "SELECT * FROM nope", "actions": [{"log": {}}]})"))
+                   .ok());
+  s = manager_->create_rule(
+      rule(R"({"id": "x", "sql": "SELECT * FROM demo", "actions": [{"mqtt": {"qos": 1}}]})"));
   EXPECT_EQ(s.message(), "actions[0].mqtt.topic: required");
   EXPECT_TRUE(manager_->list_rules().empty());
   EXPECT_FALSE(env_.exists("/data/rules/rules.json"));
@@ -291,7 +299,8 @@ TEST_F(RuleManagerTest, InvalidSqlCreatesNothingAndPointsAtTheSpot) {
 
 TEST_F(RuleManagerTest, InvalidStreamSqlIsPositionedAndCreatesNothing) {
   open_manager();
-  Status s = manager_->create_stream("CREATE STREAM demo (temperature FLOT) WITH (DATASOURCE=\"x\")", false);
+  Status s = manager_->create_stream(
+      "CREATE STREAM demo (temperature FLOT) WITH (DATASOURCE=\"x\")", false);
   ASSERT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), StartsWith("line 1, column 33"));
   EXPECT_THAT(s.message(), HasSubstr("^"));
@@ -340,15 +349,20 @@ TEST_F(RuleManagerTest, StopStartRestartAndDelete) {
 TEST_F(RuleManagerTest, DefinitionsSurviveARestartThroughTheEnv) {
   open_manager();
   create_demo_stream();
-  ASSERT_TRUE(manager_->create_stream("CREATE TABLE devices (id STRING, site STRING) WITH (DATASOURCE=\"meta\", KEY=\"id\")", true).ok());
+  ASSERT_TRUE(manager_
+                  ->create_stream("CREATE TABLE devices (id STRING, site STRING) WITH "
+                                  "(DATASOURCE=\"meta\", KEY=\"id\")",
+                                  true)
+                  .ok());
   functions::FunctionSpec fn;
   fn.name = "twice";
   fn.source = "function handle(x) return x * 2 end";
   ASSERT_TRUE(manager_->define_function(fn).ok());
-  ASSERT_TRUE(manager_
-                  ->create_rule(rule(R"({"id": "on", "sql": "SELECT twice(temperature) AS t FROM demo",
+  ASSERT_TRUE(
+      manager_
+          ->create_rule(rule(R"({"id": "on", "sql": "SELECT twice(temperature) AS t FROM demo",
                        "actions": [{"mqtt": {"topic": "out/on", "sendSingle": true}}], "options": {"bufferLength": 8}})"))
-                  .ok());
+          .ok());
   ASSERT_TRUE(manager_
                   ->create_rule(rule(R"({"id": "off", "sql": "SELECT * FROM demo",
                        "actions": [{"log": {}}], "triggered": false})"))
@@ -387,7 +401,8 @@ TEST_F(RuleManagerTest, AStuckRuleDropsItsOwnInputAndDelaysNoOtherRule) {
   executors_.drain_except("stuck");
   subscribe("out/#");
   // The stuck rule's executor never runs (as if its sink blocked its thread).
-  for (int i = 0; i < 10; ++i) publish("devices/d/telemetry", "{\"temperature\": " + std::to_string(i) + "}");
+  for (int i = 0; i < 10; ++i)
+    publish("devices/d/telemetry", "{\"temperature\": " + std::to_string(i) + "}");
   executors_.drain_except("stuck");
   EXPECT_EQ(received.size(), 10u);
   // 4 events wait in its queue (bufferLength 4); the other 6 were dropped and counted.
@@ -395,7 +410,8 @@ TEST_F(RuleManagerTest, AStuckRuleDropsItsOwnInputAndDelaysNoOtherRule) {
   Value st = status("stuck");
   EXPECT_EQ(num(st, "dropped_queue_full_total"), 6);
   EXPECT_EQ(num(st, "records_in_total"), 10);
-  EXPECT_THAT(metrics_.render(), HasSubstr("ganglion_rule_dropped_total{rule=\"stuck\",reason=\"queue_full\"} 6"));
+  EXPECT_THAT(metrics_.render(),
+              HasSubstr("ganglion_rule_dropped_total{rule=\"stuck\",reason=\"queue_full\"} 6"));
   // Stopping it does not wait for it.
   ASSERT_TRUE(manager_->stop_rule("stuck").ok());
 }
@@ -450,16 +466,19 @@ TEST_F(RuleManagerTest, PayloadsNotMatchingTheSchemaAreCountedAndSkipped) {
   Value st = status("r");
   EXPECT_EQ(num(st, "dropped_decode_total"), 2);
   EXPECT_EQ(num(st, "source_demo_0_exceptions_total"), 2);
-  EXPECT_THAT(metrics_.render(), HasSubstr("ganglion_rule_dropped_total{rule=\"r\",reason=\"decode\"} 2"));
+  EXPECT_THAT(metrics_.render(),
+              HasSubstr("ganglion_rule_dropped_total{rule=\"r\",reason=\"decode\"} 2"));
 }
 
 TEST_F(RuleManagerTest, TumblingWindowAverageByDeviceClosesOnTheClock) {
   open_manager();
   create_demo_stream();
-  ASSERT_TRUE(manager_
-                  ->create_rule(rule(R"j({"id": "avg", "sql": "SELECT deviceId, avg(temperature) AS t FROM demo GROUP BY deviceId, TUMBLINGWINDOW(ss, 1)",
+  ASSERT_TRUE(
+      manager_
+          ->create_rule(rule(
+              R"j({"id": "avg", "sql": "SELECT deviceId, avg(temperature) AS t FROM demo GROUP BY deviceId, TUMBLINGWINDOW(ss, 1)",
                        "actions": [{"mqtt": {"topic": "avg/{{.deviceId}}", "sendSingle": true}}]})j"))
-                  .ok());
+          .ok());
   executors_.drain_all();
   subscribe("avg/#");
   publish("devices/a/telemetry", R"({"deviceId": "a", "temperature": 10})");
@@ -480,11 +499,14 @@ TEST_F(RuleManagerTest, LuaFunctionAsSinkAndTriggeredByATopic) {
   create_demo_stream();
   functions::FunctionSpec fn;
   fn.name = "to_f";
-  fn.source = R"(function handle(e) emit("fahrenheit/" .. e.payload.deviceId, {f = e.payload.temperature * 9 / 5 + 32}) end)";
+  fn.source =
+      R"(function handle(e) emit("fahrenheit/" .. e.payload.deviceId, {f = e.payload.temperature * 9 / 5 + 32}) end)";
   ASSERT_TRUE(manager_->define_function(fn).ok());
-  ASSERT_TRUE(manager_
-                  ->create_rule(rule(R"({"id": "f", "sql": "SELECT * FROM demo", "actions": [{"function": {"name": "to_f"}}]})"))
-                  .ok());
+  ASSERT_TRUE(
+      manager_
+          ->create_rule(rule(
+              R"({"id": "f", "sql": "SELECT * FROM demo", "actions": [{"function": {"name": "to_f"}}]})"))
+          .ok());
   executors_.drain_all();
   subscribe("fahrenheit/#");
   publish("devices/a/telemetry", R"({"deviceId": "a", "temperature": 100})");
@@ -513,7 +535,8 @@ TEST_F(RuleManagerTest, UplinkSinkSubmitsToTheClass) {
   open_manager();
   create_demo_stream();
   ASSERT_TRUE(manager_
-                  ->create_rule(rule(R"({"id": "up", "sql": "SELECT deviceId FROM demo WHERE temperature > 50",
+                  ->create_rule(rule(
+                      R"({"id": "up", "sql": "SELECT deviceId FROM demo WHERE temperature > 50",
                        "actions": [{"uplink": {"class": "alert", "sendSingle": true}}]})"))
                   .ok());
   executors_.drain_all();
@@ -527,14 +550,18 @@ TEST_F(RuleManagerTest, UplinkSinkSubmitsToTheClass) {
 TEST_F(RuleManagerTest, StreamInUseCannotBeDroppedAndUpdateRestartsItsRules) {
   open_manager();
   create_demo_stream();
-  ASSERT_TRUE(manager_
-                  ->create_rule(rule(R"({"id": "r", "sql": "SELECT * FROM demo", "actions": [{"mqtt": {"topic": "out/r", "sendSingle": true}}]})"))
-                  .ok());
+  ASSERT_TRUE(
+      manager_
+          ->create_rule(rule(
+              R"({"id": "r", "sql": "SELECT * FROM demo", "actions": [{"mqtt": {"topic": "out/r", "sendSingle": true}}]})"))
+          .ok());
   executors_.drain_all();
   EXPECT_EQ(manager_->drop_stream("demo", false).code(), StatusCode::kFailedPrecondition);
   // Move the stream to another topic: the rule follows.
   ASSERT_TRUE(manager_
-                  ->update_stream("demo", "CREATE STREAM demo (temperature FLOAT, deviceId STRING) WITH (DATASOURCE=\"plant/#\")",
+                  ->update_stream("demo",
+                                  "CREATE STREAM demo (temperature FLOAT, deviceId STRING) WITH "
+                                  "(DATASOURCE=\"plant/#\")",
                                   false)
                   .ok());
   executors_.drain_all();

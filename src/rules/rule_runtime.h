@@ -54,7 +54,9 @@ class RuleRuntime {
   std::size_t queued() const { return queued_.load(std::memory_order_relaxed); }
   std::size_t queued_bytes() const { return queued_bytes_.load(std::memory_order_relaxed); }
   std::uint64_t dropped_queue_full() const { return dropped_.load(std::memory_order_relaxed); }
-  std::uint64_t source_in(std::size_t i) const { return i < source_in_.size() ? source_in_[i]->load() : 0; }
+  std::uint64_t source_in(std::size_t i) const {
+    return i < source_in_.size() ? source_in_[i]->load() : 0;
+  }
   std::uint64_t offered() const { return offered_.load(std::memory_order_relaxed); }
   std::int64_t last_invocation_ms() const { return last_ms_.load(std::memory_order_relaxed); }
   std::int64_t last_latency_us() const { return last_latency_us_.load(std::memory_order_relaxed); }

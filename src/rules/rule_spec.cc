@@ -20,7 +20,8 @@ Status validate_rule_id(std::string_view id) {
   if (id.empty() || id.size() > 64) return InvalidArgument("rule id must have 1 to 64 characters");
   for (char c : id) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
-      return InvalidArgument("rule id '" + std::string(id) + "': only letters, digits, '_', '-' and '.' are allowed");
+      return InvalidArgument("rule id '" + std::string(id) +
+                             "': only letters, digits, '_', '-' and '.' are allowed");
     }
   }
   return Status::Ok();
@@ -39,13 +40,15 @@ Result<std::int64_t> int_prop(const Value& props, std::string_view key, std::str
   const Value* v = props.find(key);
   if (v == nullptr || v->is_null()) return fallback;
   if (v->is_int()) return v->as_int();
-  if (v->is_float() && v->as_float() == static_cast<double>(static_cast<std::int64_t>(v->as_float()))) {
+  if (v->is_float() &&
+      v->as_float() == static_cast<double>(static_cast<std::int64_t>(v->as_float()))) {
     return static_cast<std::int64_t>(v->as_float());
   }
   return InvalidArgument(where_key(where, key) + ": expects an integer");
 }
 
-Result<bool> bool_prop(const Value& props, std::string_view key, std::string_view where, bool fallback) {
+Result<bool> bool_prop(const Value& props, std::string_view key, std::string_view where,
+                       bool fallback) {
   const Value* v = props.find(key);
   if (v == nullptr || v->is_null()) return fallback;
   if (!v->is_bool()) return InvalidArgument(where_key(where, key) + ": expects true or false");
@@ -88,13 +91,18 @@ Result<RuleSpec> rule_spec_from_value(const Value& doc) {
   if (const Value* o = doc.find("options"); o != nullptr && !o->is_null()) {
     if (!o->is_object()) return InvalidArgument("options: expects an object");
     spec.options_doc = *o;
-    GANGLION_ASSIGN_OR_RETURN(spec.options.late_tolerance_ms, int_prop(*o, "lateTolerance", "options", 1000));
+    GANGLION_ASSIGN_OR_RETURN(spec.options.late_tolerance_ms,
+                              int_prop(*o, "lateTolerance", "options", 1000));
     GANGLION_ASSIGN_OR_RETURN(std::int64_t buffer, int_prop(*o, "bufferLength", "options", 1024));
-    if (spec.options.late_tolerance_ms < 0) return InvalidArgument("options.lateTolerance: must not be negative");
-    if (buffer < 1 || buffer > 1'000'000) return InvalidArgument("options.bufferLength: must be between 1 and 1000000");
+    if (spec.options.late_tolerance_ms < 0)
+      return InvalidArgument("options.lateTolerance: must not be negative");
+    if (buffer < 1 || buffer > 1'000'000)
+      return InvalidArgument("options.bufferLength: must be between 1 and 1000000");
     spec.options.buffer_length = static_cast<std::size_t>(buffer);
-    GANGLION_ASSIGN_OR_RETURN(spec.options.is_event_time, bool_prop(*o, "isEventTime", "options", false));
-    GANGLION_ASSIGN_OR_RETURN(spec.options.send_meta_to_sink, bool_prop(*o, "sendMetaToSink", "options", false));
+    GANGLION_ASSIGN_OR_RETURN(spec.options.is_event_time,
+                              bool_prop(*o, "isEventTime", "options", false));
+    GANGLION_ASSIGN_OR_RETURN(spec.options.send_meta_to_sink,
+                              bool_prop(*o, "sendMetaToSink", "options", false));
   } else {
     spec.options_doc = Value(ValueObject{});
   }

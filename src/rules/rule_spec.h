@@ -9,7 +9,8 @@
 //    "actions": [{"mqtt": {"topic": "alerts/{{.deviceId}}", "qos": 1, "retained": false,
 //                          "sendSingle": true}},
 //                {"log": {}},
-//                {"rest": {"url": "http://127.0.0.1:9000/hook", "method": "post", "timeout": 5000}},
+//                {"rest": {"url": "http://127.0.0.1:9000/hook", "method": "post", "timeout":
+//                5000}},
 //                {"function": {"name": "myfn"}},
 //                {"uplink": {"class": "alert"}}],
 //    "options": {"isEventTime": false, "lateTolerance": 1000, "sendMetaToSink": false,
@@ -70,6 +71,7 @@ Result<std::string> string_prop(const Value& props, std::string_view key, std::s
                                 std::string fallback = "");
 Result<std::int64_t> int_prop(const Value& props, std::string_view key, std::string_view where,
                               std::int64_t fallback);
-Result<bool> bool_prop(const Value& props, std::string_view key, std::string_view where, bool fallback);
+Result<bool> bool_prop(const Value& props, std::string_view key, std::string_view where,
+                       bool fallback);
 
 }  // namespace ganglion::rules

@@ -50,7 +50,8 @@ Result<TemplateAction> parse_action(std::string_view inner) {
     inner = trim(inner.substr(5));
   }
   if (inner.empty() || inner[0] != '.') {
-    return InvalidArgument("template action '{{" + std::string(inner) + "}}': expected {{.field}} or {{json .field}}");
+    return InvalidArgument("template action '{{" + std::string(inner) +
+                           "}}': expected {{.field}} or {{json .field}}");
   }
   inner.remove_prefix(1);
   while (!inner.empty()) {
@@ -127,8 +128,8 @@ namespace {
 // The payloads of an emission: one per row (sendSingle) or one array; with a data template,
 // the template rendered against each row or the array.
 std::vector<std::pair<std::string, const Value*>> payloads(const stream::Emission& e, bool single,
-                                                          const std::string& data_template,
-                                                          Value& array_holder) {
+                                                           const std::string& data_template,
+                                                           Value& array_holder) {
   std::vector<std::pair<std::string, const Value*>> out;
   if (single) {
     out.reserve(e.rows.size());
@@ -151,8 +152,14 @@ class MqttSink final : public Sink {
  public:
   MqttSink(const SinkContext& ctx, std::string topic, mqtt::QoS qos, bool retain, bool single,
            std::string data_template)
-      : Sink("mqtt"), ctx_(ctx), topic_(std::move(topic)), templated_(has_template(topic_)), qos_(qos),
-        retain_(retain), single_(single), data_template_(std::move(data_template)) {}
+      : Sink("mqtt"),
+        ctx_(ctx),
+        topic_(std::move(topic)),
+        templated_(has_template(topic_)),
+        qos_(qos),
+        retain_(retain),
+        single_(single),
+        data_template_(std::move(data_template)) {}
 
   void deliver(const stream::Emission& e) override {
     Value holder;
@@ -162,7 +169,8 @@ class MqttSink final : public Sink {
       mqtt::Properties props;
       props.content_type = "application/json";
       stats_->in_flight.fetch_add(1, std::memory_order_relaxed);
-      ctx_.client->publish(std::move(topic), mqtt::SharedBytes(std::move(payload)), qos_, retain_, std::move(props),
+      ctx_.client->publish(std::move(topic), mqtt::SharedBytes(std::move(payload)), qos_, retain_,
+                           std::move(props),
                            [stats = stats_, clock = ctx_.clock](Status s, mqtt::ReasonCode reason) {
                              stats->in_flight.fetch_sub(1, std::memory_order_relaxed);
                              const auto code = static_cast<std::uint8_t>(reason);
@@ -192,7 +200,10 @@ class MqttSink final : public Sink {
 class LogSink final : public Sink {
  public:
   LogSink(std::string rule, bool single, std::string data_template)
-      : Sink("log"), rule_(std::move(rule)), single_(single), data_template_(std::move(data_template)) {}
+      : Sink("log"),
+        rule_(std::move(rule)),
+        single_(single),
+        data_template_(std::move(data_template)) {}
   void deliver(const stream::Emission& e) override {
     Value holder;
     for (auto& [payload, row] : payloads(e, single_, data_template_, holder)) {
@@ -231,12 +242,14 @@ class RestSink final : public Sink {
   };
 
   RestSink(const SinkContext& ctx, Config config)
-      : Sink("rest"), state_(std::make_shared<State>(*ctx.clock, *ctx.http, std::move(config), stats_)) {}
+      : Sink("rest"),
+        state_(std::make_shared<State>(*ctx.clock, *ctx.http, std::move(config), stats_)) {}
   ~RestSink() override { state_->timers.close(); }
 
   void deliver(const stream::Emission& e) override {
     Value holder;
-    for (auto& [payload, row] : payloads(e, state_->config.single, state_->config.data_template, holder)) {
+    for (auto& [payload, row] :
+         payloads(e, state_->config.single, state_->config.data_template, holder)) {
       stats_->records_in.fetch_add(1, std::memory_order_relaxed);
       if (stats_->in_flight.load(std::memory_order_relaxed) >= state_->config.buffer) {
         stats_->dropped.fetch_add(1, std::memory_order_relaxed);
@@ -264,15 +277,18 @@ class RestSink final : public Sink {
     TimerScope timers;
   };
 
-  static void attempt(const std::shared_ptr<State>& state, std::shared_ptr<const HttpCall> call, int left) {
+  static void attempt(const std::shared_ptr<State>& state, std::shared_ptr<const HttpCall> call,
+                      int left) {
     const MonoTime start = state->clock.now();
     state->http.send(*call, [state, call, left, start](Result<HttpReply> r) {
       SinkStats& st = *state->stats;
       const bool ok = r.ok() && r->status >= 200 && r->status < 300;
       if (ok) {
         st.records_out.fetch_add(1, std::memory_order_relaxed);
-        st.last_latency_us.store(std::chrono::duration_cast<std::chrono::microseconds>(state->clock.now() - start).count(),
-                                 std::memory_order_relaxed);
+        st.last_latency_us.store(
+            std::chrono::duration_cast<std::chrono::microseconds>(state->clock.now() - start)
+                .count(),
+            std::memory_order_relaxed);
         st.in_flight.fetch_sub(1, std::memory_order_relaxed);
         return;
       }
@@ -296,7 +312,8 @@ class RestSink final : public Sink {
 
 class FunctionSink final : public Sink {
  public:
-  FunctionSink(const SinkContext& ctx, std::string name) : Sink("function"), ctx_(ctx), name_(std::move(name)) {}
+  FunctionSink(const SinkContext& ctx, std::string name)
+      : Sink("function"), ctx_(ctx), name_(std::move(name)) {}
   void deliver(const stream::Emission& e) override {
     for (const Value& row : e.rows) {
       stats_->records_in.fetch_add(1, std::memory_order_relaxed);
@@ -307,14 +324,16 @@ class FunctionSink final : public Sink {
       }
       stats_->records_out.fetch_add(1, std::memory_order_relaxed);
       for (auto& em : r->emitted) {
-        ctx_.client->publish(std::move(em.topic), mqtt::SharedBytes(std::move(em.payload)),
-                             static_cast<mqtt::QoS>(std::min<std::uint8_t>(em.qos, 2)), false, {},
-                             [stats = stats_, clock = ctx_.clock](Status s, mqtt::ReasonCode reason) {
-                               if (!s.ok() || static_cast<std::uint8_t>(reason) >= 0x80) {
-                                 stats->error("publishing an emit failed: " + (s.ok() ? std::string("refused") : s.message()),
-                                              clock->wall_ms());
-                               }
-                             });
+        ctx_.client->publish(
+            std::move(em.topic), mqtt::SharedBytes(std::move(em.payload)),
+            static_cast<mqtt::QoS>(std::min<std::uint8_t>(em.qos, 2)), false, {},
+            [stats = stats_, clock = ctx_.clock](Status s, mqtt::ReasonCode reason) {
+              if (!s.ok() || static_cast<std::uint8_t>(reason) >= 0x80) {
+                stats->error(
+                    "publishing an emit failed: " + (s.ok() ? std::string("refused") : s.message()),
+                    clock->wall_ms());
+              }
+            });
       }
     }
   }
@@ -327,7 +346,11 @@ class FunctionSink final : public Sink {
 class UplinkSink final : public Sink {
  public:
   UplinkSink(const SinkContext& ctx, std::string cls, std::string topic, bool single)
-      : Sink("uplink"), ctx_(ctx), cls_(std::move(cls)), topic_(std::move(topic)), single_(single) {}
+      : Sink("uplink"),
+        ctx_(ctx),
+        cls_(std::move(cls)),
+        topic_(std::move(topic)),
+        single_(single) {}
   void deliver(const stream::Emission& e) override {
     Value holder;
     for (auto& [payload, row] : payloads(e, single_, "", holder)) {
@@ -337,7 +360,8 @@ class UplinkSink final : public Sink {
       h.content_type = "application/json";
       h.data_class = cls_;
       std::string topic = has_template(topic_) ? render_template(topic_, *row) : topic_;
-      Event ev(std::move(topic), ctx_.clock->wall_ms(), std::make_shared<const std::string>(std::move(payload)), std::move(h));
+      Event ev(std::move(topic), ctx_.clock->wall_ms(),
+               std::make_shared<const std::string>(std::move(payload)), std::move(h));
       if (Status s = ctx_.uplink(cls_, ev); s.ok()) {
         stats_->records_out.fetch_add(1, std::memory_order_relaxed);
       } else {
@@ -354,7 +378,8 @@ class UplinkSink final : public Sink {
 
 }  // namespace
 
-Result<std::unique_ptr<Sink>> make_sink(const ActionSpec& action, std::size_t index, const SinkContext& ctx) {
+Result<std::unique_ptr<Sink>> make_sink(const ActionSpec& action, std::size_t index,
+                                        const SinkContext& ctx) {
   const std::string where = "actions[" + std::to_string(index) + "]." + action.type;
   const Value& p = action.props;
   GANGLION_ASSIGN_OR_RETURN(std::string data_template, string_prop(p, "dataTemplate", where));
@@ -362,7 +387,8 @@ Result<std::unique_ptr<Sink>> make_sink(const ActionSpec& action, std::size_t in
   if (action.type == "mqtt") {
     GANGLION_ASSIGN_OR_RETURN(std::string topic, string_prop(p, "topic", where));
     if (topic.empty()) return InvalidArgument(where + ".topic: required");
-    if (Status s = check_template(topic); !s.ok()) return InvalidArgument(where + ".topic: " + s.message());
+    if (Status s = check_template(topic); !s.ok())
+      return InvalidArgument(where + ".topic: " + s.message());
     if (!has_template(topic) && topic.find_first_of("+#") != std::string::npos) {
       return InvalidArgument(where + ".topic: a topic name may not contain '+' or '#'");
     }
@@ -370,19 +396,22 @@ Result<std::unique_ptr<Sink>> make_sink(const ActionSpec& action, std::size_t in
     if (qos < 0 || qos > 2) return InvalidArgument(where + ".qos: must be 0, 1 or 2");
     GANGLION_ASSIGN_OR_RETURN(bool retain, bool_prop(p, "retained", where, false));
     GANGLION_ASSIGN_OR_RETURN(bool single, bool_prop(p, "sendSingle", where, false));
-    return std::unique_ptr<Sink>(std::make_unique<MqttSink>(ctx, std::move(topic), static_cast<mqtt::QoS>(qos), retain,
+    return std::unique_ptr<Sink>(std::make_unique<MqttSink>(ctx, std::move(topic),
+                                                            static_cast<mqtt::QoS>(qos), retain,
                                                             single, std::move(data_template)));
   }
   if (action.type == "log") {
     GANGLION_ASSIGN_OR_RETURN(bool single, bool_prop(p, "sendSingle", where, false));
-    return std::unique_ptr<Sink>(std::make_unique<LogSink>(ctx.rule_id, single, std::move(data_template)));
+    return std::unique_ptr<Sink>(
+        std::make_unique<LogSink>(ctx.rule_id, single, std::move(data_template)));
   }
   if (action.type == "nop") return std::unique_ptr<Sink>(std::make_unique<NopSink>());
   if (action.type == "rest") {
     RestSink::Config c;
     GANGLION_ASSIGN_OR_RETURN(c.url, string_prop(p, "url", where));
     if (c.url.empty()) return InvalidArgument(where + ".url: required");
-    if (auto u = parse_http_url(c.url); !u.ok()) return InvalidArgument(where + ".url: " + u.status().message());
+    if (auto u = parse_http_url(c.url); !u.ok())
+      return InvalidArgument(where + ".url: " + u.status().message());
     GANGLION_ASSIGN_OR_RETURN(c.method, string_prop(p, "method", where, "post"));
     for (char& ch : c.method) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
     static constexpr std::string_view kMethods[] = {"POST", "PUT", "PATCH", "GET", "DELETE"};
@@ -395,13 +424,16 @@ Result<std::unique_ptr<Sink>> make_sink(const ActionSpec& action, std::size_t in
     }
     GANGLION_ASSIGN_OR_RETURN(c.single, bool_prop(p, "sendSingle", where, false));
     GANGLION_ASSIGN_OR_RETURN(std::int64_t timeout, int_prop(p, "timeout", where, 5000));
-    if (timeout < 1 || timeout > 600'000) return InvalidArgument(where + ".timeout: must be between 1 and 600000 ms");
+    if (timeout < 1 || timeout > 600'000)
+      return InvalidArgument(where + ".timeout: must be between 1 and 600000 ms");
     c.timeout = std::chrono::milliseconds(timeout);
     GANGLION_ASSIGN_OR_RETURN(std::int64_t retries, int_prop(p, "retryCount", where, 0));
-    if (retries < 0 || retries > 100) return InvalidArgument(where + ".retryCount: must be between 0 and 100");
+    if (retries < 0 || retries > 100)
+      return InvalidArgument(where + ".retryCount: must be between 0 and 100");
     c.retries = static_cast<int>(retries);
     GANGLION_ASSIGN_OR_RETURN(std::int64_t interval, int_prop(p, "retryInterval", where, 1000));
-    if (interval < 0 || interval > 3'600'000) return InvalidArgument(where + ".retryInterval: must be between 0 and 3600000 ms");
+    if (interval < 0 || interval > 3'600'000)
+      return InvalidArgument(where + ".retryInterval: must be between 0 and 3600000 ms");
     c.retry_interval = std::chrono::milliseconds(interval);
     GANGLION_ASSIGN_OR_RETURN(c.buffer, int_prop(p, "bufferLength", where, 1024));
     if (c.buffer < 1) return InvalidArgument(where + ".bufferLength: must be positive");
@@ -413,21 +445,26 @@ Result<std::unique_ptr<Sink>> make_sink(const ActionSpec& action, std::size_t in
     GANGLION_ASSIGN_OR_RETURN(std::string name, string_prop(p, "name", where));
     if (name.empty()) return InvalidArgument(where + ".name: required");
     if (ctx.functions == nullptr || ctx.functions->find(name) == nullptr) {
-      return InvalidArgument(where + ".name: function '" + name + "' is not defined (POST /functions first)");
+      return InvalidArgument(where + ".name: function '" + name +
+                             "' is not defined (POST /functions first)");
     }
     return std::unique_ptr<Sink>(std::make_unique<FunctionSink>(ctx, std::move(name)));
   }
   if (action.type == "uplink") {
     GANGLION_ASSIGN_OR_RETURN(std::string cls, string_prop(p, "class", where));
     if (cls.empty()) return InvalidArgument(where + ".class: required");
-    GANGLION_ASSIGN_OR_RETURN(std::string topic, string_prop(p, "topic", where, "rules/" + ctx.rule_id));
-    if (Status s = check_template(topic); !s.ok()) return InvalidArgument(where + ".topic: " + s.message());
+    GANGLION_ASSIGN_OR_RETURN(std::string topic,
+                              string_prop(p, "topic", where, "rules/" + ctx.rule_id));
+    if (Status s = check_template(topic); !s.ok())
+      return InvalidArgument(where + ".topic: " + s.message());
     GANGLION_ASSIGN_OR_RETURN(bool single, bool_prop(p, "sendSingle", where, false));
-    if (!ctx.uplink) return InvalidArgument(where + ": the uplink is not enabled on this node (uplink.url)");
-    return std::unique_ptr<Sink>(std::make_unique<UplinkSink>(ctx, std::move(cls), std::move(topic), single));
+    if (!ctx.uplink)
+      return InvalidArgument(where + ": the uplink is not enabled on this node (uplink.url)");
+    return std::unique_ptr<Sink>(
+        std::make_unique<UplinkSink>(ctx, std::move(cls), std::move(topic), single));
   }
-  return InvalidArgument("actions[" + std::to_string(index) + "]: unknown sink type '" + action.type +
-                         "' (mqtt, log, rest, function, uplink, nop)");
+  return InvalidArgument("actions[" + std::to_string(index) + "]: unknown sink type '" +
+                         action.type + "' (mqtt, log, rest, function, uplink, nop)");
 }
 
 }  // namespace ganglion::rules

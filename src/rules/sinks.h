@@ -72,7 +72,7 @@ struct SinkStats {
 
  private:
   mutable std::mutex mu_;
-  std::string last_error_;     // GUARDED_BY(mu_)
+  std::string last_error_;          // GUARDED_BY(mu_)
   std::int64_t last_error_ms_ = 0;  // GUARDED_BY(mu_)
 };
 
@@ -80,10 +80,10 @@ struct SinkStats {
 struct SinkContext {
   std::string rule_id;
   Clock* clock = nullptr;
-  broker::InProcessClient* client = nullptr;          // the rule's client (mqtt, function)
-  functions::FunctionRegistry* functions = nullptr;   // function sink
-  UplinkSubmit uplink;                                // uplink sink; empty: not enabled
-  HttpSender* http = nullptr;                         // rest sink
+  broker::InProcessClient* client = nullptr;         // the rule's client (mqtt, function)
+  functions::FunctionRegistry* functions = nullptr;  // function sink
+  UplinkSubmit uplink;                               // uplink sink; empty: not enabled
+  HttpSender* http = nullptr;                        // rest sink
 };
 
 class Sink {

@@ -2,9 +2,9 @@
 
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <atomic>
 #include <condition_variable>
-#include <fmt/format.h>
 #include <fstream>
 #include <mutex>
 #include <queue>
@@ -53,7 +53,8 @@ struct DeviceFleet::Impl {
   bool started = false;
   bool stopped = false;
 
-  Impl(DeviceFleetOptions o, Clock& c) : options(std::move(o)), clock(c), pool(std::max<std::size_t>(1, options.io_threads)) {}
+  Impl(DeviceFleetOptions o, Clock& c)
+      : options(std::move(o)), clock(c), pool(std::max<std::size_t>(1, options.io_threads)) {}
 
   void write_truth(const InjectedAnomaly& a) {
     if (!ground_truth.is_open()) return;
@@ -71,7 +72,9 @@ struct DeviceFleet::Impl {
     for (std::size_t i = 0; i < devices.size(); ++i) {
       // Spread the first messages over one period so the fleet does not pulse.
       const double offset = std::uniform_real_distribution<double>(0, 1.0 / options.rate)(phase);
-      due.emplace(t0 + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(offset)), i);
+      due.emplace(
+          t0 + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(offset)),
+          i);
     }
     std::vector<InjectedAnomaly> finished;
     std::unique_lock lock(mu);
@@ -90,7 +93,9 @@ struct DeviceFleet::Impl {
       finished.clear();
       publish(i, d, std::move(m));
       const double next = d.next_interval_s(options.rate);
-      due.emplace(when + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(next)), i);
+      due.emplace(
+          when + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(next)),
+          i);
       lock.lock();
     }
   }
@@ -117,7 +122,6 @@ struct DeviceFleet::Impl {
     }
     c.client->publish(std::move(m.topic), std::move(m.payload), qos, false, std::move(done));
   }
-
 };
 
 DeviceFleet::DeviceFleet(DeviceFleetOptions options, Clock& clock)
@@ -129,16 +133,19 @@ Status DeviceFleet::start() {
   Impl& s = *impl_;
   auto& o = s.options;
   if (s.started) return FailedPrecondition("device fleet already started");
-  if (o.devices == 0 || o.kinds.empty() || !(o.rate > 0) || o.anomaly_rate < 0 || o.anomaly_rate > 1 ||
-      o.devices_per_connection == 0 || o.site.empty() || o.site.find_first_of("/+#") != std::string::npos) {
-    return InvalidArgument("devices, kinds, rate > 0, anomaly rate in [0, 1], devices per connection and a "
-                           "site without / + # are required");
+  if (o.devices == 0 || o.kinds.empty() || !(o.rate > 0) || o.anomaly_rate < 0 ||
+      o.anomaly_rate > 1 || o.devices_per_connection == 0 || o.site.empty() ||
+      o.site.find_first_of("/+#") != std::string::npos) {
+    return InvalidArgument(
+        "devices, kinds, rate > 0, anomaly rate in [0, 1], devices per connection and a "
+        "site without / + # are required");
   }
   auto address = client::parse_broker_url(o.broker_url);
   if (!address.ok()) return address.status();
   if (!o.ground_truth_path.empty()) {
     s.ground_truth.open(o.ground_truth_path, std::ios::out | std::ios::trunc);
-    if (!s.ground_truth) return InvalidArgument("cannot write the ground truth file " + o.ground_truth_path);
+    if (!s.ground_truth)
+      return InvalidArgument("cannot write the ground truth file " + o.ground_truth_path);
   }
   s.devices.reserve(o.devices);
   for (std::size_t i = 0; i < o.devices; ++i) {
@@ -151,8 +158,9 @@ Status DeviceFleet::start() {
     mo.url = o.broker_url;
     mo.tls.ca_file = o.ca_file;
     mo.session.version = o.version;
-    mo.session.client_id = o.devices_per_connection == 1 ? fmt::format("{}-{}", o.site, s.devices[c].id())
-                                                         : fmt::format("{}-sim-{:04}", o.site, c + 1);
+    mo.session.client_id = o.devices_per_connection == 1
+                               ? fmt::format("{}-{}", o.site, s.devices[c].id())
+                               : fmt::format("{}-sim-{:04}", o.site, c + 1);
     mo.session.clean_start = true;
     mo.session.keep_alive = 30;
     mo.session.max_queued = 1000;
@@ -161,11 +169,13 @@ Status DeviceFleet::start() {
     mo.backoff.initial = std::chrono::milliseconds(500);
     mo.backoff.max = std::chrono::milliseconds(10'000);
     auto conn = std::make_unique<Connection>();
-    conn->client = std::make_unique<client::MqttClient>(s.pool.loop(c % s.pool.size()), s.clock, std::move(mo));
+    conn->client = std::make_unique<client::MqttClient>(s.pool.loop(c % s.pool.size()), s.clock,
+                                                        std::move(mo));
     Connection* raw = conn.get();
     conn->client->on_state([raw, &s](client::ConnectionState st, const Status&) {
       raw->up.store(st == client::ConnectionState::kConnected, std::memory_order_relaxed);
-      if (st == client::ConnectionState::kBackingOff) s.counters.link_errors.fetch_add(1, std::memory_order_relaxed);
+      if (st == client::ConnectionState::kBackingOff)
+        s.counters.link_errors.fetch_add(1, std::memory_order_relaxed);
     });
     if (Status st = conn->client->start(); !st.ok()) {
       s.pool.stop();
@@ -234,15 +244,17 @@ std::string device_status_line(const DeviceFleetSnapshot& now, const DeviceFleet
       "devices {} connected {}/{} | msg/s {:.1f} (telemetry {:.1f} events {:.1f}) acked/s {:.1f} | "
       "anomalies {} | offline {} errors: link {} publish {} | rss {:.0f} MiB",
       now.devices, now.connected, now.connections,
-      rate(now.telemetry + now.events, before.telemetry + before.events), rate(now.telemetry, before.telemetry),
-      rate(now.events, before.events), rate(now.acked, before.acked), now.anomalies, now.offline,
-      now.link_errors, now.publish_errors, now.rss_bytes / (1024.0 * 1024.0));
+      rate(now.telemetry + now.events, before.telemetry + before.events),
+      rate(now.telemetry, before.telemetry), rate(now.events, before.events),
+      rate(now.acked, before.acked), now.anomalies, now.offline, now.link_errors,
+      now.publish_errors, now.rss_bytes / (1024.0 * 1024.0));
 }
 
 std::string device_summary_json(const DeviceFleetSnapshot& s, double seconds) {
   std::string kinds;
   for (DeviceKind k : kAllDeviceKinds) {
-    kinds += fmt::format("{}\"{}\":{}", kinds.empty() ? "" : ",", to_string(k), s.per_kind[static_cast<int>(k)]);
+    kinds += fmt::format("{}\"{}\":{}", kinds.empty() ? "" : ",", to_string(k),
+                         s.per_kind[static_cast<int>(k)]);
   }
   return fmt::format(
       R"({{"seconds":{:.2f},"devices":{},"connections":{},"telemetry":{},"events":{},"acked":{},)"

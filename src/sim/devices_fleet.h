@@ -39,9 +39,10 @@ struct DeviceFleetOptions {
   std::string broker_url = "tcp://127.0.0.1:1883";
   std::string site = "factory-eu";
   std::size_t devices = 200;
-  std::vector<DeviceKind> kinds{std::begin(kAllDeviceKinds), std::end(kAllDeviceKinds)};  // round robin
-  double rate = 2.0;             // messages per second per device
-  double anomaly_rate = 0.01;    // probability per message of starting an anomaly
+  std::vector<DeviceKind> kinds{std::begin(kAllDeviceKinds),
+                                std::end(kAllDeviceKinds)};  // round robin
+  double rate = 2.0;                                         // messages per second per device
+  double anomaly_rate = 0.01;  // probability per message of starting an anomaly
   std::uint64_t seed = 42;
   std::string ground_truth_path;  // empty: none
   std::size_t devices_per_connection = 1;
@@ -49,24 +50,24 @@ struct DeviceFleetOptions {
   mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
   mqtt::QoS telemetry_qos = mqtt::QoS::kAtMostOnce;
   mqtt::QoS event_qos = mqtt::QoS::kAtLeastOnce;
-  std::string username;          // optional, for every connection
+  std::string username;  // optional, for every connection
   std::string password;
-  std::string ca_file;           // tls:// brokers
+  std::string ca_file;  // tls:// brokers
 };
 
 struct DeviceFleetSnapshot {
   std::size_t devices = 0;
   std::size_t connections = 0;
   std::size_t connected = 0;
-  std::uint64_t telemetry = 0;       // messages handed to a connected client
+  std::uint64_t telemetry = 0;  // messages handed to a connected client
   std::uint64_t events = 0;
-  std::uint64_t acked = 0;           // QoS 1 PUBACKs
-  std::uint64_t offline = 0;         // not sent: the connection was down
-  std::uint64_t anomalies = 0;       // anomalies started
-  std::uint64_t ground_truth = 0;    // lines written
-  std::uint64_t link_errors = 0;     // failed attempts and lost connections
+  std::uint64_t acked = 0;         // QoS 1 PUBACKs
+  std::uint64_t offline = 0;       // not sent: the connection was down
+  std::uint64_t anomalies = 0;     // anomalies started
+  std::uint64_t ground_truth = 0;  // lines written
+  std::uint64_t link_errors = 0;   // failed attempts and lost connections
   std::uint64_t publish_errors = 0;
-  std::uint64_t per_kind[6] = {};    // messages sent, indexed by DeviceKind
+  std::uint64_t per_kind[6] = {};  // messages sent, indexed by DeviceKind
   double rss_bytes = 0;
 };
 

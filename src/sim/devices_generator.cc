@@ -23,12 +23,18 @@ std::uint64_t mix(std::uint64_t x) {  // splitmix64: independent per-device stre
 
 std::string_view to_string(DeviceKind kind) {
   switch (kind) {
-    case DeviceKind::kTemperature: return "temperature";
-    case DeviceKind::kVibration: return "vibration";
-    case DeviceKind::kPower: return "power";
-    case DeviceKind::kDoor: return "door";
-    case DeviceKind::kBadge: return "badge";
-    case DeviceKind::kCamera: return "camera";
+    case DeviceKind::kTemperature:
+      return "temperature";
+    case DeviceKind::kVibration:
+      return "vibration";
+    case DeviceKind::kPower:
+      return "power";
+    case DeviceKind::kDoor:
+      return "door";
+    case DeviceKind::kBadge:
+      return "badge";
+    case DeviceKind::kCamera:
+      return "camera";
   }
   return "unknown";
 }
@@ -52,8 +58,10 @@ Result<std::vector<DeviceKind>> parse_device_kinds(std::string_view text) {
       }
     }
     if (!found) {
-      return InvalidArgument(fmt::format("unknown device kind '{}' (temperature, vibration, power, "
-                                         "door, badge, camera)", item));
+      return InvalidArgument(
+          fmt::format("unknown device kind '{}' (temperature, vibration, power, "
+                      "door, badge, camera)",
+                      item));
     }
   }
   if (out.empty()) return InvalidArgument("no device kinds");
@@ -80,10 +88,11 @@ Result<double> parse_rate(std::string_view text) {
 }
 
 std::string to_json_line(const InjectedAnomaly& a) {
-  return fmt::format(R"({{"device":"{}","kind":"{}","anomaly":"{}","topic":"{}","start":{},"end":{},)"
-                     R"("seq_start":{},"seq_end":{},"truncated":{}}})",
-                     a.device, to_string(a.kind), a.anomaly, a.topic, a.start_ms, a.end_ms,
-                     a.seq_start, a.seq_end, a.truncated ? "true" : "false");
+  return fmt::format(
+      R"({{"device":"{}","kind":"{}","anomaly":"{}","topic":"{}","start":{},"end":{},)"
+      R"("seq_start":{},"seq_end":{},"truncated":{}}})",
+      a.device, to_string(a.kind), a.anomaly, a.topic, a.start_ms, a.end_ms, a.seq_start, a.seq_end,
+      a.truncated ? "true" : "false");
 }
 
 SimDevice::SimDevice(std::string site, DeviceKind kind, std::size_t index, std::uint64_t seed,
@@ -96,10 +105,17 @@ SimDevice::SimDevice(std::string site, DeviceKind kind, std::size_t index, std::
   topic_ = fmt::format("sites/{}/{}/{}/{}", site_, to_string(kind), id_,
                        is_event_kind(kind) ? "events" : "telemetry");
   switch (kind) {
-    case DeviceKind::kTemperature: base_ = uniform(18, 26); break;
-    case DeviceKind::kVibration: base_ = uniform(0.25, 0.6); break;
-    case DeviceKind::kPower: base_ = uniform(5, 50); break;
-    default: break;
+    case DeviceKind::kTemperature:
+      base_ = uniform(18, 26);
+      break;
+    case DeviceKind::kVibration:
+      base_ = uniform(0.25, 0.6);
+      break;
+    case DeviceKind::kPower:
+      base_ = uniform(5, 50);
+      break;
+    default:
+      break;
   }
 }
 
@@ -131,7 +147,8 @@ void SimDevice::maybe_start_anomaly(std::int64_t ts_ms) {
       a.name = uniform(0, 1) < 0.5 ? "forced_open" : "held_open", a.remaining = 1;
       break;
     case DeviceKind::kBadge:
-      a.name = "unknown_badge", a.remaining = uniform_int(2, 4), a.param = uniform_int(900000, 999999);
+      a.name = "unknown_badge", a.remaining = uniform_int(2, 4),
+      a.param = uniform_int(900000, 999999);
       break;
     case DeviceKind::kCamera:
       a.name = "person_in_restricted_zone", a.remaining = uniform_int(2, 5);
@@ -163,8 +180,9 @@ DeviceMessage SimDevice::next(std::int64_t ts_ms, std::vector<InjectedAnomaly>& 
 
 std::optional<InjectedAnomaly> SimDevice::finish() {
   if (!anomaly_ || seq_ == anomaly_->seq_start) return std::nullopt;
-  InjectedAnomaly a{id_, kind_, anomaly_->name, topic_, anomaly_->start_ms, last_ts_,
-                    anomaly_->seq_start, seq_ - 1, true};
+  InjectedAnomaly a{
+      id_,      kind_, anomaly_->name, topic_, anomaly_->start_ms, last_ts_, anomaly_->seq_start,
+      seq_ - 1, true};
   anomaly_.reset();
   return a;
 }
@@ -193,8 +211,9 @@ std::string SimDevice::payload(std::int64_t ts_ms, bool anomalous) {
         hz = 107.4 + gauss(0, 0.5);  // ball-pass frequency, outer race
       }
       double peak = rms * (anomalous ? uniform(3.0, 4.5) : uniform(1.35, 1.6));
-      return fmt::format(R"({},"rms_g":{:.3f},"peak_g":{:.3f},"kurtosis":{:.2f},"dominant_hz":{:.1f}}})",
-                         head, rms, peak, kurtosis, hz);
+      return fmt::format(
+          R"({},"rms_g":{:.3f},"peak_g":{:.3f},"kurtosis":{:.2f},"dominant_hz":{:.1f}}})", head,
+          rms, peak, kurtosis, hz);
     }
     case DeviceKind::kPower: {
       double cycle = 1 + 0.1 * std::sin(2 * kPi * static_cast<double>(ts_ms % 600'000) / 600'000.0);
@@ -202,8 +221,9 @@ std::string SimDevice::payload(std::int64_t ts_ms, bool anomalous) {
       if (name == "spike") kw *= anomaly_->param;
       double volts = gauss(400, 2), pf = std::clamp(gauss(0.92, 0.01), 0.5, 1.0);
       double amps = kw * 1000 / (std::sqrt(3.0) * volts * pf);
-      return fmt::format(R"({},"power_kw":{:.2f},"voltage_v":{:.1f},"current_a":{:.1f},"power_factor":{:.3f}}})",
-                         head, kw, volts, amps, pf);
+      return fmt::format(
+          R"({},"power_kw":{:.2f},"voltage_v":{:.1f},"current_a":{:.1f},"power_factor":{:.3f}}})",
+          head, kw, volts, amps, pf);
     }
     case DeviceKind::kDoor: {
       if (name == "forced_open") {
@@ -212,15 +232,19 @@ std::string SimDevice::payload(std::int64_t ts_ms, bool anomalous) {
       }
       if (name == "held_open") {
         door_open_ = true;
-        return fmt::format(R"({},"event":"held_open","door":"{}","held_s":{}}})", head, id_, uniform_int(300, 1800));
+        return fmt::format(R"({},"event":"held_open","door":"{}","held_s":{}}})", head, id_,
+                           uniform_int(300, 1800));
       }
       door_open_ = !door_open_;
-      return fmt::format(R"({},"event":"{}","door":"{}"}})", head, door_open_ ? "open" : "close", id_);
+      return fmt::format(R"({},"event":"{}","door":"{}"}})", head, door_open_ ? "open" : "close",
+                         id_);
     }
     case DeviceKind::kBadge: {
-      int badge = anomalous ? static_cast<int>(anomaly_->param) : 100000 + uniform_int(0, kStaff - 1) * 7919 % 900000;
+      int badge = anomalous ? static_cast<int>(anomaly_->param)
+                            : 100000 + uniform_int(0, kStaff - 1) * 7919 % 900000;
       const char* result = anomalous ? "denied" : (uniform(0, 1) < 0.02 ? "denied" : "granted");
-      return fmt::format(R"({},"badge_id":"B-{:06}","reader":"{}","result":"{}"}})", head, badge, id_, result);
+      return fmt::format(R"({},"badge_id":"B-{:06}","reader":"{}","result":"{}"}})", head, badge,
+                         id_, result);
     }
     case DeviceKind::kCamera: {
       static constexpr const char* kClasses[] = {"person", "forklift", "pallet", "vehicle"};
@@ -231,11 +255,12 @@ std::string SimDevice::payload(std::int64_t ts_ms, bool anomalous) {
         double conf = anomalous ? uniform(0.85, 0.99) : uniform(0.4, 0.97);
         double w = uniform(0.05, 0.3), h = uniform(0.1, 0.5);
         double x = uniform(0, 1 - w), y = uniform(0, 1 - h);
-        detections += fmt::format(R"({}{{"class":"{}","confidence":{:.2f},"bbox":[{:.3f},{:.3f},{:.3f},{:.3f}]}})",
-                                  i ? "," : "", cls, conf, x, y, w, h);
+        detections += fmt::format(
+            R"({}{{"class":"{}","confidence":{:.2f},"bbox":[{:.3f},{:.3f},{:.3f},{:.3f}]}})",
+            i ? "," : "", cls, conf, x, y, w, h);
       }
-      return fmt::format(R"({},"zone":"{}","detections":[{}]}})", head, anomalous ? "restricted" : "floor",
-                         detections);
+      return fmt::format(R"({},"zone":"{}","detections":[{}]}})", head,
+                         anomalous ? "restricted" : "floor", detections);
     }
   }
   return head + "}";

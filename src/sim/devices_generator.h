@@ -57,8 +57,8 @@ struct DeviceMessage {
   std::string topic;
   std::string payload;  // JSON
   std::uint64_t seq = 0;
-  bool event = false;   // .../events (else .../telemetry)
-  bool anomalous = false;  // part of an injected anomaly (not in the payload)
+  bool event = false;          // .../events (else .../telemetry)
+  bool anomalous = false;      // part of an injected anomaly (not in the payload)
   bool anomaly_start = false;  // the first message of one
 };
 
@@ -66,13 +66,13 @@ struct DeviceMessage {
 struct InjectedAnomaly {
   std::string device;
   DeviceKind kind;
-  std::string anomaly;   // "bearing_fault", ...
+  std::string anomaly;  // "bearing_fault", ...
   std::string topic;
   std::int64_t start_ms = 0;  // ts of the first and last anomalous messages
   std::int64_t end_ms = 0;
   std::uint64_t seq_start = 0;
   std::uint64_t seq_end = 0;
-  bool truncated = false;     // the run ended inside the anomaly
+  bool truncated = false;  // the run ended inside the anomaly
 };
 // {"device":...,"kind":...,"anomaly":...,"topic":...,"start":ms,"end":ms,"seq_start":n,"seq_end":n}
 std::string to_json_line(const InjectedAnomaly& a);
@@ -103,7 +103,9 @@ class SimDevice {
   std::string payload(std::int64_t ts_ms, bool anomalous);
   void maybe_start_anomaly(std::int64_t ts_ms);
   double gauss(double mean, double sd) { return std::normal_distribution<double>(mean, sd)(rng_); }
-  double uniform(double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng_); }
+  double uniform(double lo, double hi) {
+    return std::uniform_real_distribution<double>(lo, hi)(rng_);
+  }
   int uniform_int(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
 
   std::string site_;

@@ -10,7 +10,8 @@ namespace ganglion::sim {
 namespace {
 
 TEST(SimDevices, SameSeedSameMessagesAndSequenceNumbersCountUp) {
-  SimDevice a("site-a", DeviceKind::kVibration, 2, 42, 0.05), b("site-a", DeviceKind::kVibration, 2, 42, 0.05);
+  SimDevice a("site-a", DeviceKind::kVibration, 2, 42, 0.05),
+      b("site-a", DeviceKind::kVibration, 2, 42, 0.05);
   std::vector<InjectedAnomaly> fa, fb;
   for (int i = 0; i < 200; ++i) {
     auto ma = a.next(1'700'000'000'000 + i * 500, fa), mb = b.next(1'700'000'000'000 + i * 500, fb);
@@ -65,8 +66,8 @@ TEST(SimDevices, AnomaliesMatchTheRateAndCoverTheirSeqRanges) {
   // 6 kinds x 20000 messages at 1% per message outside anomalies: roughly 1000 anomalies.
   EXPECT_GT(anomalies, 600u);
   EXPECT_LT(anomalies, 1300u);
-  for (const char* n : {"overheat", "stuck_sensor", "bearing_fault", "spike", "forced_open", "held_open",
-                        "unknown_badge", "person_in_restricted_zone"})
+  for (const char* n : {"overheat", "stuck_sensor", "bearing_fault", "spike", "forced_open",
+                        "held_open", "unknown_badge", "person_in_restricted_zone"})
     EXPECT_GT(names[n], 0) << n;
 }
 
@@ -84,10 +85,12 @@ TEST(SimDevices, ParsesRatesAndKinds) {
 }
 
 TEST(SimDevices, GroundTruthLineIsJson) {
-  InjectedAnomaly a{"vibration-0001", DeviceKind::kVibration, "bearing_fault", "t", 10, 20, 3, 5, false};
-  EXPECT_EQ(to_json_line(a),
-            R"({"device":"vibration-0001","kind":"vibration","anomaly":"bearing_fault","topic":"t","start":10,)"
-            R"("end":20,"seq_start":3,"seq_end":5,"truncated":false})");
+  InjectedAnomaly a{
+      "vibration-0001", DeviceKind::kVibration, "bearing_fault", "t", 10, 20, 3, 5, false};
+  EXPECT_EQ(
+      to_json_line(a),
+      R"({"device":"vibration-0001","kind":"vibration","anomaly":"bearing_fault","topic":"t","start":10,)"
+      R"("end":20,"seq_start":3,"seq_end":5,"truncated":false})");
 }
 
 }  // namespace

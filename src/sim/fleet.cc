@@ -2,10 +2,10 @@
 
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <fmt/format.h>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -35,7 +35,8 @@ struct Counters {
 // The node's one MQTT connection: the agent's link, and the uplink batches on top.
 class SimLink final : public edge::CloudLink {
  public:
-  SimLink(asio::io_context& loop, Clock& clock, client::MqttClientOptions options, Counters& counters)
+  SimLink(asio::io_context& loop, Clock& clock, client::MqttClientOptions options,
+          Counters& counters)
       : client_(loop, clock, std::move(options)), counters_(counters) {}
 
   Status start(Handlers h) override {
@@ -67,7 +68,8 @@ class SimLink final : public edge::CloudLink {
   }
   void subscribe(std::vector<std::string> filters) override {
     std::vector<mqtt::Subscription> subs;
-    for (auto& f : filters) subs.push_back({.filter = std::move(f), .max_qos = mqtt::QoS::kAtLeastOnce});
+    for (auto& f : filters)
+      subs.push_back({.filter = std::move(f), .max_qos = mqtt::QoS::kAtLeastOnce});
     client_.subscribe(std::move(subs));
   }
 
@@ -98,15 +100,16 @@ class SimLink final : public edge::CloudLink {
 struct SimNode {
   std::string id;
   std::unique_ptr<edge::CloudAgent> agent;
-  std::atomic<bool> ready{false};         // agent set: readable by snapshot()
-  std::atomic<SimLink*> link{nullptr};    // the current link (replaced on renewal)
-  std::uint64_t next_offset = 0;          // clock thread only
+  std::atomic<bool> ready{false};       // agent set: readable by snapshot()
+  std::atomic<SimLink*> link{nullptr};  // the current link (replaced on renewal)
+  std::uint64_t next_offset = 0;        // clock thread only
 };
 
 double process_rss() {
   std::ifstream statm("/proc/self/statm");
   long total = 0, resident = 0;
-  if (statm >> total >> resident) return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  if (statm >> total >> resident)
+    return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
   return 0;
 }
 
@@ -169,7 +172,8 @@ struct FleetSimulator::Impl {
     o.version = std::string("sim-") + GANGLION_VERSION;
     o.log_events = false;
     asio::io_context& loop = *loops[i % loops.size()];
-    auto factory = [this, &n, &loop](const edge::CloudIdentity& id) -> Result<std::unique_ptr<edge::CloudLink>> {
+    auto factory = [this, &n, &loop](
+                       const edge::CloudIdentity& id) -> Result<std::unique_ptr<edge::CloudLink>> {
       auto link = std::make_unique<SimLink>(loop, clock, edge::cloud_mqtt_options(id), counters);
       n.link.store(link.get());
       return std::unique_ptr<edge::CloudLink>(std::move(link));
@@ -197,7 +201,8 @@ struct FleetSimulator::Impl {
       return;
     }
     if (!n.agent->identity()) {
-      if (n.agent->wait_while_enrolling(std::chrono::minutes(5)) != edge::EnrolmentState::kEnrolled) {
+      if (n.agent->wait_while_enrolling(std::chrono::minutes(5)) !=
+          edge::EnrolmentState::kEnrolled) {
         const std::string e = n.agent->stats().last_error;
         if (!e.empty()) note_error(n.id + ": " + e);
       }
@@ -255,7 +260,8 @@ Status FleetSimulator::start() {
   const FleetOptions& o = s.options;
   if (o.count == 0) return InvalidArgument("--count must be at least 1");
   if (o.cloud_url.empty()) return InvalidArgument("--cloud is required");
-  if (o.heartbeat_interval <= Duration::zero()) return InvalidArgument("--heartbeat must be positive");
+  if (o.heartbeat_interval <= Duration::zero())
+    return InvalidArgument("--heartbeat must be positive");
   if (!o.trusted_ca_file.empty()) {
     auto pem = Env::posix().read_file(o.trusted_ca_file);
     if (!pem.ok()) return InvalidArgument("--ca: " + pem.status().message());
@@ -315,11 +321,18 @@ FleetSnapshot FleetSimulator::snapshot() const {
     ++out.nodes;
     const auto st = n->agent->stats();
     switch (st.enrolment) {
-      case edge::EnrolmentState::kEnrolled: ++out.enrolled; break;
-      case edge::EnrolmentState::kEnrolling: ++out.enrolling; break;
+      case edge::EnrolmentState::kEnrolled:
+        ++out.enrolled;
+        break;
+      case edge::EnrolmentState::kEnrolling:
+        ++out.enrolling;
+        break;
       case edge::EnrolmentState::kFailed:
-      case edge::EnrolmentState::kExpired: ++out.failed; break;
-      default: break;
+      case edge::EnrolmentState::kExpired:
+        ++out.failed;
+        break;
+      default:
+        break;
     }
     if (st.link_up) ++out.connected;
     out.enrolments += st.enrol_attempts;
@@ -344,14 +357,16 @@ std::string status_line(const FleetSnapshot& now, const FleetSnapshot& before, d
   const double dt = seconds > 0 ? seconds : 1;
   const double per_node = now.nodes ? now.rss_bytes / static_cast<double>(now.nodes) : 0;
   std::string line = fmt::format(
-      "nodes {} enrolled {} enrolling {} connected {} | hb/s {:.1f} batches/s {:.1f} enrol/s {:.1f} "
+      "nodes {} enrolled {} enrolling {} connected {} | hb/s {:.1f} batches/s {:.1f} enrol/s "
+      "{:.1f} "
       "| errors: refused {} link {} publish {} | rss {:.0f} MiB ({:.1f} KiB/node)",
       now.nodes, now.enrolled, now.enrolling, now.connected,
       static_cast<double>(now.heartbeats - before.heartbeats) / dt,
       static_cast<double>(now.batches - before.batches) / dt,
       static_cast<double>(now.enrolments - before.enrolments) / dt, now.failed, now.link_errors,
       now.publish_errors, now.rss_bytes / 1048576.0, per_node / 1024.0);
-  if (!now.last_error.empty() && now.last_error != before.last_error) line += " | last error: " + now.last_error;
+  if (!now.last_error.empty() && now.last_error != before.last_error)
+    line += " | last error: " + now.last_error;
   if (now.link_errors != before.link_errors && !now.last_link_error.empty()) {
     line += " | last link error: " + now.last_link_error;
   }

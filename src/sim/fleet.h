@@ -29,11 +29,11 @@ namespace ganglion::sim {
 
 struct FleetOptions {
   std::size_t count = 1000;
-  std::string cloud_url;          // https://host:port
-  std::string token;              // must allow `count` enrolments
-  std::string trusted_ca_file;    // optional: the controller's CA (else trust on first use)
+  std::string cloud_url;        // https://host:port
+  std::string token;            // must allow `count` enrolments
+  std::string trusted_ca_file;  // optional: the controller's CA (else trust on first use)
   std::string data_dir = "ganglion-sim";
-  std::string prefix = "sim";     // node ids are <prefix>-00001 ...
+  std::string prefix = "sim";  // node ids are <prefix>-00001 ...
   Duration heartbeat_interval = std::chrono::seconds(10);
   Duration batch_interval = std::chrono::seconds(5);  // zero: no uplink batches
   std::size_t records_per_batch = 5;
@@ -43,21 +43,21 @@ struct FleetOptions {
 };
 
 struct FleetSnapshot {
-  std::size_t nodes = 0;        // started so far
+  std::size_t nodes = 0;  // started so far
   std::size_t enrolled = 0;
   std::size_t enrolling = 0;
-  std::size_t failed = 0;       // refused enrolment (token, CSR, node id taken)
+  std::size_t failed = 0;  // refused enrolment (token, CSR, node id taken)
   std::size_t connected = 0;
-  std::uint64_t enrolments = 0;       // requests made by this process
-  std::uint64_t heartbeats = 0;       // sent since start
+  std::uint64_t enrolments = 0;  // requests made by this process
+  std::uint64_t heartbeats = 0;  // sent since start
   std::uint64_t heartbeats_acked = 0;
-  std::uint64_t batches = 0;          // published
+  std::uint64_t batches = 0;  // published
   std::uint64_t batches_acked = 0;
-  std::uint64_t link_errors = 0;      // connection attempts failed or connections lost
+  std::uint64_t link_errors = 0;  // connection attempts failed or connections lost
   std::uint64_t publish_errors = 0;
   double rss_bytes = 0;
-  std::string last_error;             // one example (enrolment)
-  std::string last_link_error;        // one example (connection)
+  std::string last_error;       // one example (enrolment)
+  std::string last_link_error;  // one example (connection)
 };
 
 class FleetSimulator {

@@ -97,8 +97,8 @@ class MinMax final : public Accumulator {
       return Status::Ok();
     }
     if (!comparable(best_, v)) {
-      return InvalidArgument(std::string(max_ ? "max" : "min") + ": cannot compare " +
-                             describe(v) + " with " + describe(best_));
+      return InvalidArgument(std::string(max_ ? "max" : "min") + ": cannot compare " + describe(v) +
+                             " with " + describe(best_));
     }
     auto c = compare(v, best_);
     if (max_ ? c > 0 : c < 0) best_ = v;
@@ -167,7 +167,8 @@ class Percentile final : public Accumulator {
   Value result() const override {
     if (values_.empty()) return Value();
     std::vector<Value> v = values_;
-    std::sort(v.begin(), v.end(), [](const Value& a, const Value& b) { return a.number() < b.number(); });
+    std::sort(v.begin(), v.end(),
+              [](const Value& a, const Value& b) { return a.number() < b.number(); });
     const std::size_t n = v.size();
     if (!cont_) {
       // The smallest value whose cumulative distribution is >= p.
@@ -282,7 +283,8 @@ class Deduplicate final : public Accumulator {
   std::vector<std::pair<Value, Value>> entries_;
 };
 
-Result<bool> constant_bool(std::string_view fn, std::span<const Value> c, std::size_t i, bool fallback) {
+Result<bool> constant_bool(std::string_view fn, std::span<const Value> c, std::size_t i,
+                           bool fallback) {
   if (c.size() <= i) return fallback;
   if (!c[i].is_bool()) {
     return InvalidArgument(std::string(fn) + ": argument " + std::to_string(i + 2) +
@@ -293,21 +295,27 @@ Result<bool> constant_bool(std::string_view fn, std::span<const Value> c, std::s
 
 }  // namespace
 
-Result<AccumulatorFactory> accumulator_factory(std::string_view name, std::span<const Value> c, bool star) {
+Result<AccumulatorFactory> accumulator_factory(std::string_view name, std::span<const Value> c,
+                                               bool star) {
   using P = std::unique_ptr<Accumulator>;
   if (name == "count") return AccumulatorFactory([star] { return P(new Count(star)); });
   if (name == "sum") return AccumulatorFactory([] { return P(new Sum(false)); });
   if (name == "avg") return AccumulatorFactory([] { return P(new Sum(true)); });
   if (name == "min") return AccumulatorFactory([] { return P(new MinMax(false)); });
   if (name == "max") return AccumulatorFactory([] { return P(new MinMax(true)); });
-  if (name == "stddev") return AccumulatorFactory([] { return P(new Variance(false, true, "stddev")); });
-  if (name == "stddevs") return AccumulatorFactory([] { return P(new Variance(true, true, "stddevs")); });
+  if (name == "stddev")
+    return AccumulatorFactory([] { return P(new Variance(false, true, "stddev")); });
+  if (name == "stddevs")
+    return AccumulatorFactory([] { return P(new Variance(true, true, "stddevs")); });
   if (name == "var") return AccumulatorFactory([] { return P(new Variance(false, false, "var")); });
-  if (name == "vars") return AccumulatorFactory([] { return P(new Variance(true, false, "vars")); });
-  if (name == "median") return AccumulatorFactory([] { return P(new Percentile(0.5, true, "median")); });
+  if (name == "vars")
+    return AccumulatorFactory([] { return P(new Variance(true, false, "vars")); });
+  if (name == "median")
+    return AccumulatorFactory([] { return P(new Percentile(0.5, true, "median")); });
   if (name == "percentile_cont" || name == "percentile_disc") {
     if (c.empty() || !c[0].is_number() || c[0].number() < 0 || c[0].number() > 1) {
-      return InvalidArgument(std::string(name) + ": the percentile must be a number constant in [0, 1]");
+      return InvalidArgument(std::string(name) +
+                             ": the percentile must be a number constant in [0, 1]");
     }
     double p = c[0].number();
     bool cont = name == "percentile_cont";
@@ -335,9 +343,12 @@ std::size_t hash_value(const Value& v) {
     return h;
   };
   switch (v.type()) {
-    case Value::Type::kNull: return 0x9e3779b97f4a7c15ULL;
-    case Value::Type::kBool: return v.as_bool() ? 0x51 : 0x50;
-    case Value::Type::kInt: return mix(static_cast<std::size_t>(v.as_int()));
+    case Value::Type::kNull:
+      return 0x9e3779b97f4a7c15ULL;
+    case Value::Type::kBool:
+      return v.as_bool() ? 0x51 : 0x50;
+    case Value::Type::kInt:
+      return mix(static_cast<std::size_t>(v.as_int()));
     case Value::Type::kFloat: {
       double d = v.as_float();
       // Integral floats hash as the int they equal (1.0 == 1).
@@ -348,8 +359,10 @@ std::size_t hash_value(const Value& v) {
       std::memcpy(&bits, &d, sizeof bits);
       return mix(bits);
     }
-    case Value::Type::kString: return std::hash<std::string_view>()(v.as_string());
-    case Value::Type::kBytes: return std::hash<std::string_view>()(v.as_bytes().data) ^ 0xb;
+    case Value::Type::kString:
+      return std::hash<std::string_view>()(v.as_string());
+    case Value::Type::kBytes:
+      return std::hash<std::string_view>()(v.as_bytes().data) ^ 0xb;
     case Value::Type::kArray: {
       std::size_t h = 0xa;
       for (const Value& e : v.as_array()) h = h * 31 + hash_value(e);
@@ -357,7 +370,8 @@ std::size_t hash_value(const Value& v) {
     }
     case Value::Type::kObject: {
       std::size_t h = 0x0;
-      for (const auto& [k, e] : v.as_object()) h = h * 31 + (std::hash<std::string>()(k) ^ hash_value(e));
+      for (const auto& [k, e] : v.as_object())
+        h = h * 31 + (std::hash<std::string>()(k) ^ hash_value(e));
       return h;
     }
   }

@@ -26,21 +26,25 @@ std::string window_of(std::string_view select, std::vector<std::string> rows) {
 }
 
 const std::vector<std::string> kRows = {R"({"v": 4, "s": "b"})", R"({"v": null, "s": "a"})",
-                                        R"({"v": 2, "s": "c"})", R"({"v": 8})", R"({"v": 6, "s": "a"})"};
+                                        R"({"v": 2, "s": "c"})", R"({"v": 8})",
+                                        R"({"v": 6, "s": "a"})"};
 
 TEST(AggregateTest, CountStarCountsRowsCountExprSkipsNull) {
-  EXPECT_EQ(window_of("SELECT count(*) AS a, count(v) AS b, count(s) AS c", kRows), R"([{"a":5,"b":4,"c":4}])");
+  EXPECT_EQ(window_of("SELECT count(*) AS a, count(v) AS b, count(s) AS c", kRows),
+            R"([{"a":5,"b":4,"c":4}])");
 }
 
 TEST(AggregateTest, SumAvgMinMaxIgnoreNull) {
   EXPECT_EQ(window_of("SELECT sum(v) AS s, avg(v) AS a, min(v) AS lo, max(v) AS hi", kRows),
             R"([{"s":20,"a":5,"lo":2,"hi":8}])");
-  EXPECT_EQ(window_of("SELECT sum(v) AS s, avg(v) AS a", {R"({"v":1})", R"({"v":2.5})"}), R"([{"s":3.5,"a":1.75}])");
+  EXPECT_EQ(window_of("SELECT sum(v) AS s, avg(v) AS a", {R"({"v":1})", R"({"v":2.5})"}),
+            R"([{"s":3.5,"a":1.75}])");
   EXPECT_EQ(window_of("SELECT min(s) AS lo, max(s) AS hi", kRows), R"([{"lo":"a","hi":"c"}])");
 }
 
 TEST(AggregateTest, AllNullGivesNullButCountZero) {
-  EXPECT_EQ(window_of("SELECT sum(x) AS s, avg(x) AS a, max(x) AS m, count(x) AS n, stddev(x) AS sd, median(x) AS md",
+  EXPECT_EQ(window_of("SELECT sum(x) AS s, avg(x) AS a, max(x) AS m, count(x) AS n, stddev(x) AS "
+                      "sd, median(x) AS md",
                       {R"({"v":1})"}),
             R"([{"s":null,"a":null,"m":null,"n":0,"sd":null,"md":null}])");
 }
@@ -61,30 +65,38 @@ TEST(AggregateTest, VarianceAndStandardDeviationPopulationAndSample) {
 TEST(AggregateTest, MedianAndPercentiles) {
   EXPECT_EQ(window_of("SELECT median(v) AS m", kRows), R"([{"m":5}])");
   EXPECT_EQ(window_of("SELECT percentile_cont(v, 0.25) AS c, percentile_disc(v, 0.25) AS d, "
-                      "percentile_disc(v, 1) AS top, percentile_cont(v, 0) AS bottom", kRows),
+                      "percentile_disc(v, 1) AS top, percentile_cont(v, 0) AS bottom",
+                      kRows),
             R"([{"c":3.5,"d":2,"top":8,"bottom":2}])");
 }
 
 TEST(AggregateTest, CollectKeepsOrderAndNullsCollectStarKeepsRows) {
   EXPECT_EQ(window_of("SELECT collect(v) AS c", kRows), R"([{"c":[4,null,2,8,6]}])");
-  EXPECT_EQ(window_of("SELECT collect(*) AS c", {R"({"a":1})", R"({"a":2})"}), R"([{"c":[{"a":1},{"a":2}]}])");
-  EXPECT_EQ(window_of("SELECT collect(*)[1]->a AS second", {R"({"a":1})", R"({"a":2})"}), R"([{"second":2}])");
+  EXPECT_EQ(window_of("SELECT collect(*) AS c", {R"({"a":1})", R"({"a":2})"}),
+            R"([{"c":[{"a":1},{"a":2}]}])");
+  EXPECT_EQ(window_of("SELECT collect(*)[1]->a AS second", {R"({"a":1})", R"({"a":2})"}),
+            R"([{"second":2}])");
 }
 
 TEST(AggregateTest, MergeAggUnitesTopLevelKeysLaterWins) {
-  std::vector<std::string> rows = {R"({"a":{"a":2},"b":2,"c":3})", R"({"a":{"b":2},"b":5,"d":6})", R"({"a":{"a":3},"b":8})"};
-  EXPECT_EQ(window_of("SELECT merge_agg(*) AS r", rows), R"([{"r":{"a":{"a":3},"b":8,"c":3,"d":6}}])");
+  std::vector<std::string> rows = {R"({"a":{"a":2},"b":2,"c":3})", R"({"a":{"b":2},"b":5,"d":6})",
+                                   R"({"a":{"a":3},"b":8})"};
+  EXPECT_EQ(window_of("SELECT merge_agg(*) AS r", rows),
+            R"([{"r":{"a":{"a":3},"b":8,"c":3,"d":6}}])");
   EXPECT_EQ(window_of("SELECT merge_agg(a) AS r", rows), R"([{"r":{"a":3,"b":2}}])");
 }
 
 TEST(AggregateTest, LastValueWithAndWithoutIgnoringNull) {
   std::vector<std::string> rows = {R"({"v":1})", R"({"v":2})", R"({"v":null})"};
-  EXPECT_EQ(window_of("SELECT last_value(v, true) AS a, last_value(v, false) AS b", rows), R"([{"a":2,"b":null}])");
+  EXPECT_EQ(window_of("SELECT last_value(v, true) AS a, last_value(v, false) AS b", rows),
+            R"([{"a":2,"b":null}])");
 }
 
 TEST(AggregateTest, DeduplicateAllOrLatest) {
-  std::vector<std::string> rows = {R"({"k":1,"x":"a"})", R"({"k":2,"x":"b"})", R"({"k":1,"x":"c"})"};
-  EXPECT_EQ(window_of("SELECT deduplicate(k, true) AS d", rows), R"([{"d":[{"k":1,"x":"a"},{"k":2,"x":"b"}]}])");
+  std::vector<std::string> rows = {R"({"k":1,"x":"a"})", R"({"k":2,"x":"b"})",
+                                   R"({"k":1,"x":"c"})"};
+  EXPECT_EQ(window_of("SELECT deduplicate(k, true) AS d", rows),
+            R"([{"d":[{"k":1,"x":"a"},{"k":2,"x":"b"}]}])");
   EXPECT_EQ(window_of("SELECT deduplicate(k, false) AS d", rows), R"([{"d":{}}])");
   rows.push_back(R"({"k":3,"x":"d"})");
   EXPECT_EQ(window_of("SELECT deduplicate(k, false) AS d", rows), R"([{"d":{"k":3,"x":"d"}}])");
@@ -117,8 +129,8 @@ TEST(AggregateTest, GroupByIntAndIntegralFloatIsOneGroup) {
 }
 
 TEST(AggregateTest, AccumulatorsMergeAsIfRowsWereAddedInOrder) {
-  const char* names[] = {"count", "sum", "avg", "min", "max", "stddev", "stddevs", "var", "vars",
-                         "median", "collect", "merge_agg", "last_value"};
+  const char* names[] = {"count", "sum",  "avg",    "min",     "max",       "stddev",    "stddevs",
+                         "var",   "vars", "median", "collect", "merge_agg", "last_value"};
   for (const char* name : names) {
     auto f = accumulator_factory(name, {});
     ASSERT_TRUE(f.ok()) << name;

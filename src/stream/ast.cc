@@ -9,8 +9,7 @@ namespace ganglion::sql {
 namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -25,27 +24,51 @@ constexpr int kPrecPrimary = 12;
 
 int binary_prec(BinaryOp op) {
   switch (op) {
-    case BinaryOp::kOr: return 1;
-    case BinaryOp::kAnd: return 2;
-    case BinaryOp::kEq: case BinaryOp::kNe: case BinaryOp::kLt: case BinaryOp::kLe:
-    case BinaryOp::kGt: case BinaryOp::kGe: return kPrecCompare;
-    case BinaryOp::kBitOr: return 5;
-    case BinaryOp::kBitXor: return 6;
-    case BinaryOp::kBitAnd: return 7;
-    case BinaryOp::kAdd: case BinaryOp::kSub: return 8;
-    case BinaryOp::kMul: case BinaryOp::kDiv: case BinaryOp::kMod: return 9;
+    case BinaryOp::kOr:
+      return 1;
+    case BinaryOp::kAnd:
+      return 2;
+    case BinaryOp::kEq:
+    case BinaryOp::kNe:
+    case BinaryOp::kLt:
+    case BinaryOp::kLe:
+    case BinaryOp::kGt:
+    case BinaryOp::kGe:
+      return kPrecCompare;
+    case BinaryOp::kBitOr:
+      return 5;
+    case BinaryOp::kBitXor:
+      return 6;
+    case BinaryOp::kBitAnd:
+      return 7;
+    case BinaryOp::kAdd:
+    case BinaryOp::kSub:
+      return 8;
+    case BinaryOp::kMul:
+    case BinaryOp::kDiv:
+    case BinaryOp::kMod:
+      return 9;
   }
   return 1;
 }
 
 int prec(const Expr& e) {
   switch (e.kind) {
-    case ExprKind::kBinary: return binary_prec(e.binary_op);
-    case ExprKind::kUnary: return e.unary_op == UnaryOp::kNot ? kPrecNot : kPrecUnary;
-    case ExprKind::kIn: case ExprKind::kBetween: case ExprKind::kLike: case ExprKind::kIsNull:
+    case ExprKind::kBinary:
+      return binary_prec(e.binary_op);
+    case ExprKind::kUnary:
+      return e.unary_op == UnaryOp::kNot ? kPrecNot : kPrecUnary;
+    case ExprKind::kIn:
+    case ExprKind::kBetween:
+    case ExprKind::kLike:
+    case ExprKind::kIsNull:
       return kPrecCompare;
-    case ExprKind::kArrow: case ExprKind::kIndex: case ExprKind::kSlice: return kPrecPostfix;
-    default: return kPrecPrimary;
+    case ExprKind::kArrow:
+    case ExprKind::kIndex:
+    case ExprKind::kSlice:
+      return kPrecPostfix;
+    default:
+      return kPrecPrimary;
   }
 }
 
@@ -72,10 +95,18 @@ void quoted(std::string_view s, char q, std::string& out) {
   out += q;
   for (char c : s) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c == q) out += '\\';
         out += c;
@@ -86,9 +117,15 @@ void quoted(std::string_view s, char q, std::string& out) {
 
 void literal(const Value& v, std::string& out) {
   switch (v.type()) {
-    case Value::Type::kNull: out += "NULL"; return;
-    case Value::Type::kBool: out += v.as_bool() ? "TRUE" : "FALSE"; return;
-    case Value::Type::kInt: out += std::to_string(v.as_int()); return;
+    case Value::Type::kNull:
+      out += "NULL";
+      return;
+    case Value::Type::kBool:
+      out += v.as_bool() ? "TRUE" : "FALSE";
+      return;
+    case Value::Type::kInt:
+      out += std::to_string(v.as_int());
+      return;
     case Value::Type::kFloat: {
       char buf[40];
       auto r = std::to_chars(buf, buf + sizeof buf, v.as_float());
@@ -97,8 +134,12 @@ void literal(const Value& v, std::string& out) {
       if (s.find_first_of(".eEn") == std::string_view::npos) out += ".0";
       return;
     }
-    case Value::Type::kString: quoted(v.as_string(), '\'', out); return;
-    default: quoted(v.to_display_string(), '\'', out); return;
+    case Value::Type::kString:
+      quoted(v.as_string(), '\'', out);
+      return;
+    default:
+      quoted(v.to_display_string(), '\'', out);
+      return;
   }
 }
 
@@ -123,7 +164,9 @@ void list(const std::vector<ExprPtr>& xs, std::size_t from, std::string& out) {
 
 void print(const Expr& e, std::string& out) {
   switch (e.kind) {
-    case ExprKind::kLiteral: literal(e.literal, out); return;
+    case ExprKind::kLiteral:
+      literal(e.literal, out);
+      return;
     case ExprKind::kField:
       if (!e.qualifier.empty()) {
         ident(e.qualifier, out);
@@ -356,11 +399,16 @@ void print_select(const SelectStatement& s, std::string& out) {
 
 std::int64_t Window::unit_ms() const {
   switch (unit) {
-    case TimeUnit::kMillisecond: return 1;
-    case TimeUnit::kSecond: return 1000;
-    case TimeUnit::kMinute: return 60'000;
-    case TimeUnit::kHour: return 3'600'000;
-    case TimeUnit::kDay: return 86'400'000;
+    case TimeUnit::kMillisecond:
+      return 1;
+    case TimeUnit::kSecond:
+      return 1000;
+    case TimeUnit::kMinute:
+      return 60'000;
+    case TimeUnit::kHour:
+      return 3'600'000;
+    case TimeUnit::kDay:
+      return 86'400'000;
   }
   return 1;
 }
@@ -418,79 +466,118 @@ std::string to_sql(const Statement& st) {
 
 std::string_view to_string(BinaryOp op) {
   switch (op) {
-    case BinaryOp::kOr: return "OR";
-    case BinaryOp::kAnd: return "AND";
-    case BinaryOp::kEq: return "=";
-    case BinaryOp::kNe: return "!=";
-    case BinaryOp::kLt: return "<";
-    case BinaryOp::kLe: return "<=";
-    case BinaryOp::kGt: return ">";
-    case BinaryOp::kGe: return ">=";
-    case BinaryOp::kBitOr: return "|";
-    case BinaryOp::kBitXor: return "^";
-    case BinaryOp::kBitAnd: return "&";
-    case BinaryOp::kAdd: return "+";
-    case BinaryOp::kSub: return "-";
-    case BinaryOp::kMul: return "*";
-    case BinaryOp::kDiv: return "/";
-    case BinaryOp::kMod: return "%";
+    case BinaryOp::kOr:
+      return "OR";
+    case BinaryOp::kAnd:
+      return "AND";
+    case BinaryOp::kEq:
+      return "=";
+    case BinaryOp::kNe:
+      return "!=";
+    case BinaryOp::kLt:
+      return "<";
+    case BinaryOp::kLe:
+      return "<=";
+    case BinaryOp::kGt:
+      return ">";
+    case BinaryOp::kGe:
+      return ">=";
+    case BinaryOp::kBitOr:
+      return "|";
+    case BinaryOp::kBitXor:
+      return "^";
+    case BinaryOp::kBitAnd:
+      return "&";
+    case BinaryOp::kAdd:
+      return "+";
+    case BinaryOp::kSub:
+      return "-";
+    case BinaryOp::kMul:
+      return "*";
+    case BinaryOp::kDiv:
+      return "/";
+    case BinaryOp::kMod:
+      return "%";
   }
   return "?";
 }
 
 std::string_view to_string(TypeKind t) {
   switch (t) {
-    case TypeKind::kBigint: return "BIGINT";
-    case TypeKind::kFloat: return "FLOAT";
-    case TypeKind::kString: return "STRING";
-    case TypeKind::kDatetime: return "DATETIME";
-    case TypeKind::kBoolean: return "BOOLEAN";
-    case TypeKind::kBytea: return "BYTEA";
-    case TypeKind::kArray: return "ARRAY";
-    case TypeKind::kStruct: return "STRUCT";
+    case TypeKind::kBigint:
+      return "BIGINT";
+    case TypeKind::kFloat:
+      return "FLOAT";
+    case TypeKind::kString:
+      return "STRING";
+    case TypeKind::kDatetime:
+      return "DATETIME";
+    case TypeKind::kBoolean:
+      return "BOOLEAN";
+    case TypeKind::kBytea:
+      return "BYTEA";
+    case TypeKind::kArray:
+      return "ARRAY";
+    case TypeKind::kStruct:
+      return "STRUCT";
   }
   return "?";
 }
 
 std::string_view to_string(WindowKind w) {
   switch (w) {
-    case WindowKind::kTumbling: return "TUMBLINGWINDOW";
-    case WindowKind::kHopping: return "HOPPINGWINDOW";
-    case WindowKind::kSliding: return "SLIDINGWINDOW";
-    case WindowKind::kSession: return "SESSIONWINDOW";
-    case WindowKind::kCount: return "COUNTWINDOW";
+    case WindowKind::kTumbling:
+      return "TUMBLINGWINDOW";
+    case WindowKind::kHopping:
+      return "HOPPINGWINDOW";
+    case WindowKind::kSliding:
+      return "SLIDINGWINDOW";
+    case WindowKind::kSession:
+      return "SESSIONWINDOW";
+    case WindowKind::kCount:
+      return "COUNTWINDOW";
   }
   return "?";
 }
 
 std::string_view to_string(TimeUnit u) {
   switch (u) {
-    case TimeUnit::kMillisecond: return "ms";
-    case TimeUnit::kSecond: return "ss";
-    case TimeUnit::kMinute: return "mi";
-    case TimeUnit::kHour: return "hh";
-    case TimeUnit::kDay: return "dd";
+    case TimeUnit::kMillisecond:
+      return "ms";
+    case TimeUnit::kSecond:
+      return "ss";
+    case TimeUnit::kMinute:
+      return "mi";
+    case TimeUnit::kHour:
+      return "hh";
+    case TimeUnit::kDay:
+      return "dd";
   }
   return "?";
 }
 
 std::string_view to_string(JoinType j) {
   switch (j) {
-    case JoinType::kInner: return "INNER";
-    case JoinType::kLeft: return "LEFT";
-    case JoinType::kRight: return "RIGHT";
-    case JoinType::kFull: return "FULL";
-    case JoinType::kCross: return "CROSS";
+    case JoinType::kInner:
+      return "INNER";
+    case JoinType::kLeft:
+      return "LEFT";
+    case JoinType::kRight:
+      return "RIGHT";
+    case JoinType::kFull:
+      return "FULL";
+    case JoinType::kCross:
+      return "CROSS";
   }
   return "?";
 }
 
 bool is_reserved(std::string_view word) {
   static constexpr std::array<std::string_view, 34> kReserved = {
-      "SELECT", "FROM", "WHERE", "GROUP", "BY", "HAVING", "ORDER", "LIMIT", "AS",
-      "AND", "OR", "NOT", "IN", "BETWEEN", "LIKE", "IS", "NULL", "CASE", "WHEN", "THEN",
-      "ELSE", "END", "TRUE", "FALSE", "JOIN", "INNER", "LEFT", "RIGHT", "FULL", "CROSS",
-      "ON", "OVER", "CAST", "OUTER"};
+      "SELECT", "FROM", "WHERE", "GROUP", "BY",      "HAVING", "ORDER", "LIMIT", "AS",
+      "AND",    "OR",   "NOT",   "IN",    "BETWEEN", "LIKE",   "IS",    "NULL",  "CASE",
+      "WHEN",   "THEN", "ELSE",  "END",   "TRUE",    "FALSE",  "JOIN",  "INNER", "LEFT",
+      "RIGHT",  "FULL", "CROSS", "ON",    "OVER",    "CAST",   "OUTER"};
   for (std::string_view k : kReserved) {
     if (iequals(k, word)) return true;
   }

@@ -26,28 +26,40 @@ struct SourcePos {
 };
 
 enum class ExprKind {
-  kLiteral,   // literal
-  kField,     // [qualifier.]name
-  kUnary,     // unary_op args[0]
-  kBinary,    // args[0] binary_op args[1]
-  kIn,        // args[0] [NOT] IN (args[1..])
-  kBetween,   // args[0] [NOT] BETWEEN args[1] AND args[2]
-  kLike,      // args[0] [NOT] LIKE args[1]
-  kIsNull,    // args[0] IS [NOT] NULL
-  kCase,      // CASE [args[0] if has_operand] (WHEN a THEN b)... [ELSE last if has_else] END
-  kCall,      // name(args...) or name(*) when star; optional OVER clause
-  kCast,      // CAST(args[0] AS cast_type)
-  kArrow,     // args[0] -> name
-  kIndex,     // args[0][args[1]]
-  kSlice,     // args[0][args[1]? : args[2]?]  (missing bounds are nullptr)
+  kLiteral,  // literal
+  kField,    // [qualifier.]name
+  kUnary,    // unary_op args[0]
+  kBinary,   // args[0] binary_op args[1]
+  kIn,       // args[0] [NOT] IN (args[1..])
+  kBetween,  // args[0] [NOT] BETWEEN args[1] AND args[2]
+  kLike,     // args[0] [NOT] LIKE args[1]
+  kIsNull,   // args[0] IS [NOT] NULL
+  kCase,     // CASE [args[0] if has_operand] (WHEN a THEN b)... [ELSE last if has_else] END
+  kCall,     // name(args...) or name(*) when star; optional OVER clause
+  kCast,     // CAST(args[0] AS cast_type)
+  kArrow,    // args[0] -> name
+  kIndex,    // args[0][args[1]]
+  kSlice,    // args[0][args[1]? : args[2]?]  (missing bounds are nullptr)
 };
 
 enum class UnaryOp { kNot, kNeg };
 enum class BinaryOp {
-  kOr, kAnd,
-  kEq, kNe, kLt, kLe, kGt, kGe,
-  kBitOr, kBitXor, kBitAnd,
-  kAdd, kSub, kMul, kDiv, kMod,
+  kOr,
+  kAnd,
+  kEq,
+  kNe,
+  kLt,
+  kLe,
+  kGt,
+  kGe,
+  kBitOr,
+  kBitXor,
+  kBitAnd,
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kMod,
 };
 
 // Scalar type names of CREATE STREAM and CAST.
@@ -109,10 +121,10 @@ struct Window {
 };
 
 struct SelectField {
-  ExprPtr expr;         // nullptr for a wildcard
+  ExprPtr expr;  // nullptr for a wildcard
   bool wildcard = false;
   std::string wildcard_qualifier;  // "s" in s.*
-  std::string alias;    // empty when none
+  std::string alias;               // empty when none
 };
 
 struct TableRef {
@@ -170,11 +182,11 @@ std::string to_sql(const Statement& s);
 std::string to_sql(const Expr& e);
 std::string to_sql(const TypeSpec& t);
 
-std::string_view to_string(BinaryOp op);    // "+", "AND", "<>"...
-std::string_view to_string(TypeKind t);     // "BIGINT", ... ("ARRAY", "STRUCT")
-std::string_view to_string(WindowKind w);   // "TUMBLINGWINDOW", ...
-std::string_view to_string(TimeUnit u);     // "ms", "ss", "mi", "hh", "dd"
-std::string_view to_string(JoinType j);     // "INNER", ...
+std::string_view to_string(BinaryOp op);   // "+", "AND", "<>"...
+std::string_view to_string(TypeKind t);    // "BIGINT", ... ("ARRAY", "STRUCT")
+std::string_view to_string(WindowKind w);  // "TUMBLINGWINDOW", ...
+std::string_view to_string(TimeUnit u);    // "ms", "ss", "mi", "hh", "dd"
+std::string_view to_string(JoinType j);    // "INNER", ...
 
 // True when `word` is a reserved keyword (case-insensitive) that cannot be a bare identifier.
 bool is_reserved(std::string_view word);

@@ -39,10 +39,12 @@ sql::FieldDef clone(const sql::FieldDef& f) {
 }
 
 Status mismatch(const sql::TypeSpec& type, const Value& v) {
-  return InvalidArgument("expects " + std::string(sql::to_string(type.kind)) + ", got " + describe(v));
+  return InvalidArgument("expects " + std::string(sql::to_string(type.kind)) + ", got " +
+                         describe(v));
 }
 
-Result<Value> conform_object(const Value& v, const std::vector<sql::FieldDef>& fields, bool strict) {
+Result<Value> conform_object(const Value& v, const std::vector<sql::FieldDef>& fields,
+                             bool strict) {
   ValueObject out;
   out.reserve(fields.size());
   const ValueObject& in = v.as_object();
@@ -64,8 +66,8 @@ Result<Value> conform(const Value& v, const sql::TypeSpec& type, bool strict) {
   switch (type.kind) {
     case TypeKind::kBigint:
       if (v.is_int()) return v;
-      if (!strict && v.is_float() && std::isfinite(v.as_float()) && v.as_float() == std::floor(v.as_float()) &&
-          std::fabs(v.as_float()) < 9.2e18) {
+      if (!strict && v.is_float() && std::isfinite(v.as_float()) &&
+          v.as_float() == std::floor(v.as_float()) && std::fabs(v.as_float()) < 9.2e18) {
         return Value(static_cast<std::int64_t>(v.as_float()));
       }
       return mismatch(type, v);
@@ -81,7 +83,8 @@ Result<Value> conform(const Value& v, const sql::TypeSpec& type, bool strict) {
       return mismatch(type, v);
     case TypeKind::kDatetime:
       if (v.is_int()) return v;
-      if (!strict && v.is_float() && std::isfinite(v.as_float())) return Value(static_cast<std::int64_t>(v.as_float()));
+      if (!strict && v.is_float() && std::isfinite(v.as_float()))
+        return Value(static_cast<std::int64_t>(v.as_float()));
       return mismatch(type, v);
     case TypeKind::kBytea: {
       if (v.is_bytes()) return v;
@@ -117,9 +120,11 @@ Result<std::shared_ptr<const StreamDef>> make_stream_def(const sql::CreateStream
   if (const std::string* ts = stmt.option("TIMESTAMP")) def->timestamp_field = *ts;
   if (const std::string* key = stmt.option("KEY")) def->key = *key;
   if (const std::string* fmt = stmt.option("FORMAT")) def->format = lower(*fmt);
-  if (const std::string* strict = stmt.option("STRICT_VALIDATION")) def->strict_validation = lower(*strict) == "true";
+  if (const std::string* strict = stmt.option("STRICT_VALIDATION"))
+    def->strict_validation = lower(*strict) == "true";
   if (def->format != "json") {
-    return InvalidArgument("stream '" + stmt.name + "': FORMAT '" + def->format + "' is not supported (only json)");
+    return InvalidArgument("stream '" + stmt.name + "': FORMAT '" + def->format +
+                           "' is not supported (only json)");
   }
   if (!def->timestamp_field.empty() && !def->fields.empty() &&
       std::none_of(def->fields.begin(), def->fields.end(),
@@ -132,7 +137,8 @@ Result<std::shared_ptr<const StreamDef>> make_stream_def(const sql::CreateStream
 
 Status Catalog::add(const sql::CreateStreamStatement& stmt) {
   if (defs_.count(stmt.name) != 0) {
-    return AlreadyExists(std::string(stmt.is_table ? "table" : "stream") + " '" + stmt.name + "' already exists");
+    return AlreadyExists(std::string(stmt.is_table ? "table" : "stream") + " '" + stmt.name +
+                         "' already exists");
   }
   GANGLION_ASSIGN_OR_RETURN(auto def, make_stream_def(stmt));
   defs_.emplace(stmt.name, std::move(def));
@@ -153,7 +159,8 @@ std::shared_ptr<const StreamDef> Catalog::find(std::string_view name) const {
   return it == defs_.end() ? nullptr : it->second;
 }
 
-Result<Value> decode_row(const StreamDef& def, std::string_view payload, std::span<const std::string> fields) {
+Result<Value> decode_row(const StreamDef& def, std::string_view payload,
+                         std::span<const std::string> fields) {
   Result<Value> parsed = fields.empty() ? parse_json(payload) : parse_json_fields(payload, fields);
   if (!parsed.ok()) return parsed.status();
   return conform_row(def, *parsed);

@@ -199,18 +199,23 @@ int compare_op(EvalState& st, BinaryOp op, const Value& x, const Value& y) {
     return (op == BinaryOp::kEq) == eq ? 1 : 0;
   }
   if (!comparable(x, y)) {
-    fail(st, InvalidArgument("invalid operation " + describe(x) + " " +
-                             std::string(to_string(op)) + " " + describe(y)));
+    fail(st, InvalidArgument("invalid operation " + describe(x) + " " + std::string(to_string(op)) +
+                             " " + describe(y)));
     return -2;
   }
   auto c = compare(x, y);
   if (c == std::partial_ordering::unordered) return 0;  // NaN
   switch (op) {
-    case BinaryOp::kLt: return c < 0;
-    case BinaryOp::kLe: return c <= 0;
-    case BinaryOp::kGt: return c > 0;
-    case BinaryOp::kGe: return c >= 0;
-    default: return 0;
+    case BinaryOp::kLt:
+      return c < 0;
+    case BinaryOp::kLe:
+      return c <= 0;
+    case BinaryOp::kGt:
+      return c > 0;
+    case BinaryOp::kGe:
+      return c >= 0;
+    default:
+      return 0;
   }
 }
 
@@ -296,7 +301,8 @@ class Like final : public Node {
     if (p == nullptr) return nullptr;
     if (x->is_null() || p->is_null()) return &kNull;
     if (!x->is_string() || !p->is_string()) {
-      return fail(st, InvalidArgument("invalid operation " + describe(*x) + " LIKE " + describe(*p)));
+      return fail(st,
+                  InvalidArgument("invalid operation " + describe(*x) + " LIKE " + describe(*p)));
     }
     return &boolean(like_match(x->as_string(), p->as_string()) != negated_);
   }
@@ -363,7 +369,8 @@ class Call final : public Node {
       if (v->is_null() && !def_->handles_null) return &kNull;
       values_[i] = *v;
     }
-    Status s = def_->scalar ? def_->scalar(*st.ctx, values_, out_) : def_->closure(*st.ctx, values_, out_);
+    Status s =
+        def_->scalar ? def_->scalar(*st.ctx, values_, out_) : def_->closure(*st.ctx, values_, out_);
     if (!s.ok()) return fail(st, std::move(s));
     return &out_;
   }
@@ -411,12 +418,24 @@ class Cast final : public Node {
     if (x == nullptr) return nullptr;
     Result<Value> r = Value();
     switch (type_) {
-      case TypeKind::kBigint: case TypeKind::kDatetime: r = to_bigint(*x); break;
-      case TypeKind::kFloat: r = to_float(*x); break;
-      case TypeKind::kString: r = to_string_value(*x); break;
-      case TypeKind::kBoolean: r = to_boolean(*x); break;
-      case TypeKind::kBytea: r = to_bytea(*x); break;
-      default: return fail(st, InvalidArgument("unsupported CAST type"));
+      case TypeKind::kBigint:
+      case TypeKind::kDatetime:
+        r = to_bigint(*x);
+        break;
+      case TypeKind::kFloat:
+        r = to_float(*x);
+        break;
+      case TypeKind::kString:
+        r = to_string_value(*x);
+        break;
+      case TypeKind::kBoolean:
+        r = to_boolean(*x);
+        break;
+      case TypeKind::kBytea:
+        r = to_bytea(*x);
+        break;
+      default:
+        return fail(st, InvalidArgument("unsupported CAST type"));
     }
     if (!r.ok()) return fail(st, r.status());
     out_ = std::move(r).value();
@@ -459,8 +478,10 @@ class Index final : public Node {
       const Value* v = x->as_object().find(i->as_string());
       return v != nullptr ? v : &kNull;
     }
-    if (!x->is_array()) return fail(st, InvalidArgument("invalid operation " + describe(*x) + "[...]: not an array"));
-    if (!i->is_int()) return fail(st, InvalidArgument("array index must be an integer, got " + describe(*i)));
+    if (!x->is_array())
+      return fail(st, InvalidArgument("invalid operation " + describe(*x) + "[...]: not an array"));
+    if (!i->is_int())
+      return fail(st, InvalidArgument("array index must be an integer, got " + describe(*i)));
     const auto& arr = x->as_array();
     std::int64_t n = static_cast<std::int64_t>(arr.size());
     std::int64_t k = i->as_int() < 0 ? n + i->as_int() : i->as_int();
@@ -474,7 +495,8 @@ class Index final : public Node {
 
 class Slice final : public Node {
  public:
-  Slice(NodePtr x, NodePtr lo, NodePtr hi) : x_(std::move(x)), lo_(std::move(lo)), hi_(std::move(hi)) {}
+  Slice(NodePtr x, NodePtr lo, NodePtr hi)
+      : x_(std::move(x)), lo_(std::move(lo)), hi_(std::move(hi)) {}
   const Value* eval(EvalState& st) override {
     const Value* x = x_->eval(st);
     if (x == nullptr) return nullptr;
@@ -482,7 +504,9 @@ class Slice final : public Node {
                      : x->is_string() ? static_cast<std::int64_t>(x->as_string().size())
                                       : -1;
     if (x->is_null()) return &kNull;
-    if (n < 0) return fail(st, InvalidArgument("invalid operation " + describe(*x) + "[:]: not an array or string"));
+    if (n < 0)
+      return fail(
+          st, InvalidArgument("invalid operation " + describe(*x) + "[:]: not an array or string"));
     std::int64_t lo = 0, hi = n;
     if (!bound(st, lo_.get(), n, lo) || !bound(st, hi_.get(), n, hi)) return nullptr;
     lo = std::clamp<std::int64_t>(lo, 0, n);
@@ -491,7 +515,8 @@ class Slice final : public Node {
       const auto& arr = x->as_array();
       out_ = Value(ValueArray(arr.begin() + lo, arr.begin() + hi));
     } else {
-      out_ = Value(x->as_string().substr(static_cast<std::size_t>(lo), static_cast<std::size_t>(hi - lo)));
+      out_ = Value(
+          x->as_string().substr(static_cast<std::size_t>(lo), static_cast<std::size_t>(hi - lo)));
     }
     return &out_;
   }
@@ -519,8 +544,10 @@ class Compiler {
 
   Result<NodePtr> compile(const Expr& e) {
     switch (e.kind) {
-      case ExprKind::kLiteral: return NodePtr(new Literal(e.literal));
-      case ExprKind::kField: return field(e);
+      case ExprKind::kLiteral:
+        return NodePtr(new Literal(e.literal));
+      case ExprKind::kField:
+        return field(e);
       case ExprKind::kUnary: {
         GANGLION_ASSIGN_OR_RETURN(NodePtr x, compile(*e.args[0]));
         if (e.unary_op == UnaryOp::kNot) return NodePtr(new Not(std::move(x)));
@@ -530,19 +557,33 @@ class Compiler {
         GANGLION_ASSIGN_OR_RETURN(NodePtr a, compile(*e.args[0]));
         GANGLION_ASSIGN_OR_RETURN(NodePtr b, compile(*e.args[1]));
         switch (e.binary_op) {
-          case BinaryOp::kAnd: return NodePtr(new Logic(true, std::move(a), std::move(b)));
-          case BinaryOp::kOr: return NodePtr(new Logic(false, std::move(a), std::move(b)));
-          case BinaryOp::kEq: case BinaryOp::kNe: case BinaryOp::kLt: case BinaryOp::kLe:
-          case BinaryOp::kGt: case BinaryOp::kGe:
+          case BinaryOp::kAnd:
+            return NodePtr(new Logic(true, std::move(a), std::move(b)));
+          case BinaryOp::kOr:
+            return NodePtr(new Logic(false, std::move(a), std::move(b)));
+          case BinaryOp::kEq:
+          case BinaryOp::kNe:
+          case BinaryOp::kLt:
+          case BinaryOp::kLe:
+          case BinaryOp::kGt:
+          case BinaryOp::kGe:
             return NodePtr(new Compare(e.binary_op, std::move(a), std::move(b)));
-          case BinaryOp::kAdd: return arith(ArithOp::kAdd, std::move(a), std::move(b));
-          case BinaryOp::kSub: return arith(ArithOp::kSub, std::move(a), std::move(b));
-          case BinaryOp::kMul: return arith(ArithOp::kMul, std::move(a), std::move(b));
-          case BinaryOp::kDiv: return arith(ArithOp::kDiv, std::move(a), std::move(b));
-          case BinaryOp::kMod: return arith(ArithOp::kMod, std::move(a), std::move(b));
-          case BinaryOp::kBitAnd: return arith(ArithOp::kBitAnd, std::move(a), std::move(b));
-          case BinaryOp::kBitOr: return arith(ArithOp::kBitOr, std::move(a), std::move(b));
-          case BinaryOp::kBitXor: return arith(ArithOp::kBitXor, std::move(a), std::move(b));
+          case BinaryOp::kAdd:
+            return arith(ArithOp::kAdd, std::move(a), std::move(b));
+          case BinaryOp::kSub:
+            return arith(ArithOp::kSub, std::move(a), std::move(b));
+          case BinaryOp::kMul:
+            return arith(ArithOp::kMul, std::move(a), std::move(b));
+          case BinaryOp::kDiv:
+            return arith(ArithOp::kDiv, std::move(a), std::move(b));
+          case BinaryOp::kMod:
+            return arith(ArithOp::kMod, std::move(a), std::move(b));
+          case BinaryOp::kBitAnd:
+            return arith(ArithOp::kBitAnd, std::move(a), std::move(b));
+          case BinaryOp::kBitOr:
+            return arith(ArithOp::kBitOr, std::move(a), std::move(b));
+          case BinaryOp::kBitXor:
+            return arith(ArithOp::kBitXor, std::move(a), std::move(b));
         }
         return error(e, "unknown operator");
       }
@@ -593,7 +634,8 @@ class Compiler {
         }
         return NodePtr(new Case(std::move(operand), std::move(whens), std::move(otherwise)));
       }
-      case ExprKind::kCall: return call(e);
+      case ExprKind::kCall:
+        return call(e);
       case ExprKind::kCast: {
         GANGLION_ASSIGN_OR_RETURN(NodePtr x, compile(*e.args[0]));
         return NodePtr(new Cast(e.cast_type, std::move(x)));
@@ -645,7 +687,8 @@ class Compiler {
       }
       hint = static_cast<std::size_t>(it - o_.schema->begin());
     }
-    if (std::find(fields_.begin(), fields_.end(), e.name) == fields_.end()) fields_.push_back(e.name);
+    if (std::find(fields_.begin(), fields_.end(), e.name) == fields_.end())
+      fields_.push_back(e.name);
     return NodePtr(new Field(e.name, hint));
   }
 
@@ -656,7 +699,8 @@ class Compiler {
       std::string lower = e.name;
       for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       if (lower == "window_start" || lower == "window_end") {
-        if (!e.args.empty() || e.star) return error(e, "function '" + lower + "' expects 0 arguments");
+        if (!e.args.empty() || e.star)
+          return error(e, "function '" + lower + "' expects 0 arguments");
         return NodePtr(new WindowBound(lower == "window_end"));
       }
       return error(e, "unknown function '" + e.name + "'");
@@ -674,10 +718,13 @@ class Compiler {
     if (!arity.empty()) return error(e, arity);
     if (def->name == "cast" && e.args[1]->kind == ExprKind::kLiteral) {
       const Value& t = e.args[1]->literal;
-      static constexpr std::string_view kTypes[] = {"bigint", "float", "string", "boolean", "datetime", "bytea"};
-      bool ok = t.is_string() && std::any_of(std::begin(kTypes), std::end(kTypes), [&](std::string_view k) {
+      static constexpr std::string_view kTypes[] = {"bigint",  "float",    "string",
+                                                    "boolean", "datetime", "bytea"};
+      bool ok = t.is_string() &&
+                std::any_of(std::begin(kTypes), std::end(kTypes), [&](std::string_view k) {
                   std::string l = t.as_string();
-                  for (char& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                  for (char& c : l)
+                    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
                   return l == k;
                 });
       if (!ok) return error(*e.args[1], "cast: unknown type " + describe(t));
@@ -728,7 +775,8 @@ Result<CompiledExpr> compile(const Expr& expr, const CompileOptions& options) {
   return out;
 }
 
-Result<Value> evaluate_sql(std::string_view expr, const Value& fields, const CompileOptions& options) {
+Result<Value> evaluate_sql(std::string_view expr, const Value& fields,
+                           const CompileOptions& options) {
   GANGLION_ASSIGN_OR_RETURN(ExprPtr e, parse_expression(expr));
   GANGLION_ASSIGN_OR_RETURN(CompiledExpr c, compile(*e, options));
   Row row;

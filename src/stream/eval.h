@@ -31,7 +31,7 @@ namespace ganglion::sql {
 
 // A joined stream's fields for `stream.field` lookups.
 struct NamedRow {
-  std::string_view name;        // stream or table name, or its alias
+  std::string_view name;          // stream or table name, or its alias
   const Value* fields = nullptr;  // an object; nullptr when the side has no row (outer join)
 };
 
@@ -43,7 +43,7 @@ struct WindowBounds {
 };
 
 struct Row {
-  const Value* fields = nullptr;   // the FROM stream's object; nullptr reads as all-NULL
+  const Value* fields = nullptr;     // the FROM stream's object; nullptr reads as all-NULL
   std::span<const NamedRow> joined;  // other streams, looked up by qualifier
   // Results of the aggregate calls of a grouped query, by slot (see
   // CompileOptions::aggregate_slot). Empty outside the aggregation layer.

@@ -98,7 +98,8 @@ TEST(EvalTest, LikeMatcher) {
 }
 
 TEST(EvalTest, CaseExpressions) {
-  EXPECT_EQ(eval("CASE WHEN t > 40 THEN 'hot' WHEN t > 20 THEN 'warm' ELSE 'cold' END"), Value("warm"));
+  EXPECT_EQ(eval("CASE WHEN t > 40 THEN 'hot' WHEN t > 20 THEN 'warm' ELSE 'cold' END"),
+            Value("warm"));
   EXPECT_EQ(eval("CASE name WHEN 'x' THEN 1 WHEN 'sensor-1' THEN 2 END"), Value(2));
   EXPECT_TRUE(eval("CASE name WHEN 'x' THEN 1 END").is_null());
   EXPECT_EQ(eval("CASE WHEN n THEN 1 ELSE 2 END"), Value(2));
@@ -112,8 +113,10 @@ TEST(EvalTest, CastBothForms) {
   EXPECT_EQ(eval("CAST('true' AS BOOLEAN)"), Value(true));
   EXPECT_EQ(eval("cast(t, 'float')"), Value(30.0));
   EXPECT_TRUE(eval("cast(t, 'float')").is_float());
-  EXPECT_EQ(eval("CAST(name AS BIGINT)"), Value("ERROR: cannot convert string(sensor-1) to bigint"));
-  EXPECT_EQ(eval("cast(t, 'int')"), Value("ERROR: line 1, column 9: cast: unknown type string(int)"));
+  EXPECT_EQ(eval("CAST(name AS BIGINT)"),
+            Value("ERROR: cannot convert string(sensor-1) to bigint"));
+  EXPECT_EQ(eval("cast(t, 'int')"),
+            Value("ERROR: line 1, column 9: cast: unknown type string(int)"));
 }
 
 TEST(EvalTest, NestedFieldsIndexesAndSlices) {
@@ -137,7 +140,8 @@ TEST(EvalTest, QualifiedFieldsResolveOwnAndJoinedStreams) {
   CompileOptions o;
   o.stream = "demo";
   o.alias = "d";
-  auto c = compile(**parse_expression("demo.t + d.t = 60 AND t1.name = 'lookup' AND t2.x IS NULL"), o);
+  auto c =
+      compile(**parse_expression("demo.t + d.t = 60 AND t1.name = 'lookup' AND t2.x IS NULL"), o);
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_EQ(*c->matches(Row{&left, joined}), true);
 }
@@ -169,25 +173,33 @@ TEST(EvalTest, CompileErrorsCarryPositions) {
   };
   EXPECT_EQ(err("nosuch(1)"), "line 1, column 1: unknown function 'nosuch'");
   EXPECT_EQ(err("t + abs(1, 2)"), "line 1, column 5: function 'abs' expects 1 argument, got 2");
-  EXPECT_EQ(err("substring('a')"), "line 1, column 1: function 'substring' expects 2 to 3 arguments, got 1");
-  EXPECT_EQ(err("coalesce()"), "line 1, column 1: function 'coalesce' expects at least 1 argument, got 0");
-  EXPECT_EQ(err("abs(*)"), "line 1, column 1: '*' is only allowed as the argument of an aggregate function");
+  EXPECT_EQ(err("substring('a')"),
+            "line 1, column 1: function 'substring' expects 2 to 3 arguments, got 1");
+  EXPECT_EQ(err("coalesce()"),
+            "line 1, column 1: function 'coalesce' expects at least 1 argument, got 0");
+  EXPECT_EQ(err("abs(*)"),
+            "line 1, column 1: '*' is only allowed as the argument of an aggregate function");
   EXPECT_EQ(err("a LIKE 1"), "line 1, column 8: LIKE pattern must be a string");
-  EXPECT_EQ(err("abs(t) OVER (PARTITION BY a)"), "line 1, column 1: OVER is not supported for scalar function 'abs'");
+  EXPECT_EQ(err("abs(t) OVER (PARTITION BY a)"),
+            "line 1, column 1: OVER is not supported for scalar function 'abs'");
 }
 
 TEST(EvalTest, AggregatesRegisteredLaterAreRejectedInScalarContext) {
   FunctionRegistry reg = FunctionRegistry::builtins();
-  ASSERT_TRUE(reg.add({.name = "MY_AGG", .kind = FunctionKind::kAggregate, .min_args = 1, .max_args = 1}).ok());
+  ASSERT_TRUE(
+      reg.add({.name = "MY_AGG", .kind = FunctionKind::kAggregate, .min_args = 1, .max_args = 1})
+          .ok());
   EXPECT_FALSE(reg.add({.name = "my_agg", .kind = FunctionKind::kAggregate}).ok());
   CompileOptions o;
   o.functions = &reg;
   auto c = compile(**parse_expression("my_agg(t) > 1"), o);
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().message(), "line 1, column 1: aggregate function 'my_agg' is not allowed here");
+  EXPECT_EQ(c.status().message(),
+            "line 1, column 1: aggregate function 'my_agg' is not allowed here");
   auto builtin = compile(**parse_expression("avg(t) > 1"), {});
   ASSERT_FALSE(builtin.ok());
-  EXPECT_EQ(builtin.status().message(), "line 1, column 1: aggregate function 'avg' is not allowed here");
+  EXPECT_EQ(builtin.status().message(),
+            "line 1, column 1: aggregate function 'avg' is not allowed here");
 }
 
 TEST(EvalTest, FunctionsAreCaseInsensitiveAndNullInNullOut) {

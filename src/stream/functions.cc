@@ -178,9 +178,8 @@ Status fn_rand(const CallContext&, std::span<const Value>, Value& out) {
 // ---- strings ----
 // Number of UTF-8 code points (bytes that are not continuation bytes).
 std::size_t utf8_length(std::string_view s) {
-  return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  }));
+  return static_cast<std::size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 // Byte offset of code point `n` (clamped to the end).
 std::size_t utf8_offset(std::string_view s, std::size_t n) {
@@ -236,8 +235,10 @@ Status fn_trim(const CallContext&, std::span<const Value> a, Value& out) {
   REQUIRE_STRING("trim", a[0]);
   std::string_view s = a[0].as_string();
   auto sp = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
-  if (Left) while (!s.empty() && sp(s.front())) s.remove_prefix(1);
-  if (Right) while (!s.empty() && sp(s.back())) s.remove_suffix(1);
+  if (Left)
+    while (!s.empty() && sp(s.front())) s.remove_prefix(1);
+  if (Right)
+    while (!s.empty() && sp(s.back())) s.remove_suffix(1);
   out = Value(std::string(s));
   return Status::Ok();
 }
@@ -271,9 +272,9 @@ Status fn_indexof(const CallContext&, std::span<const Value> a, Value& out) {
   REQUIRE_STRING("indexof", a[0]);
   REQUIRE_STRING("indexof", a[1]);
   std::size_t p = a[0].as_string().find(a[1].as_string());
-  out = Value(p == std::string::npos
-                  ? std::int64_t{-1}
-                  : static_cast<std::int64_t>(utf8_length(std::string_view(a[0].as_string()).substr(0, p))));
+  out = Value(p == std::string::npos ? std::int64_t{-1}
+                                     : static_cast<std::int64_t>(utf8_length(
+                                           std::string_view(a[0].as_string()).substr(0, p))));
   return Status::Ok();
 }
 
@@ -416,7 +417,8 @@ Result<const std::regex*> cached_regex(std::string_view fn, const std::string& p
 Status fn_regexp_matches(const CallContext&, std::span<const Value> a, Value& out) {
   REQUIRE_STRING("regexp_matches", a[0]);
   REQUIRE_STRING("regexp_matches", a[1]);
-  if (a[0].as_string().size() > kMaxRegexSubject) return InvalidArgument("regexp_matches: input too long");
+  if (a[0].as_string().size() > kMaxRegexSubject)
+    return InvalidArgument("regexp_matches: input too long");
   GANGLION_ASSIGN_OR_RETURN(const std::regex* re, cached_regex("regexp_matches", a[1].as_string()));
   try {
     out = Value(std::regex_search(a[0].as_string(), *re));
@@ -430,7 +432,8 @@ Status fn_regexp_replace(const CallContext&, std::span<const Value> a, Value& ou
   REQUIRE_STRING("regexp_replace", a[0]);
   REQUIRE_STRING("regexp_replace", a[1]);
   REQUIRE_STRING("regexp_replace", a[2]);
-  if (a[0].as_string().size() > kMaxRegexSubject) return InvalidArgument("regexp_replace: input too long");
+  if (a[0].as_string().size() > kMaxRegexSubject)
+    return InvalidArgument("regexp_replace: input too long");
   GANGLION_ASSIGN_OR_RETURN(const std::regex* re, cached_regex("regexp_replace", a[1].as_string()));
   try {
     out = Value(std::regex_replace(a[0].as_string(), *re, a[2].as_string()));
@@ -443,7 +446,8 @@ Status fn_regexp_replace(const CallContext&, std::span<const Value> a, Value& ou
 Status fn_regexp_substr(const CallContext&, std::span<const Value> a, Value& out) {
   REQUIRE_STRING("regexp_substr", a[0]);
   REQUIRE_STRING("regexp_substr", a[1]);
-  if (a[0].as_string().size() > kMaxRegexSubject) return InvalidArgument("regexp_substr: input too long");
+  if (a[0].as_string().size() > kMaxRegexSubject)
+    return InvalidArgument("regexp_substr: input too long");
   GANGLION_ASSIGN_OR_RETURN(const std::regex* re, cached_regex("regexp_substr", a[1].as_string()));
   std::smatch m;
   try {
@@ -474,7 +478,8 @@ Status fn_cast(const CallContext&, std::span<const Value> a, Value& out) {
   } else if (t == "bytea") {
     r = to_bytea(a[0]);
   } else if (t == "datetime") {
-    if (a[0].is_string()) return InvalidArgument("cast: parsing datetime strings is not supported yet");
+    if (a[0].is_string())
+      return InvalidArgument("cast: parsing datetime strings is not supported yet");
     r = to_bigint(a[0]);
   } else {
     return InvalidArgument("cast: unknown type '" + a[1].as_string() +
@@ -500,7 +505,8 @@ Status fn_parse_json(const CallContext&, std::span<const Value> a, Value& out) {
 
 Status fn_encode(const CallContext&, std::span<const Value> a, Value& out) {
   REQUIRE_STRING("encode", a[1]);
-  if (lower_ascii(a[1].as_string()) != "base64") return InvalidArgument("encode: only base64 is supported");
+  if (lower_ascii(a[1].as_string()) != "base64")
+    return InvalidArgument("encode: only base64 is supported");
   if (a[0].is_bytes()) {
     out = Value(base64_encode(a[0].as_bytes().data));
   } else {
@@ -513,7 +519,8 @@ Status fn_encode(const CallContext&, std::span<const Value> a, Value& out) {
 Status fn_decode(const CallContext&, std::span<const Value> a, Value& out) {
   REQUIRE_STRING("decode", a[0]);
   REQUIRE_STRING("decode", a[1]);
-  if (lower_ascii(a[1].as_string()) != "base64") return InvalidArgument("decode: only base64 is supported");
+  if (lower_ascii(a[1].as_string()) != "base64")
+    return InvalidArgument("decode: only base64 is supported");
   auto d = base64_decode(a[0].as_string());
   if (!d) return bad_arg("decode", "base64 text", a[0]);
   out = Value(std::move(*d));
@@ -605,23 +612,44 @@ Status fn_format_time(const CallContext&, std::span<const Value> a, Value& out) 
     }
     switch (c) {
       case 'y':
-        if (n == 2) num((tm.tm_year + 1900) % 100, 2); else num(tm.tm_year + 1900, static_cast<int>(n));
+        if (n == 2)
+          num((tm.tm_year + 1900) % 100, 2);
+        else
+          num(tm.tm_year + 1900, static_cast<int>(n));
         break;
-      case 'M': num(tm.tm_mon + 1, static_cast<int>(std::min<std::size_t>(n, 2))); break;
-      case 'd': num(tm.tm_mday, static_cast<int>(std::min<std::size_t>(n, 2))); break;
-      case 'H': num(tm.tm_hour, static_cast<int>(std::min<std::size_t>(n, 2))); break;
-      case 'h': num(tm.tm_hour % 12 == 0 ? 12 : tm.tm_hour % 12, static_cast<int>(std::min<std::size_t>(n, 2))); break;
-      case 'm': num(tm.tm_min, static_cast<int>(std::min<std::size_t>(n, 2))); break;
-      case 's': num(tm.tm_sec, static_cast<int>(std::min<std::size_t>(n, 2))); break;
+      case 'M':
+        num(tm.tm_mon + 1, static_cast<int>(std::min<std::size_t>(n, 2)));
+        break;
+      case 'd':
+        num(tm.tm_mday, static_cast<int>(std::min<std::size_t>(n, 2)));
+        break;
+      case 'H':
+        num(tm.tm_hour, static_cast<int>(std::min<std::size_t>(n, 2)));
+        break;
+      case 'h':
+        num(tm.tm_hour % 12 == 0 ? 12 : tm.tm_hour % 12,
+            static_cast<int>(std::min<std::size_t>(n, 2)));
+        break;
+      case 'm':
+        num(tm.tm_min, static_cast<int>(std::min<std::size_t>(n, 2)));
+        break;
+      case 's':
+        num(tm.tm_sec, static_cast<int>(std::min<std::size_t>(n, 2)));
+        break;
       case 'S': {
         char buf[8];
         std::snprintf(buf, sizeof buf, "%03d", millis);
         res.append(buf, std::min<std::size_t>(n, 3));
         break;
       }
-      case 'a': res += tm.tm_hour < 12 ? "AM" : "PM"; break;
-      case 'Z': res += "+0000"; break;
-      default: res.append(n, c);
+      case 'a':
+        res += tm.tm_hour < 12 ? "AM" : "PM";
+        break;
+      case 'Z':
+        res += "+0000";
+        break;
+      default:
+        res.append(n, c);
     }
     i += n;
   }
@@ -670,10 +698,13 @@ Status fn_cardinality(const CallContext&, std::span<const Value> a, Value& out) 
 // ---- JSON path: $, .name, ['name'], [index], [*] ----
 Status json_path(std::string_view fn, const Value& root, std::string_view path,
                  std::vector<Value>& results) {
-  if (!path.starts_with('$')) return InvalidArgument(std::string(fn) + ": path must start with '$'");
+  if (!path.starts_with('$'))
+    return InvalidArgument(std::string(fn) + ": path must start with '$'");
   std::vector<const Value*> cur{&root}, next;
   std::size_t i = 1;
-  auto bad = [&] { return InvalidArgument(std::string(fn) + ": invalid path '" + std::string(path) + "'"); };
+  auto bad = [&] {
+    return InvalidArgument(std::string(fn) + ": invalid path '" + std::string(path) + "'");
+  };
   while (i < path.size()) {
     next.clear();
     if (path[i] == '.') {
@@ -700,7 +731,8 @@ Status json_path(std::string_view fn, const Value& root, std::string_view path,
         }
       } else if (in == "*") {
         for (const Value* v : cur) {
-          if (v->is_array()) for (const Value& e : v->as_array()) next.push_back(&e);
+          if (v->is_array())
+            for (const Value& e : v->as_array()) next.push_back(&e);
         }
       } else {
         std::int64_t idx = 0;
@@ -887,7 +919,8 @@ FunctionRegistry make_builtins() {
 Status FunctionRegistry::add(FunctionDef def) {
   std::string key = lower_ascii(def.name);
   def.name = key;
-  if (by_name_.count(key) != 0) return AlreadyExists("function '" + key + "' is already registered");
+  if (by_name_.count(key) != 0)
+    return AlreadyExists("function '" + key + "' is already registered");
   by_name_.emplace(std::move(key), std::move(def));
   return Status::Ok();
 }

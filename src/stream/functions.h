@@ -35,7 +35,8 @@ struct CallContext {
 using ScalarFn = Status (*)(const CallContext& ctx, std::span<const Value> args, Value& out);
 // The same as a closure, for functions defined at run time (user functions called from SQL,
 // e.g. Lua: the rule manager registers one per function name in a rule's own registry).
-using ScalarClosure = std::function<Status(const CallContext& ctx, std::span<const Value> args, Value& out)>;
+using ScalarClosure =
+    std::function<Status(const CallContext& ctx, std::span<const Value> args, Value& out)>;
 
 inline constexpr int kVariadic = -1;
 
@@ -43,7 +44,7 @@ struct FunctionDef {
   std::string name;  // lower-case
   FunctionKind kind = FunctionKind::kScalar;
   int min_args = 0;
-  int max_args = 0;  // kVariadic for no upper bound
+  int max_args = 0;           // kVariadic for no upper bound
   ScalarFn scalar = nullptr;  // set for kScalar (or `closure`)
   ScalarClosure closure;      // used when `scalar` is null; called like `scalar`
   // True when the function must see NULL arguments (otherwise NULL in -> NULL out and the

@@ -16,7 +16,8 @@ ManualClock& test_clock() {
 }
 
 Value f(std::string_view sql) {
-  Value fields = *parse_json(R"({"s":"Hello, World","x":-2.5,"i":7,"j":{"a":{"b":[1,{"c":true}]}}})");
+  Value fields =
+      *parse_json(R"({"s":"Hello, World","x":-2.5,"i":7,"j":{"a":{"b":[1,{"c":true}]}}})");
   CompileOptions o;
   o.clock = &test_clock();
   auto r = evaluate_sql(sql, fields, o);
@@ -97,7 +98,8 @@ TEST(FunctionsTest, Strings) {
   EXPECT_EQ(f("regexp_matches(s, '[0-9]')"), Value(false));
   EXPECT_EQ(f("regexp_replace(s, 'o', '0')"), Value("Hell0, W0rld"));
   EXPECT_EQ(f("regexp_substr(s, 'W[a-z]+')"), Value("World"));
-  EXPECT_EQ(f("regexp_matches(s, '(')"), Value("ERROR: regexp_matches: invalid regular expression '('"));
+  EXPECT_EQ(f("regexp_matches(s, '(')"),
+            Value("ERROR: regexp_matches: invalid regular expression '('"));
 }
 
 TEST(FunctionsTest, ConversionAndEncoding) {
@@ -115,7 +117,8 @@ TEST(FunctionsTest, ConversionAndEncoding) {
 TEST(FunctionsTest, Hashes) {
   EXPECT_EQ(f("md5('abc')"), Value("900150983cd24fb0d6963f7d28e17f72"));
   EXPECT_EQ(f("sha1('abc')"), Value("a9993e364706816aba3e25717850c26c9cd0d89d"));
-  EXPECT_EQ(f("sha256('abc')"), Value("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+  EXPECT_EQ(f("sha256('abc')"),
+            Value("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
   EXPECT_EQ(f("length(sha512('abc'))"), Value(128));
   EXPECT_EQ(f("length(sha384('abc'))"), Value(96));
   EXPECT_EQ(f("length(sha224('abc'))"), Value(56));
@@ -143,9 +146,11 @@ TEST(FunctionsTest, JsonPath) {
   EXPECT_EQ(f("json_path_exists(j, '$.a.x')"), Value(false));
   EXPECT_EQ(f("json_path_query(j, '$.a.b[0]')"), Value(1));
   EXPECT_EQ(f("json_path_query(j, \"$['a']['b'][-1].c\")"), Value(true));
-  EXPECT_EQ(f("json_path_query(j, '$.a.b[*]')"), Value(ValueArray{1, Value(ValueObject{{"c", true}})}));
+  EXPECT_EQ(f("json_path_query(j, '$.a.b[*]')"),
+            Value(ValueArray{1, Value(ValueObject{{"c", true}})}));
   EXPECT_EQ(f("json_path_query_first(j, '$.a.b[*]')"), Value(1));
-  EXPECT_EQ(f("json_path_query(j, 'a.b')"), Value("ERROR: json_path_query: path must start with '$'"));
+  EXPECT_EQ(f("json_path_query(j, 'a.b')"),
+            Value("ERROR: json_path_query: path must start with '$'"));
   EXPECT_EQ(f("json_path_query(j, '$.a[')"), Value("ERROR: json_path_query: invalid path '$.a['"));
 }
 
@@ -153,7 +158,8 @@ TEST(FunctionsTest, RegistryArityMessages) {
   const auto& reg = FunctionRegistry::builtins();
   EXPECT_NE(reg.find("SHA256"), nullptr);
   EXPECT_EQ(reg.find("nope"), nullptr);
-  EXPECT_EQ(FunctionRegistry::arity_error(*reg.find("pi"), 1), "function 'pi' expects 0 arguments, got 1");
+  EXPECT_EQ(FunctionRegistry::arity_error(*reg.find("pi"), 1),
+            "function 'pi' expects 0 arguments, got 1");
   EXPECT_EQ(FunctionRegistry::arity_error(*reg.find("pi"), 0), "");
 }
 

@@ -15,14 +15,17 @@ class JoinTest : public ::testing::Test {
   void SetUp() override {
     h.create(R"(CREATE STREAM demo () WITH (DATASOURCE="demo"))");
     h.create(R"(CREATE STREAM other () WITH (DATASOURCE="other"))");
-    h.create(R"(CREATE TABLE devices (id STRING, room STRING) WITH (DATASOURCE="devices", KEY="id"))");
+    h.create(
+        R"(CREATE TABLE devices (id STRING, room STRING) WITH (DATASOURCE="devices", KEY="id"))");
     h.create(R"(CREATE TABLE limits () WITH (DATASOURCE="limits"))");
   }
   QueryHarness h;
 };
 
 TEST_F(JoinTest, TableKeepsTheLatestRowPerKeyForLookups) {
-  ASSERT_TRUE(h.plan("SELECT demo.id, t, devices.room FROM demo INNER JOIN devices ON demo.id = devices.id").ok());
+  ASSERT_TRUE(
+      h.plan("SELECT demo.id, t, devices.room FROM demo INNER JOIN devices ON demo.id = devices.id")
+          .ok());
   EXPECT_EQ(h.query->sources(), (std::vector<std::string>{"demo", "devices"}));
   h.push("devices", R"({"id":"d1","room":"hall"})");
   h.push("devices", R"({"id":"d2","room":"lab"})");
@@ -36,8 +39,10 @@ TEST_F(JoinTest, TableKeepsTheLatestRowPerKeyForLookups) {
 }
 
 TEST_F(JoinTest, LeftJoinWithTableKeepsUnmatchedEventsWithNulls) {
-  ASSERT_TRUE(h.plan("SELECT d.id, dev.room FROM demo AS d LEFT JOIN devices AS dev ON d.id = dev.id "
-                     "WHERE dev.room IS NULL OR dev.room != 'lab'").ok());
+  ASSERT_TRUE(
+      h.plan("SELECT d.id, dev.room FROM demo AS d LEFT JOIN devices AS dev ON d.id = dev.id "
+             "WHERE dev.room IS NULL OR dev.room != 'lab'")
+          .ok());
   h.push("devices", R"({"id":"d2","room":"lab"})");
   h.push("demo", R"({"id":"d1"})");
   h.push("demo", R"({"id":"d2"})");
@@ -47,7 +52,8 @@ TEST_F(JoinTest, LeftJoinWithTableKeepsUnmatchedEventsWithNulls) {
 TEST_F(JoinTest, TableWithoutKeyIsScannedAndBounded) {
   QueryOptions o;
   o.max_table_rows = 2;
-  ASSERT_TRUE(h.plan("SELECT demo.v, limits.name FROM demo JOIN limits ON demo.v > limits.max", o).ok());
+  ASSERT_TRUE(
+      h.plan("SELECT demo.v, limits.name FROM demo JOIN limits ON demo.v > limits.max", o).ok());
   h.push("limits", R"({"name":"low","max":10})");
   h.push("limits", R"({"name":"mid","max":20})");
   h.push("limits", R"({"name":"high","max":30})");  // evicts "low"
@@ -59,8 +65,10 @@ TEST_F(JoinTest, TableWithoutKeyIsScannedAndBounded) {
 }
 
 TEST_F(JoinTest, TableLookupInsideAWindowedAggregate) {
-  ASSERT_TRUE(h.plan("SELECT devices.room, avg(demo.t) AS a FROM demo JOIN devices ON demo.id = devices.id "
-                     "GROUP BY devices.room, TUMBLINGWINDOW(ss, 10)").ok());
+  ASSERT_TRUE(
+      h.plan("SELECT devices.room, avg(demo.t) AS a FROM demo JOIN devices ON demo.id = devices.id "
+             "GROUP BY devices.room, TUMBLINGWINDOW(ss, 10)")
+          .ok());
   h.push("devices", R"({"id":"d1","room":"hall"})");
   h.push("devices", R"({"id":"d2","room":"hall"})");
   h.push("demo", R"({"id":"d1","t":10})");
@@ -70,8 +78,10 @@ TEST_F(JoinTest, TableLookupInsideAWindowedAggregate) {
 }
 
 TEST_F(JoinTest, StreamInnerJoinWithinAWindow) {
-  ASSERT_TRUE(h.plan("SELECT demo.id, demo.t, other.h FROM demo INNER JOIN other ON demo.id = other.id "
-                     "GROUP BY TUMBLINGWINDOW(ss, 10)").ok());
+  ASSERT_TRUE(
+      h.plan("SELECT demo.id, demo.t, other.h FROM demo INNER JOIN other ON demo.id = other.id "
+             "GROUP BY TUMBLINGWINDOW(ss, 10)")
+          .ok());
   h.push("demo", R"({"id":1,"t":20})");
   h.push("demo", R"({"id":2,"t":21})");
   h.push("other", R"({"id":1,"h":50})");
@@ -86,7 +96,9 @@ TEST_F(JoinTest, StreamInnerJoinWithinAWindow) {
 TEST_F(JoinTest, StreamLeftRightFullAndCrossJoins) {
   auto run = [&](std::string join) {
     EXPECT_TRUE(h.plan("SELECT demo.id AS l, other.id AS r FROM demo " + join +
-                       " GROUP BY TUMBLINGWINDOW(ss, 10)").ok()) << join;
+                       " GROUP BY TUMBLINGWINDOW(ss, 10)")
+                    .ok())
+        << join;
     h.push("demo", R"({"id":1})");
     h.push("demo", R"({"id":2})");
     h.push("other", R"({"id":2})");
@@ -97,13 +109,17 @@ TEST_F(JoinTest, StreamLeftRightFullAndCrossJoins) {
   };
   EXPECT_EQ(run("LEFT JOIN other ON demo.id = other.id"), R"([{"l":1,"r":null},{"l":2,"r":2}])");
   EXPECT_EQ(run("RIGHT JOIN other ON demo.id = other.id"), R"([{"l":2,"r":2},{"l":null,"r":3}])");
-  EXPECT_EQ(run("FULL JOIN other ON demo.id = other.id"), R"([{"l":1,"r":null},{"l":2,"r":2},{"l":null,"r":3}])");
-  EXPECT_EQ(run("CROSS JOIN other"), R"([{"l":1,"r":2},{"l":1,"r":3},{"l":2,"r":2},{"l":2,"r":3}])");
+  EXPECT_EQ(run("FULL JOIN other ON demo.id = other.id"),
+            R"([{"l":1,"r":null},{"l":2,"r":2},{"l":null,"r":3}])");
+  EXPECT_EQ(run("CROSS JOIN other"),
+            R"([{"l":1,"r":2},{"l":1,"r":3},{"l":2,"r":2},{"l":2,"r":3}])");
 }
 
 TEST_F(JoinTest, WhereAppliesAfterAStreamJoinAndAggregatesSeeJoinedRows) {
-  ASSERT_TRUE(h.plan("SELECT count(*) AS n, sum(other.v) AS s FROM demo JOIN other ON demo.id = other.id "
-                     "WHERE other.v > 1 GROUP BY TUMBLINGWINDOW(ss, 10)").ok());
+  ASSERT_TRUE(
+      h.plan("SELECT count(*) AS n, sum(other.v) AS s FROM demo JOIN other ON demo.id = other.id "
+             "WHERE other.v > 1 GROUP BY TUMBLINGWINDOW(ss, 10)")
+          .ok());
   h.push("demo", R"({"id":1})");
   h.push("other", R"({"id":1,"v":1})");
   h.push("other", R"({"id":1,"v":5})");

@@ -118,23 +118,40 @@ class Lexer {
       return Status::Ok();
     };
     switch (c) {
-      case '(': return one(TokenKind::kLParen);
-      case ')': return one(TokenKind::kRParen);
-      case '[': return one(TokenKind::kLBracket);
-      case ']': return one(TokenKind::kRBracket);
-      case ',': return one(TokenKind::kComma);
-      case '.': return one(TokenKind::kDot);
-      case ':': return one(TokenKind::kColon);
-      case ';': return one(TokenKind::kSemicolon);
-      case '*': return one(TokenKind::kStar);
-      case '+': return one(TokenKind::kPlus);
-      case '-': return peek(1) == '>' ? two(TokenKind::kArrow) : one(TokenKind::kMinus);
-      case '/': return one(TokenKind::kSlash);
-      case '%': return one(TokenKind::kPercent);
-      case '&': return one(TokenKind::kAmp);
-      case '|': return one(TokenKind::kPipe);
-      case '^': return one(TokenKind::kCaret);
-      case '=': return peek(1) == '=' ? two(TokenKind::kEq) : one(TokenKind::kEq);
+      case '(':
+        return one(TokenKind::kLParen);
+      case ')':
+        return one(TokenKind::kRParen);
+      case '[':
+        return one(TokenKind::kLBracket);
+      case ']':
+        return one(TokenKind::kRBracket);
+      case ',':
+        return one(TokenKind::kComma);
+      case '.':
+        return one(TokenKind::kDot);
+      case ':':
+        return one(TokenKind::kColon);
+      case ';':
+        return one(TokenKind::kSemicolon);
+      case '*':
+        return one(TokenKind::kStar);
+      case '+':
+        return one(TokenKind::kPlus);
+      case '-':
+        return peek(1) == '>' ? two(TokenKind::kArrow) : one(TokenKind::kMinus);
+      case '/':
+        return one(TokenKind::kSlash);
+      case '%':
+        return one(TokenKind::kPercent);
+      case '&':
+        return one(TokenKind::kAmp);
+      case '|':
+        return one(TokenKind::kPipe);
+      case '^':
+        return one(TokenKind::kCaret);
+      case '=':
+        return peek(1) == '=' ? two(TokenKind::kEq) : one(TokenKind::kEq);
       case '!':
         if (peek(1) == '=') return two(TokenKind::kNe);
         break;
@@ -142,8 +159,10 @@ class Lexer {
         if (peek(1) == '=') return two(TokenKind::kLe);
         if (peek(1) == '>') return two(TokenKind::kNe);
         return one(TokenKind::kLt);
-      case '>': return peek(1) == '=' ? two(TokenKind::kGe) : one(TokenKind::kGt);
-      default: break;
+      case '>':
+        return peek(1) == '=' ? two(TokenKind::kGe) : one(TokenKind::kGt);
+      default:
+        break;
     }
     std::string m = "unexpected character '";
     if (std::isprint(static_cast<unsigned char>(c))) {
@@ -170,9 +189,9 @@ class Lexer {
       is_float = true;
       advance();
     }
-    if ((peek() == 'e' || peek() == 'E') &&
-        (std::isdigit(static_cast<unsigned char>(peek(1))) ||
-         ((peek(1) == '+' || peek(1) == '-') && std::isdigit(static_cast<unsigned char>(peek(2)))))) {
+    if ((peek() == 'e' || peek() == 'E') && (std::isdigit(static_cast<unsigned char>(peek(1))) ||
+                                             ((peek(1) == '+' || peek(1) == '-') &&
+                                              std::isdigit(static_cast<unsigned char>(peek(2)))))) {
       is_float = true;
       advance();
       if (peek() == '+' || peek() == '-') advance();
@@ -213,13 +232,26 @@ class Lexer {
         if (i_ >= sql_.size()) return error(t.pos, "unterminated string");
         char e = sql_[i_];
         switch (e) {
-          case 'n': s += '\n'; break;
-          case 't': s += '\t'; break;
-          case 'r': s += '\r'; break;
-          case '\\': s += '\\'; break;
-          case '\'': s += '\''; break;
-          case '"': s += '"'; break;
-          default: return error(at, "bad escape sequence in string");
+          case 'n':
+            s += '\n';
+            break;
+          case 't':
+            s += '\t';
+            break;
+          case 'r':
+            s += '\r';
+            break;
+          case '\\':
+            s += '\\';
+            break;
+          case '\'':
+            s += '\'';
+            break;
+          case '"':
+            s += '"';
+            break;
+          default:
+            return error(at, "bad escape sequence in string");
         }
         advance();
         continue;
@@ -241,35 +273,63 @@ class Lexer {
 
 std::string describe(const Token& t) {
   switch (t.kind) {
-    case TokenKind::kEnd: return "end of input";
-    case TokenKind::kIdent: return "'" + t.text + "'";
-    case TokenKind::kQuotedIdent: return "`" + t.text + "`";
+    case TokenKind::kEnd:
+      return "end of input";
+    case TokenKind::kIdent:
+      return "'" + t.text + "'";
+    case TokenKind::kQuotedIdent:
+      return "`" + t.text + "`";
     case TokenKind::kInt:
-    case TokenKind::kFloat: return "number " + t.text;
-    case TokenKind::kString: return "string";
-    case TokenKind::kLParen: return "'('";
-    case TokenKind::kRParen: return "')'";
-    case TokenKind::kLBracket: return "'['";
-    case TokenKind::kRBracket: return "']'";
-    case TokenKind::kComma: return "','";
-    case TokenKind::kDot: return "'.'";
-    case TokenKind::kColon: return "':'";
-    case TokenKind::kSemicolon: return "';'";
-    case TokenKind::kStar: return "'*'";
-    case TokenKind::kPlus: return "'+'";
-    case TokenKind::kMinus: return "'-'";
-    case TokenKind::kSlash: return "'/'";
-    case TokenKind::kPercent: return "'%'";
-    case TokenKind::kAmp: return "'&'";
-    case TokenKind::kPipe: return "'|'";
-    case TokenKind::kCaret: return "'^'";
-    case TokenKind::kEq: return "'='";
-    case TokenKind::kNe: return "'!='";
-    case TokenKind::kLt: return "'<'";
-    case TokenKind::kLe: return "'<='";
-    case TokenKind::kGt: return "'>'";
-    case TokenKind::kGe: return "'>='";
-    case TokenKind::kArrow: return "'->'";
+    case TokenKind::kFloat:
+      return "number " + t.text;
+    case TokenKind::kString:
+      return "string";
+    case TokenKind::kLParen:
+      return "'('";
+    case TokenKind::kRParen:
+      return "')'";
+    case TokenKind::kLBracket:
+      return "'['";
+    case TokenKind::kRBracket:
+      return "']'";
+    case TokenKind::kComma:
+      return "','";
+    case TokenKind::kDot:
+      return "'.'";
+    case TokenKind::kColon:
+      return "':'";
+    case TokenKind::kSemicolon:
+      return "';'";
+    case TokenKind::kStar:
+      return "'*'";
+    case TokenKind::kPlus:
+      return "'+'";
+    case TokenKind::kMinus:
+      return "'-'";
+    case TokenKind::kSlash:
+      return "'/'";
+    case TokenKind::kPercent:
+      return "'%'";
+    case TokenKind::kAmp:
+      return "'&'";
+    case TokenKind::kPipe:
+      return "'|'";
+    case TokenKind::kCaret:
+      return "'^'";
+    case TokenKind::kEq:
+      return "'='";
+    case TokenKind::kNe:
+      return "'!='";
+    case TokenKind::kLt:
+      return "'<'";
+    case TokenKind::kLe:
+      return "'<='";
+    case TokenKind::kGt:
+      return "'>'";
+    case TokenKind::kGe:
+      return "'>='";
+    case TokenKind::kArrow:
+      return "'->'";
   }
   return "token";
 }
@@ -277,8 +337,8 @@ std::string describe(const Token& t) {
 Result<std::vector<Token>> tokenize(std::string_view sql) { return Lexer(sql).run(); }
 
 std::string format_error(std::string_view sql, SourcePos pos, std::string_view message) {
-  std::string out = "line " + std::to_string(pos.line) + ", column " + std::to_string(pos.column) +
-                    ": ";
+  std::string out =
+      "line " + std::to_string(pos.line) + ", column " + std::to_string(pos.column) + ": ";
   out += message;
   // Find the offending line.
   std::size_t start = 0;

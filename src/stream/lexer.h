@@ -19,9 +19,29 @@ enum class TokenKind {
   kInt,          // text as written, value in int_value
   kFloat,        // value in float_value
   kString,       // 'single' or "double" quoted; text is the decoded string
-  kLParen, kRParen, kLBracket, kRBracket, kComma, kDot, kColon, kSemicolon,
-  kStar, kPlus, kMinus, kSlash, kPercent, kAmp, kPipe, kCaret,
-  kEq, kNe, kLt, kLe, kGt, kGe, kArrow,
+  kLParen,
+  kRParen,
+  kLBracket,
+  kRBracket,
+  kComma,
+  kDot,
+  kColon,
+  kSemicolon,
+  kStar,
+  kPlus,
+  kMinus,
+  kSlash,
+  kPercent,
+  kAmp,
+  kPipe,
+  kCaret,
+  kEq,
+  kNe,
+  kLt,
+  kLe,
+  kGt,
+  kGe,
+  kArrow,
 };
 
 struct Token {

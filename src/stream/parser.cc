@@ -13,8 +13,7 @@ namespace {
 constexpr int kMaxRecursion = 300;
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -160,7 +159,7 @@ class Parser {
           std::string value;
           if (is(TokenKind::kString) || is(TokenKind::kInt) || is(TokenKind::kFloat) ||
               is_kw("TRUE") || is_kw("FALSE")) {
-            value = is(TokenKind::kString) ? cur().text
+            value = is(TokenKind::kString)  ? cur().text
                     : is(TokenKind::kIdent) ? std::string(is_kw("TRUE") ? "true" : "false")
                                             : cur().text;
             bump();
@@ -190,13 +189,14 @@ class Parser {
   Result<std::unique_ptr<TypeSpec>> type_spec(int depth) {
     if (depth >= kMaxTypeDepth) return error_at(cur().pos, "type nested too deeply");
     if (!is(TokenKind::kIdent)) {
-      return error_here("expected a type (BIGINT, FLOAT, STRING, DATETIME, BOOLEAN, BYTEA, ARRAY, STRUCT)");
+      return error_here(
+          "expected a type (BIGINT, FLOAT, STRING, DATETIME, BOOLEAN, BYTEA, ARRAY, STRUCT)");
     }
     static constexpr std::pair<std::string_view, TypeKind> kTypes[] = {
-        {"BIGINT", TypeKind::kBigint},     {"FLOAT", TypeKind::kFloat},
-        {"STRING", TypeKind::kString},     {"DATETIME", TypeKind::kDatetime},
-        {"BOOLEAN", TypeKind::kBoolean},   {"BYTEA", TypeKind::kBytea},
-        {"ARRAY", TypeKind::kArray},       {"STRUCT", TypeKind::kStruct}};
+        {"BIGINT", TypeKind::kBigint},   {"FLOAT", TypeKind::kFloat},
+        {"STRING", TypeKind::kString},   {"DATETIME", TypeKind::kDatetime},
+        {"BOOLEAN", TypeKind::kBoolean}, {"BYTEA", TypeKind::kBytea},
+        {"ARRAY", TypeKind::kArray},     {"STRUCT", TypeKind::kStruct}};
     auto t = std::make_unique<TypeSpec>();
     bool found = false;
     for (auto [name, kind] : kTypes) {
@@ -206,7 +206,8 @@ class Parser {
       }
     }
     if (!found) {
-      return error_here("expected a type (BIGINT, FLOAT, STRING, DATETIME, BOOLEAN, BYTEA, ARRAY, STRUCT)");
+      return error_here(
+          "expected a type (BIGINT, FLOAT, STRING, DATETIME, BOOLEAN, BYTEA, ARRAY, STRUCT)");
     }
     bump();
     if (t->kind == TypeKind::kArray) {
@@ -266,11 +267,11 @@ class Parser {
       } else if (is_kw("INNER") || is_kw("LEFT") || is_kw("RIGHT") || is_kw("FULL") ||
                  is_kw("CROSS")) {
         std::string kw = upper(cur().text);
-        j.type = kw == "INNER" ? JoinType::kInner
-                 : kw == "LEFT" ? JoinType::kLeft
+        j.type = kw == "INNER"   ? JoinType::kInner
+                 : kw == "LEFT"  ? JoinType::kLeft
                  : kw == "RIGHT" ? JoinType::kRight
-                 : kw == "FULL" ? JoinType::kFull
-                                : JoinType::kCross;
+                 : kw == "FULL"  ? JoinType::kFull
+                                 : JoinType::kCross;
         bump();
         if (j.type != JoinType::kInner && j.type != JoinType::kCross) accept_kw("OUTER");
         GANGLION_RETURN_IF_ERROR(expect_kw("JOIN", "'" + kw + "'"));
@@ -325,8 +326,8 @@ class Parser {
 
   bool window_ahead() const {
     if (!is(TokenKind::kIdent) || peek_tok().kind != TokenKind::kLParen) return false;
-    for (auto w : {"TUMBLINGWINDOW", "HOPPINGWINDOW", "SLIDINGWINDOW", "SESSIONWINDOW",
-                   "COUNTWINDOW"}) {
+    for (auto w :
+         {"TUMBLINGWINDOW", "HOPPINGWINDOW", "SLIDINGWINDOW", "SESSIONWINDOW", "COUNTWINDOW"}) {
       if (iequals(cur().text, w)) return true;
     }
     return false;
@@ -336,7 +337,7 @@ class Parser {
     Window w;
     w.pos = cur().pos;
     std::string name = upper(cur().text);
-    w.kind = name == "TUMBLINGWINDOW" ? WindowKind::kTumbling
+    w.kind = name == "TUMBLINGWINDOW"  ? WindowKind::kTumbling
              : name == "HOPPINGWINDOW" ? WindowKind::kHopping
              : name == "SLIDINGWINDOW" ? WindowKind::kSliding
              : name == "SESSIONWINDOW" ? WindowKind::kSession
@@ -346,8 +347,11 @@ class Parser {
     if (w.kind != WindowKind::kCount) {
       if (!is(TokenKind::kIdent)) return error_here("expected a time unit (ms, ss, mi, hh, dd)");
       static constexpr std::pair<std::string_view, TimeUnit> kUnits[] = {
-          {"ms", TimeUnit::kMillisecond}, {"ss", TimeUnit::kSecond}, {"mi", TimeUnit::kMinute},
-          {"hh", TimeUnit::kHour}, {"dd", TimeUnit::kDay}};
+          {"ms", TimeUnit::kMillisecond},
+          {"ss", TimeUnit::kSecond},
+          {"mi", TimeUnit::kMinute},
+          {"hh", TimeUnit::kHour},
+          {"dd", TimeUnit::kDay}};
       bool found = false;
       for (auto [u, unit] : kUnits) {
         if (iequals(cur().text, u)) {
@@ -368,11 +372,20 @@ class Parser {
     GANGLION_RETURN_IF_ERROR(expect(TokenKind::kRParen, "')' after the window arguments"));
     std::size_t min_args = 1, max_args = 1;
     switch (w.kind) {
-      case WindowKind::kTumbling: break;
-      case WindowKind::kHopping: min_args = max_args = 2; break;
-      case WindowKind::kSliding: max_args = 2; break;
-      case WindowKind::kSession: min_args = max_args = 2; break;
-      case WindowKind::kCount: max_args = 2; break;
+      case WindowKind::kTumbling:
+        break;
+      case WindowKind::kHopping:
+        min_args = max_args = 2;
+        break;
+      case WindowKind::kSliding:
+        max_args = 2;
+        break;
+      case WindowKind::kSession:
+        min_args = max_args = 2;
+        break;
+      case WindowKind::kCount:
+        max_args = 2;
+        break;
     }
     if (w.args.size() < min_args || w.args.size() > max_args) {
       std::string m = std::string(to_string(w.kind)) + " takes ";
@@ -434,36 +447,76 @@ class Parser {
       case TokenKind::kIdent:
         return !is_reserved(cur().text) || is_kw("NOT") || is_kw("CASE") || is_kw("TRUE") ||
                is_kw("FALSE") || is_kw("NULL") || is_kw("CAST");
-      case TokenKind::kQuotedIdent: case TokenKind::kInt: case TokenKind::kFloat:
-      case TokenKind::kString: case TokenKind::kLParen: case TokenKind::kMinus:
+      case TokenKind::kQuotedIdent:
+      case TokenKind::kInt:
+      case TokenKind::kFloat:
+      case TokenKind::kString:
+      case TokenKind::kLParen:
+      case TokenKind::kMinus:
       case TokenKind::kPlus:
         return true;
-      default: return false;
+      default:
+        return false;
     }
   }
 
   // Binding power of the binary operator at the cursor, 0 when none.
   int infix_prec(BinaryOp& op) const {
     switch (cur().kind) {
-      case TokenKind::kEq: op = BinaryOp::kEq; return 4;
-      case TokenKind::kNe: op = BinaryOp::kNe; return 4;
-      case TokenKind::kLt: op = BinaryOp::kLt; return 4;
-      case TokenKind::kLe: op = BinaryOp::kLe; return 4;
-      case TokenKind::kGt: op = BinaryOp::kGt; return 4;
-      case TokenKind::kGe: op = BinaryOp::kGe; return 4;
-      case TokenKind::kPipe: op = BinaryOp::kBitOr; return 5;
-      case TokenKind::kCaret: op = BinaryOp::kBitXor; return 6;
-      case TokenKind::kAmp: op = BinaryOp::kBitAnd; return 7;
-      case TokenKind::kPlus: op = BinaryOp::kAdd; return 8;
-      case TokenKind::kMinus: op = BinaryOp::kSub; return 8;
-      case TokenKind::kStar: op = BinaryOp::kMul; return 9;
-      case TokenKind::kSlash: op = BinaryOp::kDiv; return 9;
-      case TokenKind::kPercent: op = BinaryOp::kMod; return 9;
+      case TokenKind::kEq:
+        op = BinaryOp::kEq;
+        return 4;
+      case TokenKind::kNe:
+        op = BinaryOp::kNe;
+        return 4;
+      case TokenKind::kLt:
+        op = BinaryOp::kLt;
+        return 4;
+      case TokenKind::kLe:
+        op = BinaryOp::kLe;
+        return 4;
+      case TokenKind::kGt:
+        op = BinaryOp::kGt;
+        return 4;
+      case TokenKind::kGe:
+        op = BinaryOp::kGe;
+        return 4;
+      case TokenKind::kPipe:
+        op = BinaryOp::kBitOr;
+        return 5;
+      case TokenKind::kCaret:
+        op = BinaryOp::kBitXor;
+        return 6;
+      case TokenKind::kAmp:
+        op = BinaryOp::kBitAnd;
+        return 7;
+      case TokenKind::kPlus:
+        op = BinaryOp::kAdd;
+        return 8;
+      case TokenKind::kMinus:
+        op = BinaryOp::kSub;
+        return 8;
+      case TokenKind::kStar:
+        op = BinaryOp::kMul;
+        return 9;
+      case TokenKind::kSlash:
+        op = BinaryOp::kDiv;
+        return 9;
+      case TokenKind::kPercent:
+        op = BinaryOp::kMod;
+        return 9;
       case TokenKind::kIdent:
-        if (is_kw("OR")) { op = BinaryOp::kOr; return 1; }
-        if (is_kw("AND")) { op = BinaryOp::kAnd; return 2; }
+        if (is_kw("OR")) {
+          op = BinaryOp::kOr;
+          return 1;
+        }
+        if (is_kw("AND")) {
+          op = BinaryOp::kAnd;
+          return 2;
+        }
         return 0;
-      default: return 0;
+      default:
+        return 0;
     }
   }
 
@@ -488,7 +541,8 @@ class Parser {
       if (p == 0 || p < min_prec) break;
       const Token& op_tok = cur();
       SourcePos pos = op_tok.pos;
-      std::string op_text = op_tok.kind == TokenKind::kIdent ? upper(op_tok.text) : describe(op_tok);
+      std::string op_text =
+          op_tok.kind == TokenKind::kIdent ? upper(op_tok.text) : describe(op_tok);
       bump();
       if (!starts_expression()) {
         return error_here("expected expression after " +
@@ -642,9 +696,12 @@ class Parser {
         GANGLION_RETURN_IF_ERROR(expect(TokenKind::kRParen, "')'"));
         return e;
       }
-      case TokenKind::kQuotedIdent: return field();
-      case TokenKind::kIdent: break;
-      default: return error_here("expected expression");
+      case TokenKind::kQuotedIdent:
+        return field();
+      case TokenKind::kIdent:
+        break;
+      default:
+        return error_here("expected expression");
     }
     if (is_kw("TRUE") || is_kw("FALSE") || is_kw("NULL")) {
       ExprPtr e = node(ExprKind::kLiteral, pos);
@@ -721,7 +778,8 @@ class Parser {
       SourcePos type_pos = cur().pos;
       GANGLION_ASSIGN_OR_RETURN(std::unique_ptr<TypeSpec> t, type_spec(0));
       if (t->kind == TypeKind::kArray || t->kind == TypeKind::kStruct) {
-        return error_at(type_pos, "CAST supports BIGINT, FLOAT, STRING, DATETIME, BOOLEAN and BYTEA");
+        return error_at(type_pos,
+                        "CAST supports BIGINT, FLOAT, STRING, DATETIME, BOOLEAN and BYTEA");
       }
       e->cast_type = t->kind;
       e->args.push_back(std::move(x));

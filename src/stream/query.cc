@@ -26,8 +26,8 @@ using sql::WindowKind;
 constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
 
 Status at(const sql::SourcePos& pos, std::string message) {
-  return InvalidArgument("line " + std::to_string(pos.line) + ", column " + std::to_string(pos.column) +
-                         ": " + std::move(message));
+  return InvalidArgument("line " + std::to_string(pos.line) + ", column " +
+                         std::to_string(pos.column) + ": " + std::move(message));
 }
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {
@@ -167,11 +167,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
  private:
   struct WindowSpec {
     WindowKind kind = WindowKind::kTumbling;
-    std::int64_t size = 0;   // ms; count: rows
-    std::int64_t hop = 0;    // ms; count: rows
-    std::int64_t delay = 0;  // sliding
+    std::int64_t size = 0;                       // ms; count: rows
+    std::int64_t hop = 0;                        // ms; count: rows
+    std::int64_t delay = 0;                      // sliding
     std::int64_t timeout = 0, max_duration = 0;  // session
-    std::int64_t pane = 0;   // tumbling/hopping: gcd(size, hop)
+    std::int64_t pane = 0;                       // tumbling/hopping: gcd(size, hop)
   };
 
   // ---- planning helpers ----
@@ -195,7 +195,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void on_timer();
 
   // ---- emission ----
-  sql::Row make_row(const Tuple& t, std::span<const Value> aggs = {}, const sql::WindowBounds* w = nullptr);
+  sql::Row make_row(const Tuple& t, std::span<const Value> aggs = {},
+                    const sql::WindowBounds* w = nullptr);
   void accumulate(GroupTable& gt, const Tuple& t);
   void emit_rows(const std::vector<const Tuple*>& rows, sql::WindowBounds b);
   void emit_groups(const GroupTable& gt, sql::WindowBounds b);
@@ -252,9 +253,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // state
   std::map<std::int64_t, Pane> panes_;  // tumbling/hopping, by pane start
   std::size_t pane_rows_ = 0;
-  std::int64_t last_end_ = kNoTime;     // end of the last emitted time window
-  std::deque<Tuple> buffer_;            // sliding, session, count
-  std::deque<std::int64_t> triggers_;   // sliding: pending trigger times
+  std::int64_t last_end_ = kNoTime;    // end of the last emitted time window
+  std::deque<Tuple> buffer_;           // sliding, session, count
+  std::deque<std::int64_t> triggers_;  // sliding: pending trigger times
   std::int64_t session_start_ = kNoTime, session_last_ = kNoTime;
   std::int64_t count_since_emit_ = 0;
   std::int64_t max_event_time_ = kNoTime;
@@ -312,7 +313,8 @@ Status Engine::collect_aggregates(const Expr& e) {
       }
       std::string arity = sql::FunctionRegistry::arity_error(*def, static_cast<int>(e.args.size()));
       if (!arity.empty()) return at(e.pos, arity);
-      if (e.over) return at(e.pos, "OVER is not supported for aggregate function '" + def->name + "'");
+      if (e.over)
+        return at(e.pos, "OVER is not supported for aggregate function '" + def->name + "'");
       AggCall call;
       call.key = key;
       call.star = e.star;
@@ -328,8 +330,8 @@ Status Engine::collect_aggregates(const Expr& e) {
       std::vector<Value> constants;
       for (std::size_t i = 1; i < e.args.size(); ++i) {
         if (e.args[i]->kind != ExprKind::kLiteral) {
-          return at(e.args[i]->pos, "function '" + def->name + "': argument " + std::to_string(i + 1) +
-                                        " must be a constant");
+          return at(e.args[i]->pos, "function '" + def->name + "': argument " +
+                                        std::to_string(i + 1) + " must be a constant");
         }
         constants.push_back(e.args[i]->literal);
       }
@@ -375,7 +377,8 @@ std::int64_t gcd(std::int64_t a, std::int64_t b) {
 Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
   from_def_ = catalog.find(s.from.name);
   if (!from_def_) return at(s.from.pos, "unknown stream '" + s.from.name + "'");
-  if (from_def_->is_table) return at(s.from.pos, "FROM must name a stream, '" + s.from.name + "' is a table");
+  if (from_def_->is_table)
+    return at(s.from.pos, "FROM must name a stream, '" + s.from.name + "' is a table");
   from_name_ = s.from.name;
   from_qualifier_ = s.from.alias.empty() ? s.from.name : s.from.alias;
   sources_.push_back(from_name_);
@@ -405,9 +408,11 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
     joins_.push_back(std::move(spec));
   }
   if (table_join && stream_join_) {
-    return at(s.joins.front().table.pos, "joining streams and tables in one query is not supported");
+    return at(s.joins.front().table.pos,
+              "joining streams and tables in one query is not supported");
   }
-  if (stream_join_ && !s.window) return at(s.from.pos, "a join of streams needs a window (GROUP BY ...WINDOW(...))");
+  if (stream_join_ && !s.window)
+    return at(s.from.pos, "a join of streams needs a window (GROUP BY ...WINDOW(...))");
   tables_.resize(joins_.size());
   for (const auto& j : joins_) named_.push_back(sql::NamedRow{j.qualifier, nullptr});
   for (std::size_t i = 0; i < joins_.size(); ++i) {
@@ -422,7 +427,8 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
       for (int side = 0; side < 2; ++side) {
         const Expr& k = *j.on->args[side];
         const Expr& other = *j.on->args[1 - side];
-        bool is_key = k.kind == ExprKind::kField && k.name == def.key && k.qualifier == joins_[i].qualifier;
+        bool is_key =
+            k.kind == ExprKind::kField && k.name == def.key && k.qualifier == joins_[i].qualifier;
         bool reads_table = sql::to_sql(other).find(joins_[i].qualifier + ".") != std::string::npos;
         if (is_key && !reads_table) {
           GANGLION_ASSIGN_OR_RETURN(CompiledExpr probe, compile(other));
@@ -442,7 +448,8 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
     auto arg = [&](std::size_t i) { return i < w.args.size() ? w.args[i] : 0; };
     for (std::int64_t a : w.args) {
       if (a <= 0) return at(w.pos, "window arguments must be positive");
-      if (a > std::numeric_limits<std::int64_t>::max() / unit) return at(w.pos, "window argument too large");
+      if (a > std::numeric_limits<std::int64_t>::max() / unit)
+        return at(w.pos, "window argument too large");
     }
     switch (w.kind) {
       case WindowKind::kTumbling:
@@ -458,7 +465,8 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
         spec.delay = arg(1) * unit;
         break;
       case WindowKind::kSession:
-        if (w.args.size() < 2) return at(w.pos, "SESSIONWINDOW needs a maximum duration and a timeout");
+        if (w.args.size() < 2)
+          return at(w.pos, "SESSIONWINDOW needs a maximum duration and a timeout");
         spec.max_duration = arg(0) * unit;
         spec.timeout = arg(1) * unit;
         break;
@@ -472,7 +480,8 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
       spec.pane = gcd(spec.size, spec.hop);
     }
     if (w.trigger) {
-      if (w.kind != WindowKind::kSliding) return at(w.pos, "OVER (WHEN ...) is only allowed on SLIDINGWINDOW");
+      if (w.kind != WindowKind::kSliding)
+        return at(w.pos, "OVER (WHEN ...) is only allowed on SLIDINGWINDOW");
       GANGLION_ASSIGN_OR_RETURN(CompiledExpr trig, compile(*w.trigger));
       trigger_ = std::move(trig);
     }
@@ -498,12 +507,14 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
   for (const auto& e : having_order) GANGLION_RETURN_IF_ERROR(collect_aggregates(*e));
   aggregate_query_ = !aggs_.empty() || !s.group_by.empty();
   if (!s.window && !s.group_by.empty()) {
-    return at(s.group_by.front()->pos, "GROUP BY needs a window (eKuiper: dimensions are only allowed with a window)");
+    return at(s.group_by.front()->pos,
+              "GROUP BY needs a window (eKuiper: dimensions are only allowed with a window)");
   }
   if (!s.window && !aggs_.empty()) {
     return InvalidArgument("aggregate functions need a window (GROUP BY ...WINDOW(...))");
   }
-  if (s.having && !aggregate_query_) return at(s.having->pos, "HAVING needs GROUP BY or an aggregate function");
+  if (s.having && !aggregate_query_)
+    return at(s.having->pos, "HAVING needs GROUP BY or an aggregate function");
   for (const auto& g : s.group_by) {
     GANGLION_ASSIGN_OR_RETURN(CompiledExpr k, compile(*g));
     group_keys_.push_back(std::move(k));
@@ -542,7 +553,9 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
           auto it = std::find_if(joins_.begin(), joins_.end(), [&](const JoinSpec& j) {
             return j.qualifier == f.wildcard_qualifier || j.name == f.wildcard_qualifier;
           });
-          if (it == joins_.end()) return InvalidArgument("unknown stream '" + f.wildcard_qualifier + "' in " + f.wildcard_qualifier + ".*");
+          if (it == joins_.end())
+            return InvalidArgument("unknown stream '" + f.wildcard_qualifier + "' in " +
+                                   f.wildcard_qualifier + ".*");
           p.slot = static_cast<int>(it - joins_.begin());
         }
       }
@@ -562,10 +575,11 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
     }
     projections_.push_back(std::move(p));
   }
-  passthrough_ = projections_.size() == 1 && projections_[0].kind == Projection::kAll && joins_.empty();
+  passthrough_ =
+      projections_.size() == 1 && projections_[0].kind == Projection::kAll && joins_.empty();
   if (decode_all_ || decode_fields_.empty()) decode_fields_.clear();
-  if (options_.selective_decode && where_ && !where_after_join_ && joins_.empty() && from_def_->schemaless() &&
-      decode_fields_.empty() && !where_->referenced_fields().empty()) {
+  if (options_.selective_decode && where_ && !where_after_join_ && joins_.empty() &&
+      from_def_->schemaless() && decode_fields_.empty() && !where_->referenced_fields().empty()) {
     selective_ = true;
     where_fields_ = where_->referenced_fields();
   }
@@ -592,13 +606,16 @@ Result<Value> Engine::decode(const StreamDef& def, const Event& event, bool proj
 Status Engine::push_locked(std::string_view source, const Event& event) {
   std::size_t side = 0;
   if (source != from_name_) {
-    auto it = std::find_if(joins_.begin(), joins_.end(), [&](const JoinSpec& j) { return j.name == source; });
+    auto it = std::find_if(joins_.begin(), joins_.end(),
+                           [&](const JoinSpec& j) { return j.name == source; });
     if (it == joins_.end()) return NotFound("query does not read '" + std::string(source) + "'");
     side = static_cast<std::size_t>(it - joins_.begin()) + 1;
   }
   const StreamDef& def = side == 0 ? *from_def_ : *joins_[side - 1].def;
-  if (def.is_table) ++metrics_.table_updates;
-  else ++metrics_.records_in;
+  if (def.is_table)
+    ++metrics_.table_updates;
+  else
+    ++metrics_.records_in;
 
   bool where_done = false;
   Result<Value> row = Value();
@@ -624,8 +641,9 @@ Status Engine::push_locked(std::string_view source, const Event& event) {
     row = decode(def, event, side == 0);
   }
   if (!row.ok()) {
-    drop(metrics_.dropped_decode, source == from_name_ ? row.status().message()
-                                                       : std::string(source) + ": " + row.status().message());
+    drop(metrics_.dropped_decode, source == from_name_
+                                      ? row.status().message()
+                                      : std::string(source) + ": " + row.status().message());
     return Status::Ok();
   }
   if (def.is_table) {
@@ -648,7 +666,8 @@ Status Engine::push_locked(std::string_view source, const Event& event) {
   } else if (!def.timestamp_field.empty() && event_time_) {
     const Value* ts = own.find(def.timestamp_field);
     if (ts == nullptr || !ts->is_number()) {
-      drop(metrics_.dropped_decode, "TIMESTAMP field '" + def.timestamp_field + "' is missing or not a number");
+      drop(metrics_.dropped_decode,
+           "TIMESTAMP field '" + def.timestamp_field + "' is missing or not a number");
       return Status::Ok();
     }
     t.ts = ts->is_int() ? ts->as_int() : static_cast<std::int64_t>(ts->as_float());
@@ -709,7 +728,8 @@ void Engine::update_table(std::size_t join, Value row) {
   if (!def.key.empty()) {
     const Value* k = row.find(def.key);
     if (k == nullptr || k->is_null()) {
-      drop(metrics_.dropped_decode, "table '" + def.name + "': KEY field '" + def.key + "' is missing");
+      drop(metrics_.dropped_decode,
+           "table '" + def.name + "': KEY field '" + def.key + "' is missing");
       return;
     }
     Value key = *k;
@@ -813,7 +833,8 @@ void Engine::add_to_window(Tuple t) {
           break;
         }
         --pane_rows_;
-        drop(metrics_.dropped_overflow, "window holds at most " + std::to_string(options_.max_window_rows) + " rows");
+        drop(metrics_.dropped_overflow,
+             "window holds at most " + std::to_string(options_.max_window_rows) + " rows");
       }
       return;
     }
@@ -832,7 +853,8 @@ void Engine::add_to_window(Tuple t) {
       buffer_.insert(pos, std::move(t));
       if (buffer_.size() > options_.max_window_rows) {
         buffer_.pop_front();
-        drop(metrics_.dropped_overflow, "window holds at most " + std::to_string(options_.max_window_rows) + " rows");
+        drop(metrics_.dropped_overflow,
+             "window holds at most " + std::to_string(options_.max_window_rows) + " rows");
       }
       if (fire) {
         triggers_.insert(std::upper_bound(triggers_.begin(), triggers_.end(), ts), ts);
@@ -853,7 +875,8 @@ void Engine::add_to_window(Tuple t) {
       buffer_.push_back(std::move(t));
       if (buffer_.size() > options_.max_window_rows) {
         buffer_.pop_front();
-        drop(metrics_.dropped_overflow, "window holds at most " + std::to_string(options_.max_window_rows) + " rows");
+        drop(metrics_.dropped_overflow,
+             "window holds at most " + std::to_string(options_.max_window_rows) + " rows");
       }
       return;
     }
@@ -1039,7 +1062,8 @@ void Engine::accumulate(GroupTable& gt, const Tuple& t) {
   Group* g;
   if (it == gt.map.end()) {
     if (gt.order.size() >= options_.max_window_rows) {
-      drop(metrics_.dropped_overflow, "window holds at most " + std::to_string(options_.max_window_rows) + " groups");
+      drop(metrics_.dropped_overflow,
+           "window holds at most " + std::to_string(options_.max_window_rows) + " groups");
       return;
     }
     auto ng = std::make_unique<Group>();
@@ -1164,8 +1188,10 @@ void Engine::finish(std::vector<Out>& outs, const sql::WindowBounds* b) {
         record_error(m.status());
         continue;
       }
-      if (*m) kept.push_back(std::move(o));
-      else ++metrics_.filtered;
+      if (*m)
+        kept.push_back(std::move(o));
+      else
+        ++metrics_.filtered;
     }
     outs = std::move(kept);
   }
@@ -1201,7 +1227,8 @@ void Engine::finish(std::vector<Out>& outs, const sql::WindowBounds* b) {
     for (auto& [k, i] : keyed) sorted.push_back(std::move(outs[i]));
     outs = std::move(sorted);
   }
-  if (limit_ && outs.size() > static_cast<std::size_t>(*limit_)) outs.resize(static_cast<std::size_t>(*limit_));
+  if (limit_ && outs.size() > static_cast<std::size_t>(*limit_))
+    outs.resize(static_cast<std::size_t>(*limit_));
   Emission e;
   e.rows.reserve(outs.size());
   for (const Out& o : outs) {
@@ -1245,8 +1272,10 @@ std::optional<Value> Engine::project(const Out& o, const sql::WindowBounds* b) {
           record_error(v.status());
           return std::nullopt;
         }
-        if (out.empty()) out.append(p.name, std::move(v).value());
-        else out.set(p.name, std::move(v).value());
+        if (out.empty())
+          out.append(p.name, std::move(v).value());
+        else
+          out.set(p.name, std::move(v).value());
         break;
       }
     }
@@ -1259,7 +1288,9 @@ class QueryImpl final : public Query {
   explicit QueryImpl(std::shared_ptr<Engine> engine) : engine_(std::move(engine)) {}
   ~QueryImpl() override { engine_->stop(); }
 
-  Status push(std::string_view source, const Event& event) override { return engine_->push(source, event); }
+  Status push(std::string_view source, const Event& event) override {
+    return engine_->push(source, event);
+  }
   void flush() override { engine_->flush(); }
   QueryMetrics metrics() const override { return engine_->metrics(); }
   const std::vector<std::string>& sources() const override { return engine_->sources(); }
@@ -1271,16 +1302,16 @@ class QueryImpl final : public Query {
 
 }  // namespace
 
-Result<std::unique_ptr<Query>> plan(const sql::SelectStatement& select, const Catalog& catalog, Clock& clock,
-                                    QueryOptions options, Sink sink) {
+Result<std::unique_ptr<Query>> plan(const sql::SelectStatement& select, const Catalog& catalog,
+                                    Clock& clock, QueryOptions options, Sink sink) {
   if (!sink) sink = [](const Emission&) {};
   auto engine = std::make_shared<Engine>(clock, options, std::move(sink));
   GANGLION_RETURN_IF_ERROR(engine->build(select, catalog));
   return std::unique_ptr<Query>(new QueryImpl(std::move(engine)));
 }
 
-Result<std::unique_ptr<Query>> plan_sql(std::string_view select_sql, const Catalog& catalog, Clock& clock,
-                                        QueryOptions options, Sink sink) {
+Result<std::unique_ptr<Query>> plan_sql(std::string_view select_sql, const Catalog& catalog,
+                                        Clock& clock, QueryOptions options, Sink sink) {
   GANGLION_ASSIGN_OR_RETURN(sql::Statement st, sql::parse_statement(select_sql));
   auto* select = std::get_if<sql::SelectStatement>(&st);
   if (select == nullptr) return InvalidArgument("expected a SELECT statement");

@@ -51,11 +51,11 @@ namespace ganglion::stream {
 
 // Rule options that shape execution (eKuiper names in comments).
 struct QueryOptions {
-  std::int64_t late_tolerance_ms = 0;         // lateTolerance (event time only)
-  std::size_t max_window_rows = 1'000'000;    // rows (or groups) held per window, beyond:
-                                              // the oldest are dropped and counted
-  std::size_t max_table_rows = 100'000;       // rows kept by a table without KEY
-  bool send_single = false;                   // sendSingle: see sink_payloads()
+  std::int64_t late_tolerance_ms = 0;       // lateTolerance (event time only)
+  std::size_t max_window_rows = 1'000'000;  // rows (or groups) held per window, beyond:
+                                            // the oldest are dropped and counted
+  std::size_t max_table_rows = 100'000;     // rows kept by a table without KEY
+  bool send_single = false;                 // sendSingle: see sink_payloads()
   // For `SELECT * ... WHERE <few fields>` on a schemaless stream: parse each payload once,
   // convert only the WHERE fields, and convert the rest only for events that pass (then
   // shared with later readers through Event::share_fields()). Events another reader has
@@ -67,7 +67,7 @@ struct QueryOptions {
 
 // One output of the query: the rows produced by one window close or one event.
 struct Emission {
-  std::vector<Value> rows;      // each an object, fields in SELECT order
+  std::vector<Value> rows;        // each an object, fields in SELECT order
   std::int64_t window_start = 0;  // 0 when not windowed
   std::int64_t window_end = 0;
 };
@@ -76,7 +76,8 @@ using Sink = std::function<void(const Emission&)>;
 
 // Latency of push() (decode to emit) in microseconds, upper bounds of the buckets; the last
 // bucket counts everything slower.
-inline constexpr std::array<std::int64_t, 10> kLatencyBucketsUs = {1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 100000};
+inline constexpr std::array<std::int64_t, 10> kLatencyBucketsUs = {1,   5,    10,   50,    100,
+                                                                   500, 1000, 5000, 10000, 100000};
 
 struct QueryMetrics {
   std::uint64_t records_in = 0;        // events pushed for the FROM stream and joined streams

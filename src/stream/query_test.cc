@@ -33,9 +33,12 @@ TEST_F(QueryTest, FilterEmitsOneArrayPerMatchingEvent) {
 }
 
 TEST_F(QueryTest, ProjectionNamesFollowEkuiper) {
-  ASSERT_TRUE(h.plan("SELECT id, temperature * 2 AS double_t, loc->lat, upper(name), id + 1 FROM demo").ok());
+  ASSERT_TRUE(
+      h.plan("SELECT id, temperature * 2 AS double_t, loc->lat, upper(name), id + 1 FROM demo")
+          .ok());
   h.push("demo", R"({"id": 7, "temperature": 1.5, "loc": {"lat": 3.5}, "name": "abc"})");
-  EXPECT_EQ(h.take(), (Outputs{R"([{"id":7,"double_t":3,"lat":3.5,"upper":"ABC","kuiper_field_0":8}])"}));
+  EXPECT_EQ(h.take(),
+            (Outputs{R"([{"id":7,"double_t":3,"lat":3.5,"upper":"ABC","kuiper_field_0":8}])"}));
 }
 
 TEST_F(QueryTest, StarPlusExpressionsAndQualifiedStar) {
@@ -68,7 +71,8 @@ TEST_F(QueryTest, SchemaMismatchIsCountedAndSkippedWithAReason) {
   h.push("typed", R"({"id": "one"})");
   EXPECT_EQ(h.query->metrics().last_error, "field 'id': expects BIGINT, got string(one)");
   h.push("typed", R"({"loc": {"lat": "north"}})");
-  EXPECT_EQ(h.query->metrics().last_error, "field 'loc': field 'lat': expects FLOAT, got string(north)");
+  EXPECT_EQ(h.query->metrics().last_error,
+            "field 'loc': field 'lat': expects FLOAT, got string(north)");
 }
 
 TEST_F(QueryTest, SchemaKeepsOnlyDeclaredFieldsAndFloatFieldsAreFloats) {
@@ -88,13 +92,15 @@ TEST_F(QueryTest, UnknownFieldOfASchemaStreamIsAPlanError) {
 TEST_F(QueryTest, PlanErrorsAreClear) {
   EXPECT_EQ(h.plan("SELECT * FROM nosuch").message(), "line 1, column 15: unknown stream 'nosuch'");
   EXPECT_EQ(h.plan("SELECT id FROM demo GROUP BY id").message(),
-            "line 1, column 30: GROUP BY needs a window (eKuiper: dimensions are only allowed with a window)");
+            "line 1, column 30: GROUP BY needs a window (eKuiper: dimensions are only allowed with "
+            "a window)");
   EXPECT_EQ(h.plan("SELECT avg(t) FROM demo").message(),
             "aggregate functions need a window (GROUP BY ...WINDOW(...))");
   EXPECT_EQ(h.plan("SELECT avg(sum(t)) FROM demo GROUP BY TUMBLINGWINDOW(ss, 1)").message(),
             "line 1, column 12: aggregate function 'sum' is not allowed here");
-  EXPECT_EQ(h.plan("SELECT percentile_cont(t, 2) FROM demo GROUP BY TUMBLINGWINDOW(ss, 1)").message(),
-            "line 1, column 8: percentile_cont: the percentile must be a number constant in [0, 1]");
+  EXPECT_EQ(
+      h.plan("SELECT percentile_cont(t, 2) FROM demo GROUP BY TUMBLINGWINDOW(ss, 1)").message(),
+      "line 1, column 8: percentile_cont: the percentile must be a number constant in [0, 1]");
   EXPECT_EQ(h.plan("SELECT * FROM demo HAVING a > 1").message(),
             "line 1, column 29: HAVING needs GROUP BY or an aggregate function");
   EXPECT_FALSE(h.plan("SELECT * FROM demo WHERE").ok());
@@ -124,8 +130,10 @@ TEST_F(QueryTest, SendSinglePayloadsAreOneObjectPerRow) {
 }
 
 TEST_F(QueryTest, TumblingGroupByCountSumAvgMinMax) {
-  ASSERT_TRUE(h.plan("SELECT device, count(*) AS n, sum(t) AS s, avg(t) AS a, min(t) AS lo, max(t) AS hi "
-                     "FROM demo GROUP BY device, TUMBLINGWINDOW(ss, 10)").ok());
+  ASSERT_TRUE(
+      h.plan("SELECT device, count(*) AS n, sum(t) AS s, avg(t) AS a, min(t) AS lo, max(t) AS hi "
+             "FROM demo GROUP BY device, TUMBLINGWINDOW(ss, 10)")
+          .ok());
   EXPECT_TRUE(h.query->windowed());
   h.push("demo", R"({"device": "a", "t": 10})");
   h.push("demo", R"({"device": "b", "t": 1.5})");
@@ -143,7 +151,8 @@ TEST_F(QueryTest, TumblingGroupByCountSumAvgMinMax) {
 
 TEST_F(QueryTest, HavingOrderByLimitPerWindow) {
   ASSERT_TRUE(h.plan("SELECT device, avg(t) AS a FROM demo GROUP BY device, TUMBLINGWINDOW(ss, 10) "
-                     "HAVING a > 1 ORDER BY a DESC LIMIT 2").ok());
+                     "HAVING a > 1 ORDER BY a DESC LIMIT 2")
+                  .ok());
   for (auto [d, t] : {std::pair{"a", 5}, {"b", 1}, {"c", 9}, {"d", 7}, {"a", 7}}) {
     h.push("demo", R"({"device":")" + std::string(d) + R"(","t":)" + std::to_string(t) + "}");
   }
@@ -153,8 +162,10 @@ TEST_F(QueryTest, HavingOrderByLimitPerWindow) {
 }
 
 TEST_F(QueryTest, AggregatesInsideExpressionsAndWindowBounds) {
-  ASSERT_TRUE(h.plan("SELECT max(t) - min(t) AS spread, avg(t) * 2 AS twice, count(*) + 1 AS c1, "
-                     "window_start() AS ws, window_end() AS we FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)").ok());
+  ASSERT_TRUE(
+      h.plan("SELECT max(t) - min(t) AS spread, avg(t) * 2 AS twice, count(*) + 1 AS c1, "
+             "window_start() AS ws, window_end() AS we FROM demo GROUP BY TUMBLINGWINDOW(ss, 10)")
+          .ok());
   std::int64_t start = h.now_ms();
   h.push("demo", R"({"t": 2})");
   h.push("demo", R"({"t": 6})");

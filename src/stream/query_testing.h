@@ -34,7 +34,8 @@ class QueryHarness {
 
   // Pushes a JSON payload for `source`; fails the test when push() errors.
   void push(std::string_view source, std::string json) {
-    Status s = query->push(source, Event::from_string(std::string(source), clock.wall_ms(), std::move(json)));
+    Status s = query->push(
+        source, Event::from_string(std::string(source), clock.wall_ms(), std::move(json)));
     ASSERT_TRUE(s.ok()) << s.to_string();
   }
 

@@ -14,7 +14,8 @@ class WindowTest : public ::testing::Test {
  protected:
   void SetUp() override {
     h.create(R"(CREATE STREAM demo () WITH (DATASOURCE="demo"))");
-    h.create(R"(CREATE STREAM et (id BIGINT, ts BIGINT, v FLOAT) WITH (DATASOURCE="et", TIMESTAMP="ts"))");
+    h.create(
+        R"(CREATE STREAM et (id BIGINT, ts BIGINT, v FLOAT) WITH (DATASOURCE="et", TIMESTAMP="ts"))");
     t0 = h.now_ms();  // 1'700'000'000'000: aligned to every window size below
   }
   void push_id(int id) { h.push("demo", R"({"id":)" + std::to_string(id) + "}"); }
@@ -59,8 +60,9 @@ TEST_F(WindowTest, TumblingUnitsMinutesAndMilliseconds) {
 
 TEST_F(WindowTest, HoppingWindowsOverlap) {
   ASSERT_TRUE(h.plan("SELECT collect(id) AS ids, window_start() AS s FROM demo "
-                     "GROUP BY HOPPINGWINDOW(ss, 10, 5)").ok());
-  push_id(1);          // t0
+                     "GROUP BY HOPPINGWINDOW(ss, 10, 5)")
+                  .ok());
+  push_id(1);  // t0
   h.advance_ms(6000);
   push_id(2);          // t0 + 6 s
   h.advance_ms(6000);  // t0 + 12 s: windows ending at t0 + 5 s and t0 + 10 s closed
@@ -72,7 +74,8 @@ TEST_F(WindowTest, HoppingWindowsOverlap) {
 
 TEST_F(WindowTest, HoppingGroupedAggregatesMergePanes) {
   ASSERT_TRUE(h.plan("SELECT k, sum(v) AS s, count(*) AS n, stddev(v) AS sd FROM demo "
-                     "GROUP BY k, HOPPINGWINDOW(ss, 4, 2)").ok());
+                     "GROUP BY k, HOPPINGWINDOW(ss, 4, 2)")
+                  .ok());
   h.push("demo", R"({"k":"a","v":1})");
   h.advance_ms(2000);
   h.push("demo", R"({"k":"a","v":3})");
@@ -107,7 +110,10 @@ TEST_F(WindowTest, SlidingWindowWithDelayIncludesLaterEvents) {
 }
 
 TEST_F(WindowTest, SlidingWindowTriggerCondition) {
-  ASSERT_TRUE(h.plan("SELECT collect(id) AS ids FROM demo GROUP BY SLIDINGWINDOW(ss, 10) OVER (WHEN id > 2)").ok());
+  ASSERT_TRUE(
+      h.plan(
+           "SELECT collect(id) AS ids FROM demo GROUP BY SLIDINGWINDOW(ss, 10) OVER (WHEN id > 2)")
+          .ok());
   push_id(1);
   push_id(2);
   EXPECT_TRUE(h.take().empty());
@@ -117,7 +123,8 @@ TEST_F(WindowTest, SlidingWindowTriggerCondition) {
 
 TEST_F(WindowTest, SessionWindowClosesAfterTimeout) {
   ASSERT_TRUE(h.plan("SELECT collect(id) AS ids, window_start() AS s, window_end() AS e FROM demo "
-                     "GROUP BY SESSIONWINDOW(ss, 60, 5)").ok());
+                     "GROUP BY SESSIONWINDOW(ss, 60, 5)")
+                  .ok());
   h.advance_ms(1000);
   push_id(1);
   h.advance_ms(4000);
@@ -153,7 +160,8 @@ TEST_F(WindowTest, CountWindowTumbling) {
 TEST_F(WindowTest, CountWindowHopping) {
   ASSERT_TRUE(h.plan("SELECT collect(id) AS ids FROM demo GROUP BY COUNTWINDOW(3, 1)").ok());
   for (int i = 1; i <= 5; ++i) push_id(i);
-  EXPECT_EQ(h.take(), (Outputs{R"([{"ids":[1,2,3]}])", R"([{"ids":[2,3,4]}])", R"([{"ids":[3,4,5]}])"}));
+  EXPECT_EQ(h.take(),
+            (Outputs{R"([{"ids":[1,2,3]}])", R"([{"ids":[2,3,4]}])", R"([{"ids":[3,4,5]}])"}));
 }
 
 TEST_F(WindowTest, EventTimeTumblingClosesWhenTheWatermarkPassesTheEnd) {
@@ -226,7 +234,8 @@ TEST_F(WindowTest, WindowRowsAreBoundedOldestDropped) {
 TEST_F(WindowTest, GroupedWindowBoundsTheNumberOfGroups) {
   QueryOptions o;
   o.max_window_rows = 2;
-  ASSERT_TRUE(h.plan("SELECT id, count(*) AS n FROM demo GROUP BY id, TUMBLINGWINDOW(ss, 10)", o).ok());
+  ASSERT_TRUE(
+      h.plan("SELECT id, count(*) AS n FROM demo GROUP BY id, TUMBLINGWINDOW(ss, 10)", o).ok());
   for (int i = 1; i <= 3; ++i) push_id(i);
   push_id(1);
   h.advance_ms(10000);
@@ -243,7 +252,8 @@ TEST_F(WindowTest, FlushClosesDueWindowsWithoutATimer) {
 
 TEST_F(WindowTest, BadWindowArgumentsArePlanErrors) {
   EXPECT_FALSE(h.plan("SELECT id FROM demo GROUP BY COUNTWINDOW(2, 3)").ok());
-  EXPECT_FALSE(h.plan("SELECT id FROM demo GROUP BY TUMBLINGWINDOW(ss, 1) OVER (WHEN id > 1)").ok());
+  EXPECT_FALSE(
+      h.plan("SELECT id FROM demo GROUP BY TUMBLINGWINDOW(ss, 1) OVER (WHEN id > 1)").ok());
 }
 
 }  // namespace

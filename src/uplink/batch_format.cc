@@ -121,7 +121,8 @@ Result<std::string> BatchBuilder::finish(std::string_view node, std::string_view
     ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
     const std::size_t head = out.size();
     out.resize(head + bound);
-    const std::size_t n = ZSTD_compress2(cctx, out.data() + head, bound, body_.data(), body_.size());
+    const std::size_t n =
+        ZSTD_compress2(cctx, out.data() + head, bound, body_.data(), body_.size());
     if (ZSTD_isError(n)) {
       body_.clear();
       count_ = skipped_ = 0;

@@ -15,8 +15,10 @@ TEST(UplinkRecord, RoundTripsTopicAndPayload) {
 }
 
 TEST(UplinkRecord, RejectsUnknownVersionAndTruncation) {
-  EXPECT_EQ(decode_record(std::string("\x02\x00\x01t", 4)).status().code(), StatusCode::kCorruption);
-  EXPECT_EQ(decode_record(std::string("\x01\x00\x09t", 4)).status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(decode_record(std::string("\x02\x00\x01t", 4)).status().code(),
+            StatusCode::kCorruption);
+  EXPECT_EQ(decode_record(std::string("\x01\x00\x09t", 4)).status().code(),
+            StatusCode::kCorruption);
   EXPECT_EQ(decode_record("").status().code(), StatusCode::kCorruption);
 }
 
@@ -25,7 +27,8 @@ class BatchRoundTrip : public ::testing::TestWithParam<Compression> {};
 TEST_P(BatchRoundTrip, DecodesWhatWasBuilt) {
   BatchBuilder b(GetParam());
   for (int i = 0; i < 100; ++i) {
-    auto rec = encode_record("site/m" + std::to_string(i % 7), "{\"temp\":" + std::to_string(20 + i) + "}");
+    auto rec = encode_record("site/m" + std::to_string(i % 7),
+                             "{\"temp\":" + std::to_string(20 + i) + "}");
     b.add(1000 + static_cast<std::uint64_t>(i) * 2, 1'700'000'000'000 + i, *rec);
   }
   EXPECT_EQ(b.count(), 100u);

@@ -13,9 +13,12 @@ namespace ganglion::uplink {
 
 std::string_view to_string(FieldAction a) {
   switch (a) {
-    case FieldAction::kDrop: return "drop";
-    case FieldAction::kRedact: return "redact";
-    case FieldAction::kHash: return "hash";
+    case FieldAction::kDrop:
+      return "drop";
+    case FieldAction::kRedact:
+      return "redact";
+    case FieldAction::kHash:
+      return "hash";
   }
   return "?";
 }
@@ -25,7 +28,8 @@ Result<FieldRule> parse_field_rule(std::string_view text) {
   std::vector<std::string> w;
   for (std::string s; in >> s;) w.push_back(s);
   const std::string where = "uplink.policy.fields \"" + std::string(text) + "\"";
-  if (w.size() != 3) return InvalidArgument(where + ": expected \"<filter> <drop|redact|hash> <path>\"");
+  if (w.size() != 3)
+    return InvalidArgument(where + ": expected \"<filter> <drop|redact|hash> <path>\"");
   FieldRule r;
   r.filter = w[0];
   if (Status s = mqtt::validate_topic_filter(r.filter); !s.ok()) return s.with_context(where);
@@ -84,7 +88,8 @@ Result<std::unique_ptr<DataPolicy>> DataPolicy::create(PolicyOptions options) {
   }
   bool hashes = false;
   for (const auto& f : options.fields) {
-    GANGLION_RETURN_IF_ERROR(mqtt::validate_topic_filter(f.filter).with_context("uplink.policy.fields"));
+    GANGLION_RETURN_IF_ERROR(
+        mqtt::validate_topic_filter(f.filter).with_context("uplink.policy.fields"));
     hashes |= f.action == FieldAction::kHash;
   }
   if (hashes && options.hash_key.empty()) {
@@ -219,7 +224,8 @@ std::string DataPolicy::to_json() const {
       first_local = false;
       o += "{\"filter\":";
       append_json_string(e.filter, o);
-      o += ",\"matched\":" + std::to_string(e.matched) + ",\"dropped\":" + std::to_string(e.applied) + "}";
+      o += ",\"matched\":" + std::to_string(e.matched) +
+           ",\"dropped\":" + std::to_string(e.applied) + "}";
     } else {
       if (!first_field) fields += ',';
       first_field = false;
@@ -227,7 +233,8 @@ std::string DataPolicy::to_json() const {
       append_json_string(e.filter, fields);
       fields += ",\"action\":\"" + e.kind + "\",\"path\":";
       append_json_string(e.path, fields);
-      fields += ",\"matched\":" + std::to_string(e.matched) + ",\"applied\":" + std::to_string(e.applied) + "}";
+      fields += ",\"matched\":" + std::to_string(e.matched) +
+                ",\"applied\":" + std::to_string(e.applied) + "}";
     }
   }
   o += "],\"fields\":[" + fields + "],\"unparseable\":" + std::to_string(unparseable_.load()) + "}";

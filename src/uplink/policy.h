@@ -46,8 +46,8 @@ Result<FieldRule> parse_field_rule(std::string_view text);
 struct PolicyOptions {
   std::vector<std::string> local_only;  // topic filters that never leave the site
   std::vector<FieldRule> fields;
-  std::string hash_key;  // HMAC key for kHash; required when a hash rule exists
-  std::string region;    // the site's region, carried in batch metadata
+  std::string hash_key;                      // HMAC key for kHash; required when a hash rule exists
+  std::string region;                        // the site's region, carried in batch metadata
   std::vector<std::string> allowed_regions;  // destination regions allowed; empty: any
 };
 
@@ -66,7 +66,7 @@ struct PolicyOutcome {
 struct PolicyEntryStats {
   std::string kind;  // "local_only", "drop", "redact", "hash"
   std::string filter;
-  std::string path;  // empty for local_only
+  std::string path;           // empty for local_only
   std::uint64_t matched = 0;  // messages whose topic matched
   std::uint64_t applied = 0;  // messages dropped (local_only) or fields changed
 };

@@ -53,8 +53,9 @@ TEST(DataPolicy, HashesWithKeyedHmacSha256) {
   auto p = make({}, {"factory/# hash worker_id"}, "Jefe");
   auto out = p->apply("factory/a/t", R"({"worker_id":"what do ya want for nothing?","n":1})");
   ASSERT_TRUE(out.rewritten);
-  EXPECT_EQ(out.payload,
-            R"({"worker_id":"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843","n":1})");
+  EXPECT_EQ(
+      out.payload,
+      R"({"worker_id":"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843","n":1})");
   // Non-string values are hashed as their JSON text.
   auto num = p->apply("factory/a/t", R"({"worker_id":42})");
   EXPECT_EQ(num.payload, "{\"worker_id\":\"" + hmac_sha256_hex("Jefe", "42") + "\"}");
@@ -79,8 +80,10 @@ TEST(DataPolicy, FailsClosedOnNonJsonPayloadUnderAFieldRule) {
 }
 
 TEST(DataPolicy, AppliesSeveralRulesInOrder) {
-  auto p = make({}, {"factory/# drop operator.badge", "factory/# hash worker_id", "factory/# redact a.b.c"});
-  auto out = p->apply("factory/1", R"({"worker_id":"w1","operator":{"badge":1},"a":{"b":{"c":5,"d":6}}})");
+  auto p = make(
+      {}, {"factory/# drop operator.badge", "factory/# hash worker_id", "factory/# redact a.b.c"});
+  auto out =
+      p->apply("factory/1", R"({"worker_id":"w1","operator":{"badge":1},"a":{"b":{"c":5,"d":6}}})");
   ASSERT_TRUE(out.rewritten);
   EXPECT_EQ(out.payload, "{\"worker_id\":\"" + hmac_sha256_hex("k3y", "w1") +
                              "\",\"operator\":{},\"a\":{\"b\":{\"c\":\"***\",\"d\":6}}}");

@@ -28,7 +28,7 @@ struct ClassState {
   log::SegmentLog* log = nullptr;
   Duration linger{};
   // Executor-owned.
-  std::uint64_t cursor = 0;  // next offset to read
+  std::uint64_t cursor = 0;   // next offset to read
   std::deque<Batch> batches;  // in offset order: built, in flight, acked (until committed)
   std::optional<MonoTime> linger_deadline;
   std::uint64_t rate_last_acked = 0;
@@ -163,9 +163,9 @@ struct Sender::Core : std::enable_shared_from_this<Sender::Core> {
     // Read about one batch: the log returns up to max_bytes, and what is read beyond
     // batch_max_records would be read again for the next batch.
     const double per_record = c.avg_record_bytes * 1.1 + 32;  // + the log's record header
-    const std::size_t want = static_cast<std::size_t>(std::min<double>(
-        static_cast<double>(options.batch_max_bytes),
-        static_cast<double>(options.batch_max_records) * per_record));
+    const std::size_t want = static_cast<std::size_t>(
+        std::min<double>(static_cast<double>(options.batch_max_bytes),
+                         static_cast<double>(options.batch_max_records) * per_record));
     auto rb = c.log->read(c.cursor, std::max<std::size_t>(want, 1));
     if (!rb.ok()) {
       ++read_errors;
@@ -184,7 +184,8 @@ struct Sender::Core : std::enable_shared_from_this<Sender::Core> {
       const std::size_t n = std::min(recs.size(), options.batch_max_records);
       std::size_t payload = 0;
       for (std::size_t i = 0; i < n; ++i) payload += recs[i].payload.size();
-      c.avg_record_bytes = 0.5 * c.avg_record_bytes + 0.5 * static_cast<double>(payload) / static_cast<double>(n);
+      c.avg_record_bytes =
+          0.5 * c.avg_record_bytes + 0.5 * static_cast<double>(payload) / static_cast<double>(n);
       for (std::size_t i = 0; i < n; ++i) {
         builder.add(recs[i].offset, recs[i].timestamp_ms, recs[i].payload);
       }
@@ -249,7 +250,8 @@ struct Sender::Core : std::enable_shared_from_this<Sender::Core> {
         if (auto self = weak.lock()) {
           self->post([cp, seq](Core& core) {
             for (auto& x : cp->batches) {
-              if (x.seq == seq && x.state == Batch::State::kRetryWait) x.state = Batch::State::kBuilt;
+              if (x.seq == seq && x.state == Batch::State::kRetryWait)
+                x.state = Batch::State::kBuilt;
             }
             core.pump();
           });
@@ -319,7 +321,8 @@ struct Sender::Core : std::enable_shared_from_this<Sender::Core> {
 
 Sender::Sender(log::LogStore& store, BatchTransport& transport, Clock& clock, Executor executor,
                SenderOptions options)
-    : core_(std::make_shared<Core>(store, transport, clock, std::move(executor), std::move(options))) {}
+    : core_(std::make_shared<Core>(store, transport, clock, std::move(executor),
+                                   std::move(options))) {}
 
 Sender::~Sender() { stop(); }
 

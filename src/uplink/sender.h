@@ -56,10 +56,10 @@ using Executor = std::function<void(std::function<void()>)>;
 
 struct SenderOptions {
   std::string node = "edge-local";
-  std::string region;                      // carried in every batch
+  std::string region;                         // carried in every batch
   std::string topic_prefix = "ganglion/v1/";  // + <node>/up/<class>
   std::size_t batch_max_records = 1000;
-  std::size_t batch_max_bytes = 256u << 10;  // payload bytes before compression, about
+  std::size_t batch_max_bytes = 256u << 10;          // payload bytes before compression, about
   Duration linger = std::chrono::milliseconds(500);  // wait for a fuller batch at most this
   // Per-class linger (by class name) overriding `linger`, e.g. alerts: 0.
   std::vector<std::pair<std::string, Duration>> class_linger;
@@ -76,16 +76,16 @@ struct SenderOptions {
 
 struct ClassSendStats {
   std::string name;
-  std::uint64_t backlog_records = 0;   // durable, not yet acknowledged (log's gauge)
-  std::uint64_t backlog_bytes = 0;     // approximate (log's gauge)
-  double oldest_age_seconds = 0;       // approximate (log's gauge)
-  double send_rate = 0;                // acknowledged records per second, recent average
-  double drain_eta_seconds = -1;       // backlog / send_rate; -1 when unknown (rate 0)
+  std::uint64_t backlog_records = 0;  // durable, not yet acknowledged (log's gauge)
+  std::uint64_t backlog_bytes = 0;    // approximate (log's gauge)
+  double oldest_age_seconds = 0;      // approximate (log's gauge)
+  double send_rate = 0;               // acknowledged records per second, recent average
+  double drain_eta_seconds = -1;      // backlog / send_rate; -1 when unknown (rate 0)
   std::uint64_t consumer_offset = 0;
   std::uint64_t end_offset = 0;
-  std::uint64_t batches_sent = 0;      // publishes (first attempts)
+  std::uint64_t batches_sent = 0;  // publishes (first attempts)
   std::uint64_t batches_acked = 0;
-  std::uint64_t batches_refused = 0;   // refused by the receiver, sent again later
+  std::uint64_t batches_refused = 0;  // refused by the receiver, sent again later
   std::uint64_t records_acked = 0;
   std::uint64_t bytes_raw = 0;         // batch bodies before compression (acked batches)
   std::uint64_t bytes_sent = 0;        // batch bytes after compression (acked batches)
@@ -96,7 +96,7 @@ struct ClassSendStats {
 
 struct SenderStats {
   bool link_up = false;
-  bool blocked = false;        // block() was called (e.g. region not allowed)
+  bool blocked = false;  // block() was called (e.g. region not allowed)
   std::string blocked_reason;
   std::uint64_t commit_failures = 0;
   std::vector<ClassSendStats> classes;  // highest priority first

@@ -2,10 +2,10 @@
 
 #include "uplink/uplink.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <spdlog/spdlog.h>
 
 #include <future>
 #include <map>
@@ -51,7 +51,8 @@ class MqttTransport final : public BatchTransport {
     p.qos = mqtt::QoS::kAtLeastOnce;
     p.payload = mqtt::SharedBytes(std::move(bytes));
     p.properties.content_type = std::string(kBatchContentType);
-    client_.publish(std::move(p), [done = std::move(done)](Status s, mqtt::ReasonCode) { done(s); });
+    client_.publish(std::move(p),
+                    [done = std::move(done)](Status s, mqtt::ReasonCode) { done(s); });
   }
 
  private:
@@ -78,7 +79,8 @@ Result<ClassSpec> parse_class_spec(std::string_view text) {
   if (!valid_class_name(c.name)) return InvalidArgument(where + ": name must be [a-z0-9_-]+");
   for (std::size_t i = 1; i < w.size(); ++i) {
     const auto eq = w[i].find('=');
-    if (eq == std::string::npos) return InvalidArgument(where + ": expected key=value, got " + w[i]);
+    if (eq == std::string::npos)
+      return InvalidArgument(where + ": expected key=value, got " + w[i]);
     const std::string key = w[i].substr(0, eq), value = w[i].substr(eq + 1);
     if (key == "priority") {
       try {
@@ -143,7 +145,8 @@ Result<UplinkOptions> uplink_options_from_config(const Config& c) {
   for (const auto& text : c.list("uplink.classes")) {
     GANGLION_ASSIGN_OR_RETURN(auto spec, parse_class_spec(text));
     for (const auto& other : o.classes) {
-      if (other.name == spec.name) return InvalidArgument("uplink.classes: duplicate class " + spec.name);
+      if (other.name == spec.name)
+        return InvalidArgument("uplink.classes: duplicate class " + spec.name);
     }
     o.classes.push_back(std::move(spec));
   }
@@ -152,13 +155,14 @@ Result<UplinkOptions> uplink_options_from_config(const Config& c) {
     GANGLION_ASSIGN_OR_RETURN(auto route, parse_route(text));
     bool known = false;
     for (const auto& cls : o.classes) known |= cls.name == route.cls;
-    if (!known) return InvalidArgument("uplink.routes \"" + text + "\": unknown class " + route.cls);
+    if (!known)
+      return InvalidArgument("uplink.routes \"" + text + "\": unknown class " + route.cls);
     o.routes.push_back(std::move(route));
   }
   o.disk_budget = static_cast<std::uint64_t>(c.integer("uplink.disk_budget"));
   o.segment_bytes = static_cast<std::uint64_t>(c.integer("uplink.segment_bytes"));
   const auto& fsync = c.str("uplink.fsync");
-  o.fsync = fsync == "always" ? log::FsyncPolicy::kAlways
+  o.fsync = fsync == "always"  ? log::FsyncPolicy::kAlways
             : fsync == "never" ? log::FsyncPolicy::kNever
                                : log::FsyncPolicy::kInterval;
   o.fsync_interval = std::chrono::milliseconds(c.integer("uplink.fsync_interval"));
@@ -296,8 +300,10 @@ void Uplink::Impl::count_failure(std::string_view cls, const Status& s) {
   }
   // The first drop, then one line per 1000, so a full disk does not flood the log.
   if (drop_warnings.fetch_add(1) % 1000 == 0) {
-    spdlog::warn("uplink: class {} cannot log a message, dropped (counted in "
-                 "ganglion_uplink_dropped_total): {}", cls, s.to_string());
+    spdlog::warn(
+        "uplink: class {} cannot log a message, dropped (counted in "
+        "ganglion_uplink_dropped_total): {}",
+        cls, s.to_string());
   }
 }
 
@@ -316,8 +322,9 @@ Status Uplink::Impl::log_message(std::string_view cls, std::string_view topic,
     if (on_done) on_done(Status::Ok());
     return Status::Ok();
   }
-  GANGLION_ASSIGN_OR_RETURN(std::string record,
-                            encode_record(topic, out.rewritten ? std::string_view(out.payload) : payload));
+  GANGLION_ASSIGN_OR_RETURN(
+      std::string record,
+      encode_record(topic, out.rewritten ? std::string_view(out.payload) : payload));
   std::weak_ptr<Impl> weak = weak_from_this();
   auto r = store->append_async(
       cls, record, clock.wall_ms(),
@@ -346,8 +353,8 @@ void Uplink::Impl::on_route_message(std::size_t route, const mqtt::Publish& m,
   route_counters[route]->received.fetch_add(1);
   // Acknowledged to the broker once durable, or once dropped by policy/failure (counted):
   // a full disk must not stall devices and local processing.
-  Status s = log_message(options.routes[route].cls, m.topic, m.payload.view(),
-                         [ack](Status) { ack(); });
+  Status s =
+      log_message(options.routes[route].cls, m.topic, m.payload.view(), [ack](Status) { ack(); });
   if (!s.ok()) ack();
 }
 
@@ -391,38 +398,78 @@ void Uplink::Impl::subscribe_routes() {
 void Uplink::Impl::register_metrics() {
   if (!metrics) return;
   auto& m = *metrics;
-  auto& backlog = m.gauge("ganglion_uplink_backlog_records", "Records logged and not yet acknowledged upstream.", {"class"});
-  auto& backlog_bytes = m.gauge("ganglion_uplink_backlog_bytes", "Approximate disk bytes of the backlog.", {"class"});
-  auto& age = m.gauge("ganglion_uplink_oldest_record_age_seconds", "Approximate age of the oldest unacknowledged record.", {"class"});
-  auto& eta = m.gauge("ganglion_uplink_drain_eta_seconds", "Backlog divided by the recent send rate; -1 when nothing is being acknowledged.", {"class"});
-  auto& rate = m.gauge("ganglion_uplink_send_rate_records", "Records acknowledged upstream per second, recent average.", {"class"});
-  auto& logged = m.counter("ganglion_uplink_records_logged_total", "Records made durable in the uplink log.", {"class"});
-  auto& acked = m.counter("ganglion_uplink_records_acked_total", "Records acknowledged by the receiver.", {"class"});
-  auto& bsent = m.counter("ganglion_uplink_batches_sent_total", "Batches published (first attempts).", {"class"});
-  auto& backed = m.counter("ganglion_uplink_batches_acked_total", "Batches acknowledged (PUBACK).", {"class"});
-  auto& brefused = m.counter("ganglion_uplink_batches_refused_total", "Batches the receiver refused (published again later).", {"class"});
-  auto& raw = m.counter("ganglion_uplink_bytes_raw_total", "Batch bytes before compression (acknowledged batches).", {"class"});
-  auto& comp = m.counter("ganglion_uplink_bytes_sent_total", "Batch bytes after compression (acknowledged batches).", {"class"});
-  auto& dropped = m.counter("ganglion_uplink_dropped_total", "Messages not uplinked, by class and reason: quota (refused by the class quota or the disk budget), disk (write failed), oldest (unsent records deleted by drop-oldest), ttl (unsent records expired), local_only and unparseable (data policy).", {"class", "reason"});
+  auto& backlog = m.gauge("ganglion_uplink_backlog_records",
+                          "Records logged and not yet acknowledged upstream.", {"class"});
+  auto& backlog_bytes =
+      m.gauge("ganglion_uplink_backlog_bytes", "Approximate disk bytes of the backlog.", {"class"});
+  auto& age = m.gauge("ganglion_uplink_oldest_record_age_seconds",
+                      "Approximate age of the oldest unacknowledged record.", {"class"});
+  auto& eta = m.gauge(
+      "ganglion_uplink_drain_eta_seconds",
+      "Backlog divided by the recent send rate; -1 when nothing is being acknowledged.", {"class"});
+  auto& rate = m.gauge("ganglion_uplink_send_rate_records",
+                       "Records acknowledged upstream per second, recent average.", {"class"});
+  auto& logged = m.counter("ganglion_uplink_records_logged_total",
+                           "Records made durable in the uplink log.", {"class"});
+  auto& acked = m.counter("ganglion_uplink_records_acked_total",
+                          "Records acknowledged by the receiver.", {"class"});
+  auto& bsent = m.counter("ganglion_uplink_batches_sent_total",
+                          "Batches published (first attempts).", {"class"});
+  auto& backed =
+      m.counter("ganglion_uplink_batches_acked_total", "Batches acknowledged (PUBACK).", {"class"});
+  auto& brefused = m.counter("ganglion_uplink_batches_refused_total",
+                             "Batches the receiver refused (published again later).", {"class"});
+  auto& raw = m.counter("ganglion_uplink_bytes_raw_total",
+                        "Batch bytes before compression (acknowledged batches).", {"class"});
+  auto& comp = m.counter("ganglion_uplink_bytes_sent_total",
+                         "Batch bytes after compression (acknowledged batches).", {"class"});
+  auto& dropped = m.counter(
+      "ganglion_uplink_dropped_total",
+      "Messages not uplinked, by class and reason: quota (refused by the class quota or the disk "
+      "budget), disk (write failed), oldest (unsent records deleted by drop-oldest), ttl (unsent "
+      "records expired), local_only and unparseable (data policy).",
+      {"class", "reason"});
   for (const auto& spec : options.classes) {
     const std::string& n = spec.name;
-    ClassMetrics cm{&backlog.with({n}), &backlog_bytes.with({n}), &age.with({n}), &eta.with({n}), &rate.with({n}),
-                    {&logged.with({n})}, {&acked.with({n})}, {&bsent.with({n})}, {&backed.with({n})},
-                    {&brefused.with({n})}, {&raw.with({n})}, {&comp.with({n})},
-                    {&dropped.with({n, "quota"})}, {&dropped.with({n, "disk"})}, {&dropped.with({n, "oldest"})}, {&dropped.with({n, "ttl"})},
-                    {&dropped.with({n, "local_only"})}, {&dropped.with({n, "unparseable"})}};
+    ClassMetrics cm{&backlog.with({n}),
+                    &backlog_bytes.with({n}),
+                    &age.with({n}),
+                    &eta.with({n}),
+                    &rate.with({n}),
+                    {&logged.with({n})},
+                    {&acked.with({n})},
+                    {&bsent.with({n})},
+                    {&backed.with({n})},
+                    {&brefused.with({n})},
+                    {&raw.with({n})},
+                    {&comp.with({n})},
+                    {&dropped.with({n, "quota"})},
+                    {&dropped.with({n, "disk"})},
+                    {&dropped.with({n, "oldest"})},
+                    {&dropped.with({n, "ttl"})},
+                    {&dropped.with({n, "local_only"})},
+                    {&dropped.with({n, "unparseable"})}};
     class_metrics.emplace(n, cm);
   }
   link_up = &m.gauge("ganglion_uplink_link_up", "1 while connected to the uplink receiver.").get();
   disk_bytes = &m.gauge("ganglion_uplink_disk_bytes", "Disk bytes of the uplink log.").get();
-  reconnects.counter = &m.counter("ganglion_uplink_reconnects_total", "Reconnect attempts to the receiver.").get();
-  auto& pm = m.counter("ganglion_uplink_policy_matched_total", "Messages whose topic matched a data-policy entry.", {"kind", "filter", "path"});
-  auto& pa = m.counter("ganglion_uplink_policy_applied_total", "Messages dropped (local_only) or fields changed by a data-policy entry.", {"kind", "filter", "path"});
+  reconnects.counter =
+      &m.counter("ganglion_uplink_reconnects_total", "Reconnect attempts to the receiver.").get();
+  auto& pm =
+      m.counter("ganglion_uplink_policy_matched_total",
+                "Messages whose topic matched a data-policy entry.", {"kind", "filter", "path"});
+  auto& pa = m.counter("ganglion_uplink_policy_applied_total",
+                       "Messages dropped (local_only) or fields changed by a data-policy entry.",
+                       {"kind", "filter", "path"});
   for (const auto& e : policy->stats()) {
     policy_mirrors.emplace_back(Mirror{&pm.with({e.kind, e.filter, e.path})},
                                 Mirror{&pa.with({e.kind, e.filter, e.path})});
   }
-  policy_unparseable.counter = &m.counter("ganglion_uplink_policy_unparseable_total", "Messages a field rule applied to whose payload was not a JSON object (not uplinked).").get();
+  policy_unparseable.counter =
+      &m.counter(
+            "ganglion_uplink_policy_unparseable_total",
+            "Messages a field rule applied to whose payload was not a JSON object (not uplinked).")
+           .get();
 }
 
 void Uplink::Impl::refresh_metrics() {
@@ -485,7 +532,8 @@ std::string Uplink::Impl::status_json() const {
   append_json_string(options.remote.url, o);
   o += ",\"link\":";
   append_json_string(client::to_string(ls.state), o);
-  o += ",\"connects\":" + std::to_string(ls.connects) + ",\"reconnects\":" + std::to_string(ls.reconnects);
+  o += ",\"connects\":" + std::to_string(ls.connects) +
+       ",\"reconnects\":" + std::to_string(ls.reconnects);
   o += ",\"last_error\":";
   append_json_string(ls.last_error, o);
   o += ",\"blocked\":" + std::string(ss.blocked ? "true" : "false") + ",\"blocked_reason\":";
@@ -574,13 +622,14 @@ Result<std::unique_ptr<Uplink>> Uplink::start(UplinkOptions options, Env& env, C
       *impl->store, *impl->transport, clock,
       [raw](std::function<void()> fn) { raw->post(std::move(fn)); }, o.sender);
   Sender* sender = impl->sender.get();
-  impl->remote->on_state([sender, url = o.remote.url](client::ConnectionState s, const Status& why) {
-    sender->on_link(s == client::ConnectionState::kConnected);
-    if (s == client::ConnectionState::kConnected) spdlog::info("uplink: connected to {}", url);
-    if (s == client::ConnectionState::kBackingOff) {
-      spdlog::warn("uplink: receiver {} unavailable: {}", url, why.message());
-    }
-  });
+  impl->remote->on_state(
+      [sender, url = o.remote.url](client::ConnectionState s, const Status& why) {
+        sender->on_link(s == client::ConnectionState::kConnected);
+        if (s == client::ConnectionState::kConnected) spdlog::info("uplink: connected to {}", url);
+        if (s == client::ConnectionState::kBackingOff) {
+          spdlog::warn("uplink: receiver {} unavailable: {}", url, why.message());
+        }
+      });
   if (Status s = impl->remote->start(); !s.ok()) {
     impl->store->close().ok();
     return s.with_context("uplink.url");
@@ -623,7 +672,8 @@ void Uplink::stop() {
   }
   i.local.reset();  // before the broker goes
   if (i.store) {
-    if (Status s = i.store->close(); !s.ok()) spdlog::warn("uplink: closing the log: {}", s.message());
+    if (Status s = i.store->close(); !s.ok())
+      spdlog::warn("uplink: closing the log: {}", s.message());
   }
 }
 

@@ -51,10 +51,10 @@ namespace ganglion::uplink {
 struct ClassSpec {
   std::string name;
   int priority = 0;
-  Duration ttl = Duration::zero();          // zero: records never expire
-  std::uint64_t quota = 0;                  // zero: only the total budget applies
+  Duration ttl = Duration::zero();  // zero: records never expire
+  std::uint64_t quota = 0;          // zero: only the total budget applies
   log::QuotaPolicy full = log::QuotaPolicy::kDropOldest;
-  std::optional<Duration> linger;           // unset: uplink.batch_linger
+  std::optional<Duration> linger;  // unset: uplink.batch_linger
 };
 Result<ClassSpec> parse_class_spec(std::string_view text);
 
@@ -115,8 +115,7 @@ class Uplink {
   // Fails fast, without calling `done`: kNotFound (unknown class), kResourceExhausted /
   // kNoSpace / kIoError (the log refuses: counted), kFailedPrecondition (stopped).
   // A message the policy keeps local returns ok (counted) and calls `done` with ok.
-  Status submit(std::string_view cls, const Event& event,
-                std::function<void(Status)> done = {});
+  Status submit(std::string_view cls, const Event& event, std::function<void(Status)> done = {});
 
   // GET /uplink and GET /uplink/policy.
   void add_http_routes(net::HttpRouter& router);

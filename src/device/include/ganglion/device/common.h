@@ -20,15 +20,15 @@ extern "C" {
 /* Every fallible call returns GD_OK (0) or a negative gd_status. */
 typedef enum gd_status {
   GD_OK = 0,
-  GD_ERR_ARG = -1,           /* bad argument (NULL, too long, out of range) */
-  GD_ERR_FULL = -2,          /* no room: in-flight table, ring buffer, subscription table */
-  GD_ERR_STATE = -3,         /* not allowed now (e.g. QoS 0 publish while disconnected) */
-  GD_ERR_IO = -4,            /* the transport failed */
-  GD_ERR_PROTOCOL = -5,      /* the peer broke the MQTT protocol */
-  GD_ERR_FORMAT = -6,        /* a model file is malformed */
-  GD_ERR_EMPTY = -7,         /* nothing there (ring buffer) */
-  GD_ERR_REFUSED = -8,       /* the broker refused the connection (CONNACK reason != 0) */
-  GD_ERR_TIMEOUT = -9        /* CONNACK or PINGRESP did not arrive in time */
+  GD_ERR_ARG = -1,      /* bad argument (NULL, too long, out of range) */
+  GD_ERR_FULL = -2,     /* no room: in-flight table, ring buffer, subscription table */
+  GD_ERR_STATE = -3,    /* not allowed now (e.g. QoS 0 publish while disconnected) */
+  GD_ERR_IO = -4,       /* the transport failed */
+  GD_ERR_PROTOCOL = -5, /* the peer broke the MQTT protocol */
+  GD_ERR_FORMAT = -6,   /* a model file is malformed */
+  GD_ERR_EMPTY = -7,    /* nothing there (ring buffer) */
+  GD_ERR_REFUSED = -8,  /* the broker refused the connection (CONNACK reason != 0) */
+  GD_ERR_TIMEOUT = -9   /* CONNACK or PINGRESP did not arrive in time */
 } gd_status;
 
 /* A short English name for a status ("full", "io", ...). */

@@ -63,7 +63,9 @@ typedef struct gd_model {
 int gd_model_load(gd_model* model, const void* buf, size_t len);
 
 static inline size_t gd_model_input_size(const gd_model* m) { return m->layers[0].in; }
-static inline size_t gd_model_output_size(const gd_model* m) { return m->layers[m->layer_count - 1].out; }
+static inline size_t gd_model_output_size(const gd_model* m) {
+  return m->layers[m->layer_count - 1].out;
+}
 
 /* Runs the network: `in` has input_size() values quantized with layer 0's input scale and
  * zero point; `out` receives output_size() values in the last layer's output quantization.

@@ -41,10 +41,10 @@
 extern "C" {
 #endif
 
-#define GD_MQTT_INFLIGHT 8       /* QoS 1 publishes awaiting PUBACK */
-#define GD_MQTT_MAX_PACKET 768   /* largest PUBLISH/CONNECT the client builds */
-#define GD_MQTT_RX_CAP 1024      /* largest packet the client reads */
-#define GD_MQTT_MAX_SUBS 8       /* remembered subscriptions */
+#define GD_MQTT_INFLIGHT 8     /* QoS 1 publishes awaiting PUBACK */
+#define GD_MQTT_MAX_PACKET 768 /* largest PUBLISH/CONNECT the client builds */
+#define GD_MQTT_RX_CAP 1024    /* largest packet the client reads */
+#define GD_MQTT_MAX_SUBS 8     /* remembered subscriptions */
 
 /* The byte stream to the broker. Every function gets `ctx`.
  * connect: open a connection to host:port (may block up to its own timeout); 0 or < 0.
@@ -70,8 +70,7 @@ const char* gd_mqtt_state_str(gd_mqtt_state state);
 
 /* A message that arrived (pointers valid during the callback only). */
 typedef void (*gd_mqtt_message_fn)(void* user, const char* topic, size_t topic_len,
-                                   const uint8_t* payload, size_t payload_len, int qos,
-                                   int retain);
+                                   const uint8_t* payload, size_t payload_len, int qos, int retain);
 /* A QoS 1 publish was acknowledged; `reason` is the MQTT 5 PUBACK reason (0 success, >= 0x80
  * refused; always 0 in 3.1.1). */
 typedef void (*gd_mqtt_published_fn)(void* user, uint16_t packet_id, int reason);
@@ -81,19 +80,19 @@ typedef void (*gd_mqtt_published_fn)(void* user, uint16_t packet_id, int reason)
 typedef void (*gd_mqtt_state_fn)(void* user, gd_mqtt_state state, int status, int reason);
 
 typedef struct gd_mqtt_config {
-  const char* host;            /* passed to transport.connect */
+  const char* host; /* passed to transport.connect */
   uint16_t port;
-  const char* client_id;       /* required, <= 64 bytes recommended */
-  const char* username;        /* optional */
-  const char* password;        /* optional (text) */
-  uint8_t protocol;            /* 4 = MQTT 3.1.1, 5 = MQTT 5.0; 0 means 4 */
-  uint16_t keep_alive_s;       /* 0 disables PINGREQ */
+  const char* client_id; /* required, <= 64 bytes recommended */
+  const char* username;  /* optional */
+  const char* password;  /* optional (text) */
+  uint8_t protocol;      /* 4 = MQTT 3.1.1, 5 = MQTT 5.0; 0 means 4 */
+  uint16_t keep_alive_s; /* 0 disables PINGREQ */
   bool clean_start;
-  uint32_t session_expiry_s;   /* MQTT 5 only; 0 omits the property */
-  const char* will_topic;      /* optional */
+  uint32_t session_expiry_s; /* MQTT 5 only; 0 omits the property */
+  const char* will_topic;    /* optional */
   const void* will_payload;
   size_t will_len;
-  uint8_t will_qos;            /* 0 or 1 */
+  uint8_t will_qos; /* 0 or 1 */
   bool will_retain;
   uint32_t connack_timeout_ms; /* 0 means 10000 */
   uint32_t backoff_initial_ms; /* 0 means 500 */
@@ -108,21 +107,21 @@ typedef struct gd_mqtt_config {
 } gd_mqtt_config;
 
 typedef struct gd_mqtt_stats {
-  uint64_t connects;        /* CONNACKs accepted */
-  uint64_t attempts;        /* transport connects tried */
-  uint64_t published;       /* PUBLISH packets written (retransmissions included) */
-  uint64_t acked;           /* PUBACKs matched */
-  uint64_t received;        /* PUBLISH packets received */
-  uint64_t retransmitted;   /* PUBLISH packets re-sent with DUP after a reconnect */
+  uint64_t connects;      /* CONNACKs accepted */
+  uint64_t attempts;      /* transport connects tried */
+  uint64_t published;     /* PUBLISH packets written (retransmissions included) */
+  uint64_t acked;         /* PUBACKs matched */
+  uint64_t received;      /* PUBLISH packets received */
+  uint64_t retransmitted; /* PUBLISH packets re-sent with DUP after a reconnect */
   uint64_t pings;
-  uint64_t rx_dropped;      /* incoming packets too large for the buffer */
+  uint64_t rx_dropped; /* incoming packets too large for the buffer */
 } gd_mqtt_stats;
 
 typedef struct gd_mqtt_inflight {
-  uint16_t packet_id;   /* 0: free slot */
-  uint8_t sent;         /* written on the current or an earlier connection */
+  uint16_t packet_id; /* 0: free slot */
+  uint8_t sent;       /* written on the current or an earlier connection */
   uint16_t len;
-  uint32_t order;       /* publish order, for in-order retransmission */
+  uint32_t order; /* publish order, for in-order retransmission */
   uint8_t packet[GD_MQTT_MAX_PACKET];
 } gd_mqtt_inflight;
 
@@ -172,8 +171,8 @@ int gd_mqtt_poll(gd_mqtt* client, uint32_t timeout_ms);
  * GD_ERR_ARG when the packet would exceed GD_MQTT_MAX_PACKET or qos > 1.
  * `packet_id` (optional) receives the id of a QoS 1 publish. A transport error while
  * writing is reported as a lost connection (on_state), not here: a QoS 1 publish is kept. */
-int gd_mqtt_publish(gd_mqtt* client, const char* topic, const void* payload, size_t len,
-                    int qos, bool retain, uint16_t* packet_id);
+int gd_mqtt_publish(gd_mqtt* client, const char* topic, const void* payload, size_t len, int qos,
+                    bool retain, uint16_t* packet_id);
 /* Remembers the filter (not copied) and sends SUBSCRIBE now when connected, and after every
  * later CONNACK. GD_ERR_FULL beyond GD_MQTT_MAX_SUBS; qos is capped at 1. */
 int gd_mqtt_subscribe(gd_mqtt* client, const char* filter, int qos);
@@ -199,11 +198,11 @@ typedef struct gd_posix_transport {
   /* TLS (ignored unless GD_WITH_OPENSSL): set use_tls and, optionally, a CA file (PEM;
    * NULL: the system's CAs) and server_name (SNI and host name check; NULL: the host). */
   bool use_tls;
-  bool tls_verify;             /* default true after init */
+  bool tls_verify; /* default true after init */
   const char* ca_file;
   const char* server_name;
-  void* ssl_ctx;               /* private */
-  void* ssl;                   /* private */
+  void* ssl_ctx; /* private */
+  void* ssl;     /* private */
 } gd_posix_transport;
 
 void gd_posix_transport_init(gd_posix_transport* t);

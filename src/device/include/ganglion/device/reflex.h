@@ -23,7 +23,11 @@ extern "C" {
 #endif
 
 typedef enum gd_reflex_dir { GD_REFLEX_ABOVE = 0, GD_REFLEX_BELOW = 1 } gd_reflex_dir;
-typedef enum gd_reflex_event { GD_REFLEX_NONE = 0, GD_REFLEX_TRIGGERED = 1, GD_REFLEX_CLEARED = 2 } gd_reflex_event;
+typedef enum gd_reflex_event {
+  GD_REFLEX_NONE = 0,
+  GD_REFLEX_TRIGGERED = 1,
+  GD_REFLEX_CLEARED = 2
+} gd_reflex_event;
 
 struct gd_reflex_rule;
 /* `value` is the sample that completed the debounce. */
@@ -33,7 +37,7 @@ typedef void (*gd_reflex_fn)(void* user, const struct gd_reflex_rule* rule, floa
 typedef struct gd_reflex_rule {
   /* Configuration (set before gd_reflex_init; not copied). */
   const char* name;
-  uint16_t channel;        /* which input this rule watches (gd_reflex_feed) */
+  uint16_t channel; /* which input this rule watches (gd_reflex_feed) */
   gd_reflex_dir dir;
   float high;
   float low;
@@ -45,7 +49,7 @@ typedef struct gd_reflex_rule {
   bool active;
   uint16_t streak;
   uint64_t triggers;
-  uint64_t since_ms;       /* when it last changed state */
+  uint64_t since_ms; /* when it last changed state */
 } gd_reflex_rule;
 
 /* Resets the state. GD_ERR_ARG unless low < high (both finite). */

@@ -40,7 +40,7 @@ typedef struct gd_ring {
   size_t slot_size;
   size_t record_max;
   size_t capacity;
-  size_t head;       /* slot of the oldest record */
+  size_t head; /* slot of the oldest record */
   size_t count;
   uint64_t next_seq; /* sequence number of the next push; starts at 0 */
   uint64_t dropped;
