@@ -53,6 +53,11 @@ Value convert(simdjson::dom::element e) {
 
 Result<simdjson::dom::element> parse_dom(std::string_view json,
                                          simdjson::dom::parser& parser = thread_parser()) {
+  // An empty view may have a null data pointer, which simdjson would copy from.
+  if (json.empty()) {
+    return InvalidArgument("invalid JSON: " +
+                           std::string(simdjson::error_message(simdjson::EMPTY)));
+  }
   auto r = parser.parse(json.data(), json.size(), true);
   if (r.error()) {
     return InvalidArgument(std::string("invalid JSON: ") + simdjson::error_message(r.error()));
