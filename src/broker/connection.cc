@@ -136,12 +136,17 @@ void Connection::handle(mqtt::Connect& c) {
   const BrokerOptions& opt = broker_.options();
 
   if (broker_.shutting_down_) return refuse_connect(ReasonCode::kServerUnavailable);
-  if (!broker_.take_connect_token()) return refuse_connect(ReasonCode::kConnectionRateExceeded);
-  if (broker_.connections_.fetch_add(1) >= opt.max_connections) {
-    broker_.connections_.fetch_sub(1);
-    return refuse_connect(v5() ? ReasonCode::kQuotaExceeded : ReasonCode::kServerUnavailable);
+  // The node's own parts (rules, uplink, bridge) do not use up the clients' connection limits.
+  if (!info_.internal) {
+    if (!broker_.take_connect_token()) {
+      return refuse_connect(ReasonCode::kConnectionRateExceeded);
+    }
+    if (broker_.connections_.fetch_add(1) >= opt.max_connections) {
+      broker_.connections_.fetch_sub(1);
+      return refuse_connect(v5() ? ReasonCode::kQuotaExceeded : ReasonCode::kServerUnavailable);
+    }
+    counted_ = true;
   }
-  counted_ = true;
   if (c.properties.authentication_method)
     return refuse_connect(ReasonCode::kBadAuthenticationMethod);
 
