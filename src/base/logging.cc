@@ -1,5 +1,7 @@
 #include "base/logging.h"
 
+#include "base/json_string.h"
+
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -9,34 +11,12 @@
 namespace ganglion {
 namespace {
 
+// The JSON string `s` (quotes included) appended to spdlog's buffer.
 void append_json_escaped(std::string_view s, spdlog::memory_buf_t& out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out.append(std::string_view("\\\""));
-        break;
-      case '\\':
-        out.append(std::string_view("\\\\"));
-        break;
-      case '\n':
-        out.append(std::string_view("\\n"));
-        break;
-      case '\r':
-        out.append(std::string_view("\\r"));
-        break;
-      case '\t':
-        out.append(std::string_view("\\t"));
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          const char esc[] = {'\\', 'u', '0', '0', kHex[(c >> 4) & 0xf], kHex[c & 0xf]};
-          out.append(esc, esc + sizeof esc);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
+  thread_local std::string text;
+  text.clear();
+  append_json_string(s, text);
+  out.append(text.data(), text.data() + text.size());
 }
 
 class JsonFormatter final : public spdlog::formatter {
@@ -57,11 +37,11 @@ class JsonFormatter final : public spdlog::formatter {
     dest.append(std::string_view("\",\"level\":\""));
     const auto level = spdlog::level::to_string_view(msg.level);
     dest.append(level.data(), level.data() + level.size());
-    dest.append(std::string_view("\",\"logger\":\""));
+    dest.append(std::string_view("\",\"logger\":"));
     append_json_escaped(std::string_view(msg.logger_name.data(), msg.logger_name.size()), dest);
-    dest.append(std::string_view("\",\"msg\":\""));
+    dest.append(std::string_view(",\"msg\":"));
     append_json_escaped(std::string_view(msg.payload.data(), msg.payload.size()), dest);
-    dest.append(std::string_view("\"}\n"));
+    dest.append(std::string_view("}\n"));
   }
   std::unique_ptr<spdlog::formatter> clone() const override {
     return std::make_unique<JsonFormatter>();

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/json_string.h"
 #include "bridge/bridge.h"
 #include "broker/broker.h"
 #include "broker/listener.h"
@@ -156,12 +157,16 @@ Status EdgeNode::start() {
   GANGLION_RETURN_IF_ERROR(parts_->http->start());
 
   // Where the node can be reached, for tools and tests that start it on port 0.
-  std::string endpoints =
-      "{\"node\":\"" + config_.str("node.id") + "\",\"http\":\"" +
-      config_.str("http.listen").substr(0, config_.str("http.listen").rfind(':')) + ":" +
-      std::to_string(parts_->http->port()) + "\",\"mqtt\":[";
+  const std::string& listen = config_.str("http.listen");
+  std::string endpoints = "{\"node\":";
+  append_json_string(config_.str("node.id"), endpoints);
+  endpoints += ",\"http\":";
+  append_json_string(
+      listen.substr(0, listen.rfind(':')) + ":" + std::to_string(parts_->http->port()), endpoints);
+  endpoints += ",\"mqtt\":[";
   for (std::size_t i = 0; i < parts_->listeners.size(); ++i) {
-    endpoints += (i ? ",\"" : "\"") + parts_->listeners[i]->url() + "\"";
+    if (i) endpoints += ',';
+    append_json_string(parts_->listeners[i]->url(), endpoints);
   }
   endpoints += "]}\n";
   GANGLION_RETURN_IF_ERROR(

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/json_string.h"
 #include "base/status.h"
 #include "event/value.h"
 
@@ -45,7 +46,5 @@ Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const 
 // bytes become base64 strings, floats print in shortest round-trip form.
 std::string to_json(const Value& v);
 void append_json(const Value& v, std::string& out);
-// Appends `s` as a quoted, escaped JSON string.
-void append_json_string(std::string_view s, std::string& out);
 
 }  // namespace ganglion

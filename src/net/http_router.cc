@@ -2,6 +2,7 @@
 #include <cctype>
 #include <charconv>
 
+#include "base/json_string.h"
 #include "net/http_server.h"
 
 namespace ganglion::net {
@@ -19,38 +20,6 @@ std::vector<std::string> split_path(std::string_view path) {
     if (j == std::string_view::npos) j = path.size();
     out.emplace_back(path.substr(i, j - i));
     i = j;
-  }
-  return out;
-}
-
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
   }
   return out;
 }
@@ -79,7 +48,10 @@ HttpResponse HttpResponse::json(int status, std::string body) {
 }
 
 HttpResponse HttpResponse::error(int status, std::string_view message) {
-  return json(status, "{\"error\":\"" + json_escape(message) + "\"}");
+  std::string body = "{\"error\":";
+  append_json_string(message, body);
+  body += '}';
+  return json(status, std::move(body));
 }
 
 void HttpRouter::add(std::string method, std::string pattern, HttpHandler handler) {
