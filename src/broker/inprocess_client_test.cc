@@ -2,6 +2,7 @@
 // event loop (nothing runs until the test drains it), a ManualClock for time, FakeLinks for
 // external clients. No sockets, no sleeps.
 #include "broker/inprocess_client.h"
+#include "base/manual_executor.h"
 
 #include <gtest/gtest.h>
 
@@ -15,39 +16,6 @@ namespace {
 
 using mqtt::QoS;
 using mqtt::ReasonCode;
-
-class ManualExecutor {
- public:
-  Executor executor() {
-    return [this](std::function<void()> fn) {
-      std::lock_guard lock(mu_);
-      tasks_.push_back(std::move(fn));
-    };
-  }
-  // Runs tasks (and the tasks they post) until none is left; returns how many ran.
-  std::size_t drain() {
-    std::size_t n = 0;
-    for (;;) {
-      std::function<void()> fn;
-      {
-        std::lock_guard lock(mu_);
-        if (tasks_.empty()) return n;
-        fn = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      fn();
-      ++n;
-    }
-  }
-  std::size_t pending() {
-    std::lock_guard lock(mu_);
-    return tasks_.size();
-  }
-
- private:
-  std::mutex mu_;
-  std::deque<std::function<void()>> tasks_;
-};
 
 class FakeLink final : public Link {
  public:

@@ -1,6 +1,7 @@
 // Lua functions: behaviour, sandbox containment, registry swaps, and a topic trigger against
 // the real broker core (ManualClock, manual executor). No sleeps.
 #include <gtest/gtest.h>
+#include "base/manual_executor.h"
 
 #include <atomic>
 #include <deque>
@@ -582,34 +583,6 @@ TEST(FunctionSpec, RejectsBadSpecsWithTheKey) {
 }
 
 // ---- topic trigger with the real broker ----
-
-class ManualExecutor {
- public:
-  broker::Executor executor() {
-    return [this](std::function<void()> fn) {
-      std::lock_guard lock(mu_);
-      tasks_.push_back(std::move(fn));
-    };
-  }
-  std::size_t drain() {
-    std::size_t n = 0;
-    for (;;) {
-      std::function<void()> fn;
-      {
-        std::lock_guard lock(mu_);
-        if (tasks_.empty()) return n;
-        fn = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      fn();
-      ++n;
-    }
-  }
-
- private:
-  std::mutex mu_;
-  std::deque<std::function<void()>> tasks_;
-};
 
 TEST(TopicTrigger, RunsTheFunctionForMatchingMessagesAndPublishesItsOutput) {
   ManualClock clock;

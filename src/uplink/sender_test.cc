@@ -1,6 +1,7 @@
 // The sender against an in-memory receiver: MemEnv/FaultEnv for the log, a ManualClock, a
 // manual executor. No sockets, no sleeps.
 #include "uplink/sender.h"
+#include "base/manual_executor.h"
 
 #include <gtest/gtest.h>
 
@@ -15,35 +16,6 @@
 
 namespace ganglion::uplink {
 namespace {
-
-// Runs posted tasks when the test says so (thread-safe queue: the log's committer posts).
-class ManualExecutor {
- public:
-  Executor executor() {
-    return [this](std::function<void()> fn) {
-      std::lock_guard lock(mu_);
-      tasks_.push_back(std::move(fn));
-    };
-  }
-  std::size_t run() {
-    std::size_t n = 0;
-    for (;;) {
-      std::function<void()> fn;
-      {
-        std::lock_guard lock(mu_);
-        if (tasks_.empty()) return n;
-        fn = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      fn();
-      ++n;
-    }
-  }
-
- private:
-  std::mutex mu_;
-  std::deque<std::function<void()>> tasks_;
-};
 
 // The receiver: keeps every PUBLISH; the test acknowledges or refuses them. Deduplicates
 // like a cloud ingest would: per class, records below the last ingested batch's end.
@@ -135,7 +107,7 @@ class SenderTest : public ::testing::Test {
   void start_sender(SenderOptions o = default_options()) {
     sender = std::make_unique<Sender>(*store, receiver, clock, exec.executor(), o);
     sender->start();
-    exec.run();
+    exec.drain();
   }
   static SenderOptions default_options() {
     SenderOptions o;
@@ -151,11 +123,11 @@ class SenderTest : public ::testing::Test {
       ASSERT_TRUE(store->append(cls, *rec, clock.wall_ms()).ok());
     }
     sender->notify();
-    exec.run();
+    exec.drain();
   }
   void pump() {
     sender->notify();
-    exec.run();
+    exec.drain();
   }
   log::SegmentLog& log_of(std::string_view cls) { return *store->find(cls); }
 
@@ -174,7 +146,7 @@ TEST_F(SenderTest, SendsNothingWhileTheLinkIsDown) {
   append("telemetry", 25);
   EXPECT_EQ(receiver.published, 0u);
   sender->on_link(true);
-  exec.run();
+  exec.drain();
   EXPECT_EQ(receiver.published, 1u);  // window 1
 }
 
@@ -187,7 +159,7 @@ TEST_F(SenderTest, CommitsTheConsumerOffsetOnlyOnAck) {
   EXPECT_EQ(receiver.pending[0].topic, "ganglion/v1/n1/up/telemetry");
   EXPECT_EQ(log_of("telemetry").consumer_offset(), 0u);
   auto h = receiver.ack_next();
-  exec.run();
+  exec.drain();
   EXPECT_EQ(h.sequence, 0u);
   EXPECT_EQ(h.end, 10u);
   EXPECT_EQ(h.count, 10u);
@@ -214,7 +186,7 @@ TEST_F(SenderTest, DeletesNothingBeforeTheAck) {
   EXPECT_EQ(log_of("bulk").start_offset(), 0u);
   while (!receiver.pending.empty()) {
     receiver.ack_next();
-    exec.run();
+    exec.drain();
   }
   EXPECT_EQ(log_of("bulk").consumer_offset(), 500u);
   EXPECT_GT(log_of("bulk").start_offset(), 400u);  // all but the active segment deleted
@@ -228,10 +200,10 @@ TEST_F(SenderTest, AlertsDrainBeforeTelemetryBeforeBulk) {
   append("telemetry", 20);
   append("alert", 20);
   sender->on_link(true);
-  exec.run();
+  exec.drain();
   while (!receiver.pending.empty()) {
     receiver.ack_next();
-    exec.run();
+    exec.drain();
   }
   std::vector<std::string> want = {"alert", "alert", "telemetry", "telemetry", "bulk", "bulk"};
   EXPECT_EQ(receiver.order, want);
@@ -242,14 +214,14 @@ TEST_F(SenderTest, NewAlertsOvertakeATelemetryBacklog) {
   start_sender();
   append("telemetry", 50);
   sender->on_link(true);
-  exec.run();
+  exec.drain();
   receiver.ack_next();  // telemetry batch 1
   append("alert", 3);   // arrives while telemetry drains
-  exec.run();
+  exec.drain();
   receiver.ack_all();
-  exec.run();
+  exec.drain();
   receiver.ack_all();
-  exec.run();
+  exec.drain();
   ASSERT_GE(receiver.order.size(), 3u);
   // The alert goes next, ahead of the 40 telemetry records still waiting.
   EXPECT_EQ(receiver.order[0], "telemetry");
@@ -270,7 +242,7 @@ TEST_F(SenderTest, KeepsOrderWithinAClassWithAWindow) {
     auto h = receiver.ack_next();
     EXPECT_EQ(h.sequence, expect_seq);
     expect_seq = h.end;
-    exec.run();
+    exec.drain();
   }
   EXPECT_EQ(expect_seq, 95u);
   EXPECT_EQ(receiver.records["telemetry"].size(), 95u);
@@ -289,10 +261,10 @@ TEST_F(SenderTest, CommitsInOrderWhenAcksArriveOutOfOrder) {
   auto second = std::move(receiver.pending[1]);
   receiver.pending.erase(receiver.pending.begin() + 1);
   second.done(Status::Ok());
-  exec.run();
+  exec.drain();
   EXPECT_EQ(log_of("telemetry").consumer_offset(), 0u);
   receiver.ack_next();
-  exec.run();
+  exec.drain();
   EXPECT_EQ(log_of("telemetry").consumer_offset(), 20u);
 }
 
@@ -305,14 +277,14 @@ TEST_F(SenderTest, WaitsForALingeringBatchToFill) {
   append("telemetry", 3);
   EXPECT_EQ(receiver.published, 0u);
   clock.advance(std::chrono::milliseconds(499));
-  exec.run();
+  exec.drain();
   EXPECT_EQ(receiver.published, 0u);
   clock.advance(std::chrono::milliseconds(1));
-  exec.run();
+  exec.drain();
   ASSERT_EQ(receiver.published, 1u);
   EXPECT_EQ(receiver.ack_next().count, 3u);
   // A full batch does not wait.
-  exec.run();
+  exec.drain();
   append("telemetry", 10);
   EXPECT_EQ(receiver.published, 2u);
 }
@@ -335,7 +307,7 @@ TEST_F(SenderTest, ObeysTheBandwidthBudget) {
   // Over ten simulated seconds about 10 KB more may go, never more than rate * t + burst.
   for (int ms = 0; ms < 10'000; ms += 50) {
     clock.advance(std::chrono::milliseconds(50));
-    exec.run();
+    exec.drain();
     sent_bytes = 0;
     for (const auto& p : receiver.pending) sent_bytes += p.bytes.size();
     const double allowed = 1000.0 * (ms + 50) / 1000.0 + 1000 + batch;
@@ -353,14 +325,14 @@ TEST_F(SenderTest, PublishesARefusedBatchAgainLater) {
   sender->on_link(true);
   append("alert", 5);
   receiver.refuse_next();
-  exec.run();
+  exec.drain();
   EXPECT_EQ(receiver.pending.size(), 0u);
   EXPECT_EQ(sender->stats().classes[0].batches_refused, 1u);
   clock.advance(std::chrono::seconds(5));
-  exec.run();
+  exec.drain();
   ASSERT_EQ(receiver.pending.size(), 1u);
   EXPECT_EQ(receiver.ack_next().sequence, 0u);
-  exec.run();
+  exec.drain();
   EXPECT_EQ(log_of("alert").consumer_offset(), 5u);
   EXPECT_EQ(sender->stats().classes[0].batches_sent, 1u);  // one batch, two attempts
 }
@@ -383,9 +355,9 @@ TEST_F(SenderTest, RedeliversAfterACrashOnlyWhatTheSequenceIdentifiesAsDuplicate
   sender->on_link(true);
   append("telemetry", 35);
   receiver.ack_next();  // [0,10) acked and committed
-  exec.run();
+  exec.drain();
   receiver.ack_next();  // [10,20) acked and committed
-  exec.run();
+  exec.drain();
   ASSERT_EQ(receiver.pending.size(), 1u);
   // The receiver got [20,30) but its PUBACK never reached the node: power fails.
   receiver.ingest(receiver.pending.front().bytes);
@@ -397,10 +369,10 @@ TEST_F(SenderTest, RedeliversAfterACrashOnlyWhatTheSequenceIdentifiesAsDuplicate
   open(fault);
   start_sender();
   sender->on_link(true);
-  exec.run();
+  exec.drain();
   while (!receiver.pending.empty()) {
     receiver.ack_next();
-    exec.run();
+    exec.drain();
   }
   // Everything arrived once; the resent batch had the same sequence, and its records are
   // exactly the duplicates.
@@ -431,11 +403,11 @@ TEST_F(SenderTest, DrainsAMillionRecordsPiledUpWhileTheReceiverWasDown) {
   EXPECT_EQ(receiver.published, 0u);
   EXPECT_EQ(sender->stats().classes[1].backlog_records, static_cast<std::uint64_t>(kRecords));
   sender->on_link(true);
-  exec.run();
+  exec.drain();
   std::size_t batches = 0;
   while (!receiver.pending.empty()) {
     batches += receiver.ack_all();
-    exec.run();
+    exec.drain();
   }
   EXPECT_EQ(batches, kRecords / 5000u);
   ASSERT_EQ(receiver.records["telemetry"].size(), static_cast<std::size_t>(kRecords));
@@ -472,15 +444,15 @@ TEST_F(SenderTest, SurvivesAFlappingReceiver) {
       default:
         if (!receiver.pending.empty()) receiver.ack_next();
     }
-    exec.run();
+    exec.drain();
     clock.advance(std::chrono::milliseconds(10));
-    exec.run();
+    exec.drain();
   }
   sender->on_link(true);
-  exec.run();
+  exec.drain();
   while (!receiver.pending.empty()) {
     receiver.ack_all();
-    exec.run();
+    exec.drain();
   }
   const std::size_t got = receiver.records["alert"].size() + receiver.records["telemetry"].size();
   EXPECT_EQ(got, static_cast<std::size_t>(appended));
