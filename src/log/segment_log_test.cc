@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <latch>
 #include <map>
 #include <mutex>
 #include <random>
@@ -434,10 +435,12 @@ TEST(SegmentLog, IntervalPolicySyncsWhenTheTimerFires) {
   o.sync_bytes = 1 << 30;
   auto log = f.open(o);
   std::atomic<int> durable{0};
+  std::latch announced(5);  // callbacks run on the committer after wait_durable() may return
   std::uint64_t last = 0;
   for (int i = 0; i < 5; ++i) {
     last = *log->append_async(payload_for(i), 1, [&](std::uint64_t, const Status& s) {
       if (s.ok()) durable++;
+      announced.count_down();
     });
   }
   EXPECT_EQ(log->durable_offset(), 0u);
@@ -446,6 +449,7 @@ TEST(SegmentLog, IntervalPolicySyncsWhenTheTimerFires) {
   EXPECT_EQ(log->durable_offset(), 0u);
   f.clock.advance(100ms);
   ASSERT_TRUE(log->wait_durable(last).ok());
+  announced.wait();
   EXPECT_EQ(durable.load(), 5);
   EXPECT_EQ(log->read(0, 1000)->size(), 5u);
   EXPECT_EQ(log->metrics().syncs, 1u);
