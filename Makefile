@@ -5,10 +5,10 @@
 
 JOBS ?= 2
 FUZZ_SECONDS ?= 30
-DEMO_SECONDS ?= 30
+DEMO_SECONDS ?= 60
 
 demo: build
-	./scripts/demo.sh build/release/bin/ganglion $(DEMO_SECONDS)
+	build/release/bin/ganglion demo --duration $(DEMO_SECONDS)s --examples examples/demo
 
 test: build
 	ctest --preset release

@@ -25,5 +25,6 @@ void add_sim_command(CLI::App& app, Runner& run);
 // `ganglion sim devices` (sim_devices_command.cc), added to the `sim` subcommand.
 void add_sim_devices_command(CLI::App& sim, Runner& run);
 void add_rule_commands(CLI::App& app, Runner& run);  // stream, table, rule, function
+void add_demo_command(CLI::App& app, Runner& run);
 
 }  // namespace ganglion::cli

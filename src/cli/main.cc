@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   add_ctl_command(app, run);
   add_sim_command(app, run);
   add_rule_commands(app, run);
+  add_demo_command(app, run);
   // Rendered before parsing: afterwards CLI11 renders the chosen subcommand's help instead.
   top_help = app.help();
 

@@ -552,6 +552,7 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
     auto id = load_cloud_identity(env, options.data_dir, options.node_id, unix_seconds(clock));
     if (id.ok()) {
       identity = *id;
+      if (!options.mqtt_url.empty()) identity->mqtt_url = options.mqtt_url;
       set_state(EnrolmentState::kEnrolled);
       if (metric.expiry) metric.expiry->set(static_cast<double>(id->not_after));
       auto key = env.read_file(files.key);
@@ -741,7 +742,7 @@ struct CloudAgent::Impl : std::enable_shared_from_this<CloudAgent::Impl> {
     GANGLION_RETURN_IF_ERROR(env.write_file_atomic(files.enrolment, meta.dump(2) + "\n"));
     CloudIdentity id;
     id.node_id = options.node_id;
-    id.mqtt_url = g.mqtt_url;
+    id.mqtt_url = options.mqtt_url.empty() ? g.mqtt_url : options.mqtt_url;
     id.ca_file = files.ca;
     id.certificate_file = files.certificate;
     id.key_file = files.key;
@@ -1129,6 +1130,7 @@ Result<std::unique_ptr<CloudAgent>> start_cloud_agent(const Config& config, Env&
   o.node_id = config.str("node.id");
   o.controller_url = config.str("cloud.url");
   o.token = config.str("cloud.token");
+  o.mqtt_url = config.str("cloud.mqtt_url");
   o.data_dir = config.str("data.dir");
   o.heartbeat_interval = std::chrono::milliseconds(config.integer("cloud.heartbeat_interval"));
   o.labels = parse_labels(config.list("cloud.labels"));

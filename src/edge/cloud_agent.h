@@ -202,6 +202,9 @@ struct CloudAgentOptions {
   std::string token;           // bootstrap token; only used while not enrolled
   std::string trusted_ca_pem;  // cloud.ca's content; empty: trust on first use
   std::string data_dir;
+  // The controller's MQTT endpoint as this node reaches it (through a proxy or NAT); empty:
+  // the one the controller handed at enrolment. Used by the link and the uplink.
+  std::string mqtt_url;
   Duration heartbeat_interval = std::chrono::seconds(10);
   std::vector<std::pair<std::string, std::string>> labels;
   std::string version;

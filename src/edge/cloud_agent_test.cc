@@ -503,3 +503,26 @@ TEST(CloudAgentFiles, TheKeyIsOwnerOnlyOnTheRealDisk) {
 
 }  // namespace
 }  // namespace ganglion::edge
+
+TEST_F(CloudAgentTest, MqttUrlOptionOverridesTheEnrolmentsAddressForTheLinkAndTheUplink) {
+  auto o = options();
+  o.mqtt_url = "tls://127.0.0.1:18883";  // a proxy in front of the controller
+  {
+    auto agent = enrolled_agent(o);
+    ASSERT_EQ(links_.size(), 1u);
+    EXPECT_EQ(links_[0]->identity.mqtt_url, "tls://127.0.0.1:18883");
+    agent->stop();
+  }
+  // enrolment.json keeps what the controller said; a restart applies the option again.
+  auto stored = load_cloud_identity(env_, "/data", "n1", now_s());
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->mqtt_url, "tls://controller.example:8883");
+  links_.clear();
+  auto agent = make_agent(o);
+  ASSERT_TRUE(agent->start().ok());
+  ASSERT_EQ(links_.size(), 1u);
+  EXPECT_EQ(links_[0]->identity.mqtt_url, "tls://127.0.0.1:18883");
+  Config config(edge_schema());
+  ASSERT_TRUE(config.set("cloud.url", "https://controller.example:8443", "test").ok());
+  EXPECT_EQ(agent->uplink_config(config).str("uplink.url"), "tls://127.0.0.1:18883");
+}

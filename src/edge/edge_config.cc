@@ -422,6 +422,12 @@ const ConfigSchema& edge_schema() {
            .help = "PEM CA to verify the controller's HTTPS certificate on the first enrolment. "
                    "Empty: trust on first use: the CA the controller returns is pinned, which an "
                    "attacker on the path during the very first start could abuse."});
+    s.add({.key = "cloud.mqtt_url",
+           .type = OptionType::kString,
+           .default_value = "",
+           .help = "The controller's MQTT endpoint as this node reaches it (tls://host:port), "
+                   "when that differs from the address handed at enrolment: a proxy, NAT or "
+                   "port forward. Empty: the enrolment's. Used by the cloud link and the uplink."});
     s.add({.key = "cloud.heartbeat_interval",
            .type = OptionType::kDuration,
            .default_value = "10s",

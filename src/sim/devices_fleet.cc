@@ -27,7 +27,8 @@ double rss_bytes() {
 struct Counters {
   std::atomic<std::uint64_t> telemetry{0}, events{0}, acked{0}, offline{0}, anomalies{0},
       ground_truth{0}, link_errors{0}, publish_errors{0};
-  std::atomic<std::uint64_t> per_kind[6] = {};
+  std::atomic<std::uint64_t> bytes{0};
+  std::atomic<std::uint64_t> per_kind[6] = {}, acked_per_kind[6] = {};
 };
 
 struct Connection {
@@ -110,11 +111,13 @@ struct DeviceFleet::Impl {
     const mqtt::QoS qos = m.event ? options.event_qos : options.telemetry_qos;
     (m.event ? counters.events : counters.telemetry).fetch_add(1, std::memory_order_relaxed);
     counters.per_kind[static_cast<int>(d.kind())].fetch_add(1, std::memory_order_relaxed);
+    counters.bytes.fetch_add(m.topic.size() + m.payload.size(), std::memory_order_relaxed);
     client::PublishCompletion done;
     if (qos != mqtt::QoS::kAtMostOnce) {
-      done = [this](Status s, mqtt::ReasonCode) {
+      done = [this, kind = static_cast<int>(d.kind())](Status s, mqtt::ReasonCode) {
         if (s.ok()) {
           counters.acked.fetch_add(1, std::memory_order_relaxed);
+          counters.acked_per_kind[kind].fetch_add(1, std::memory_order_relaxed);
         } else if (s.code() != StatusCode::kCancelled) {
           counters.publish_errors.fetch_add(1, std::memory_order_relaxed);
         }
@@ -231,7 +234,11 @@ DeviceFleetSnapshot DeviceFleet::snapshot() const {
   snap.ground_truth = k.ground_truth.load();
   snap.link_errors = k.link_errors.load();
   snap.publish_errors = k.publish_errors.load();
-  for (int i = 0; i < 6; ++i) snap.per_kind[i] = k.per_kind[i].load();
+  snap.bytes = k.bytes.load();
+  for (int i = 0; i < 6; ++i) {
+    snap.per_kind[i] = k.per_kind[i].load();
+    snap.acked_per_kind[i] = k.acked_per_kind[i].load();
+  }
   snap.rss_bytes = rss_bytes();
   return snap;
 }

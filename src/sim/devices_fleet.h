@@ -67,7 +67,9 @@ struct DeviceFleetSnapshot {
   std::uint64_t ground_truth = 0;  // lines written
   std::uint64_t link_errors = 0;   // failed attempts and lost connections
   std::uint64_t publish_errors = 0;
-  std::uint64_t per_kind[6] = {};  // messages sent, indexed by DeviceKind
+  std::uint64_t bytes = 0;               // topic + payload bytes of the messages sent
+  std::uint64_t per_kind[6] = {};        // messages sent, indexed by DeviceKind
+  std::uint64_t acked_per_kind[6] = {};  // of those, acknowledged (QoS 1)
   double rss_bytes = 0;
 };
 
