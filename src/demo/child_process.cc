@@ -85,6 +85,17 @@ bool ChildProcess::running() {
   return r == 0;
 }
 
+int ChildProcess::wait() {
+  if (pid_ <= 0) return exit_code_;
+  int status = 0;
+  pid_t r;
+  do {
+    r = ::waitpid(pid_, &status, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r == pid_) reap(status);
+  return exit_code_;
+}
+
 int ChildProcess::stop(std::chrono::milliseconds grace) {
   if (!running()) return exit_code_;
   ::kill(pid_, SIGTERM);

@@ -38,6 +38,8 @@ class ChildProcess {
   bool running();
   // The exit status (128 + signal when killed); -1 while running or never started.
   int exit_code() const { return exit_code_; }
+  // Blocks until the child exits by itself. Returns the exit code.
+  int wait();
   // SIGTERM, up to `grace` for it to exit, then SIGKILL. Returns the exit code.
   int stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
 
