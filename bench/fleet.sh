@@ -7,7 +7,9 @@
 #   - time until all nodes are connected (enrolment of the new ones included),
 #   - controller CPU (% of one core, over $WINDOW s of steady state) and RSS, per node,
 #   - the simulator's RSS per node,
-#   - GET /v1/nodes latency (p50/p99 of $API_REQUESTS sequential requests) under that load,
+#   - API latency under that load (p50/p99 of $API_REQUESTS sequential requests each):
+#     GET /v1/nodes?limit=100 (first page), GET /v1/nodes/{id} (a random node), and the
+#     unpaged GET /v1/nodes (every node; $FULL_REQUESTS requests),
 #   - reconnect storm: SIGTERM + restart of the controller, time from "controller ready"
 #     until every node is connected again (nodes back off 1..60 s with full jitter).
 # Identities are cached in one --data folder, so the 5,000 run reuses the 1,000 enrolled
@@ -24,6 +26,7 @@ HEARTBEAT=${HEARTBEAT:-10s}
 BATCH=${BATCH:-5s}
 WINDOW=${WINDOW:-30}
 API_REQUESTS=${API_REQUESTS:-100}
+FULL_REQUESTS=${FULL_REQUESTS:-10}
 CONNECT_TIMEOUT=${CONNECT_TIMEOUT:-600}
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -85,17 +88,21 @@ wait_connected() {  # file count timeout [after-line] -> seconds waited, or "tim
   echo timeout
 }
 
-api_latency() {  # prints "p50 p99" in ms of GET /v1/nodes
-  python3 - "$API" "$ADMIN" "$CA" "$API_REQUESTS" <<'EOF'
-import ssl, sys, time, urllib.request
-api, token, ca, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+api_latency() {  # path count -> "p50 p99" in ms; "{id}" in the path becomes a random node id
+  python3 - "$API" "$ADMIN" "$CA" "$2" "$1" <<'EOF'
+import json, random, ssl, sys, time, urllib.request
+api, token, ca, n, path = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 ctx = ssl.create_default_context(cafile=ca)
+def get(p):
+    req = urllib.request.Request(api + p, headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, context=ctx, timeout=120) as r:
+        return r.read()
+ids = [i["id"] for i in json.loads(get("/v1/nodes?limit=1000"))["items"]] if "{id}" in path else []
 lat = []
 for _ in range(n):
-    req = urllib.request.Request(api + "/v1/nodes", headers={"Authorization": "Bearer " + token})
+    p = path.replace("{id}", random.choice(ids)) if ids else path
     t = time.perf_counter()
-    with urllib.request.urlopen(req, context=ctx, timeout=60) as r:
-        r.read()
+    get(p)
     lat.append((time.perf_counter() - t) * 1000)
 lat.sort()
 print(f"{lat[len(lat)//2]:.0f} {lat[min(len(lat)-1, int(len(lat)*0.99))]:.0f}")
@@ -122,8 +129,8 @@ echo "controller pid $CLOUD_PID api $API mqtt tls://127.0.0.1:$MQTT_PORT; idle R
 
 RESULTS="$WORK/results.md"
 {
-  echo "| nodes | all connected after | controller CPU (1 core) | CPU per 1k nodes | controller RSS | RSS per node | sim RSS per node | hb/s seen by sim | GET /v1/nodes p50 / p99 | reconnect storm: all back after |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| nodes | all connected after | controller CPU (1 core) | CPU per 1k nodes | controller RSS | RSS per node | sim RSS per node | hb/s seen by sim | GET /v1/nodes?limit=100 p50 / p99 | GET /v1/nodes/{id} p50 / p99 | GET /v1/nodes (all) p50 / p99 | reconnect storm: all back after |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 } >"$RESULTS"
 
 for N in $COUNTS; do
@@ -136,7 +143,9 @@ for N in $COUNTS; do
   echo "[$N] all connected after ${UP}s: $(tail -1 "$SIM_OUT")"
   sleep 10
   C0=$(cpu_seconds "$CLOUD_PID"); T0=$(now)
-  LAT=$(api_latency)
+  LAT=$(api_latency "/v1/nodes?limit=100" "$API_REQUESTS")
+  LAT_ONE=$(api_latency "/v1/nodes/{id}" "$API_REQUESTS")
+  LAT_ALL=$(api_latency "/v1/nodes" "$FULL_REQUESTS")
   sleep_left=$(python3 -c "print(max(0, $WINDOW - ($(now) - $T0)))")
   sleep "$sleep_left"
   C1=$(cpu_seconds "$CLOUD_PID"); T1=$(now)
@@ -144,7 +153,7 @@ for N in $COUNTS; do
   RSS=$(rss_bytes "$CLOUD_PID")
   SIM_RSS=$(rss_bytes "$SIM_PID")
   HB=$(grep -o 'hb/s [0-9.]*' "$SIM_OUT" | tail -1 | awk '{print $2}')
-  echo "[$N] controller CPU ${CPU}% RSS $((RSS / 1048576)) MiB; GET /v1/nodes p50/p99 ${LAT// / / } ms"
+  echo "[$N] controller CPU ${CPU}% RSS $((RSS / 1048576)) MiB; p50/p99 ms: GET /v1/nodes?limit=100 ${LAT// / / }, /v1/nodes/{id} ${LAT_ONE// / / }, /v1/nodes ${LAT_ALL// / / }"
 
   # Reconnect storm: restart the controller, time until every node is connected again.
   kill -TERM "$CLOUD_PID"; wait "$CLOUD_PID" 2>/dev/null || true
@@ -155,13 +164,13 @@ for N in $COUNTS; do
   STORM=$(wait_connected "$SIM_OUT" "$N" "$CONNECT_TIMEOUT" "$MARK")
   echo "[$N] reconnect storm: all connected again ${STORM}s after the controller was ready"
 
-  python3 - "$N" "$UP" "$CPU" "$RSS" "$BASE_RSS" "$SIM_RSS" "$HB" "$LAT" "$STORM" >>"$RESULTS" <<'EOF'
+  python3 - "$N" "$UP" "$CPU" "$RSS" "$BASE_RSS" "$SIM_RSS" "$HB" "$LAT" "$LAT_ONE" "$LAT_ALL" "$STORM" >>"$RESULTS" <<'EOF'
 import sys
-n, up, cpu, rss, base, sim_rss, hb, lat, storm = sys.argv[1:10]
+n, up, cpu, rss, base, sim_rss, hb, lat, lat_one, lat_all, storm = sys.argv[1:12]
 n = int(n); rss = int(rss); base = int(base); sim_rss = int(sim_rss)
-p50, p99 = lat.split()
+pp = lambda s: " / ".join(s.split()) + " ms"
 print(f"| {n:,} | {up} s | {cpu}% | {float(cpu) / n * 1000:.2f}% | {rss / 2**20:.0f} MiB | "
-      f"{(rss - base) / n / 1024:.1f} KiB | {sim_rss / n / 1024:.1f} KiB | {hb} | {p50} / {p99} ms | {storm} s |")
+      f"{(rss - base) / n / 1024:.1f} KiB | {sim_rss / n / 1024:.1f} KiB | {hb} | {pp(lat)} | {pp(lat_one)} | {pp(lat_all)} | {storm} s |")
 EOF
   kill -INT "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true
   SIM_PID=""

@@ -68,6 +68,14 @@ const ConfigSchema& cloud_schema() {
            .help = "How often node health is re-evaluated.",
            .min = 10,
            .max = 3'600'000});
+    s.add({.key = "cloud.store.flush_interval",
+           .type = OptionType::kDuration,
+           .default_value = "1s",
+           .help = "How often the latest heartbeats and reported twins, kept in memory, are "
+                   "written to the store (in one transaction). A crash loses at most this much "
+                   "of them; uplink batches are always stored before they are acknowledged.",
+           .min = 10,
+           .max = 60'000});
     s.add({.key = "cloud.ingest.max_batch_bytes",
            .type = OptionType::kBytes,
            .default_value = "64MiB",

@@ -7,6 +7,8 @@
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
+#include <charconv>
+#include <limits>
 #include <shared_mutex>
 #include <unordered_set>
 
@@ -21,6 +23,7 @@
 #include "cloud/pki.h"
 #include "cloud/query.h"
 #include "cloud/store.h"
+#include "cloud/store_writer.h"
 #include "cloud/tokens.h"
 #include "net/http_server.h"
 
@@ -45,15 +48,15 @@ pattern read ganglion/v1/%u/desired
 pattern read ganglion/v1/%u/commands
 )";
 
+constexpr std::size_t kMaxPage = 10'000;
+
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 std::int64_t to_ms(Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
-json node_json(const NodeRecord& n) {
-  json hb = json::parse(n.last_heartbeat, nullptr, false);
-  if (hb.is_discarded()) hb = json::object();
+json node_json_without_heartbeat(const NodeRecord& n) {
   return json{
       {"id", n.id},
       {"labels", n.labels},
@@ -64,9 +67,30 @@ json node_json(const NodeRecord& n) {
       {"version", n.version},
       {"enrolled_at", n.enrolled_at_ms},
       {"last_heartbeat", n.last_heartbeat_ms},
-      {"heartbeat", hb},
       {"certificate", {{"serial", n.cert_serial}, {"expires_at", n.cert_expires_at_ms / 1000}}},
       {"twin", {{"desired_version", n.desired_version}, {"reported_version", n.reported_version}}}};
+}
+
+// The Node object of docs/api.md as text, appended to `out`: like dump(node_json(n)) but the
+// heartbeat (already JSON text from the store) is copied, not parsed and printed again.
+void append_node_json(std::string& out, const NodeRecord& n) {
+  json j = node_json_without_heartbeat(n);
+  std::string text = dump(j);
+  // `text` ends with '}': splice the heartbeat in before it.
+  text.pop_back();
+  out += text;
+  out += ",\"heartbeat\":";
+  const bool object = n.last_heartbeat.size() >= 2 && n.last_heartbeat.front() == '{' &&
+                      n.last_heartbeat.back() == '}';
+  out += object ? n.last_heartbeat : std::string("{}");
+  out += '}';
+}
+
+json node_json(const NodeRecord& n) {
+  json j = node_json_without_heartbeat(n);
+  json hb = json::parse(n.last_heartbeat, nullptr, false);
+  j["heartbeat"] = hb.is_discarded() || !hb.is_object() ? json::object() : hb;
+  return j;
 }
 
 HttpResponse json_response(int status, const json& j) {
@@ -144,6 +168,9 @@ struct Caller {
 
 struct Controller::Parts {
   std::unique_ptr<Store> store;
+  // Heartbeats, reported twins, health changes and uplink batches go through the writer
+  // (group commit, write-behind); everything else writes to the store directly.
+  std::unique_ptr<StoreWriter> writer;
   std::unique_ptr<CertificateAuthority> ca;
   std::string ca_file;
   std::unique_ptr<broker::Broker> broker;
@@ -165,9 +192,9 @@ struct Controller::Parts {
   Duration cert_validity{};
   std::size_t max_batch_bytes = 0;
   std::int64_t retention_raw_ms = 0, retention_rollup_ms = 0;
-  Duration check_interval{}, retention_interval{};
+  Duration check_interval{}, retention_interval{}, flush_interval{};
   int ticks = 0;
-  std::shared_ptr<std::function<void()>> health_tick, retention_tick;
+  std::shared_ptr<std::function<void()>> health_tick, retention_tick, flush_tick;
 
   // Metrics.
   Family<Counter>* enrollments = nullptr;
@@ -178,6 +205,9 @@ struct Controller::Parts {
   Counter* heartbeats = nullptr;
   Family<Gauge>* nodes_by_health = nullptr;
   Histogram* commit_seconds = nullptr;
+  Family<Counter>* transactions = nullptr;
+  Histogram* group_batches = nullptr;
+  Histogram* group_seconds = nullptr;
 };
 
 namespace {
@@ -222,8 +252,7 @@ struct Ctx {
   }
 
   void announce_health(const HealthChange& c) const {
-    Status s = p->store->set_health(c);
-    if (!s.ok()) spdlog::error("cannot store health of {}: {}", c.node, s.to_string());
+    p->writer->health(c);  // stored with the writer's next commit
     spdlog::info("node {} is {} (was {}){}{}", c.node, c.to, c.from, c.reason.empty() ? "" : ": ",
                  c.reason);
     p->events.publish(
@@ -244,6 +273,13 @@ struct Ctx {
     m->qos = 1;
     m->retain = true;
     p->broker->publish(m);
+  }
+
+  // A node as the store has it, with the writer's newer heartbeat, reported twin and health.
+  Result<NodeRecord> node(const std::string& id) const {
+    auto n = p->store->node(id);
+    if (n.ok()) p->writer->overlay(*n);
+    return n;
   }
 
   bool is_active(const std::string& node) const {
@@ -267,8 +303,7 @@ void on_heartbeat(const Ctx& c, const std::string& node, std::string_view payloa
   if (auto it = j.find("problems"); it != j.end() && it->is_array()) {
     for (const auto& v : *it) problems.push_back(v.is_string() ? v.get<std::string>() : dump(v));
   }
-  Status s = c.p->store->record_heartbeat(node, c.now_ms(), version, dump(j));
-  if (!s.ok()) spdlog::warn("node {}: heartbeat not stored: {}", node, s.to_string());
+  c.p->writer->heartbeat({node, c.now_ms(), version, dump(j)});  // write-behind
   std::optional<HealthChange> change;
   {
     std::lock_guard lock(c.p->mu);
@@ -283,20 +318,17 @@ void on_reported(const Ctx& c, const std::string& node, std::string_view payload
     spdlog::warn("node {}: reported twin is not a JSON object; ignored", node);
     return;
   }
-  auto n = c.p->store->node(node);
-  if (!n.ok()) return;
-  const std::int64_t version = n->reported_version + 1;
-  Status s = c.p->store->set_reported(node, dump(j), version, c.now_ms());
-  if (!s.ok()) {
-    spdlog::warn("node {}: reported twin not stored: {}", node, s.to_string());
-    return;
-  }
+  const std::int64_t version = c.p->writer->reported(node, dump(j), c.now_ms(), [&] {
+    auto n = c.p->store->node(node);
+    return n.ok() ? n->reported_version : std::int64_t{0};
+  });
   c.p->events.publish("twin.reported", {{"node", node}, {"version", version}});
 }
 
-// Returns false when the batch could not be stored (do not acknowledge).
-bool on_batch(const Ctx& c, const std::string& node, const std::string& cls,
-              std::string_view payload) {
+// Decodes the batch and hands it to the writer, which acknowledges it (`ack`) once its group
+// is committed; a batch not stored stays unacknowledged.
+void on_batch(const Ctx& c, const std::string& node, const std::string& cls,
+              std::string_view payload, const broker::DeliveryAck& ack) {
   auto batch = decode_uplink_batch(payload, node, cls, c.p->max_batch_bytes);
   if (!batch.ok()) {
     // Acknowledged anyway: sending the same bytes again cannot succeed. Counted and kept
@@ -305,23 +337,27 @@ bool on_batch(const Ctx& c, const std::string& node, const std::string& cls,
     spdlog::warn("node {}: uplink batch on class {} rejected: {}", node, cls,
                  batch.status().message());
     (void)c.p->store->ingest_rejected(node, batch.status().message(), c.now_ms());
-    return true;
+    ack();
+    return;
   }
   const MonoTime t0 = c.clock.now();
-  auto outcome = c.p->store->ingest(*batch, c.now_ms());
-  c.p->commit_seconds->observe(std::chrono::duration<double>(c.clock.now() - t0).count());
-  if (!outcome.ok()) {
-    spdlog::error("node {}: uplink batch {}/{} not stored: {}", node, cls, batch->seq,
-                  outcome.status().to_string());
-    return false;
-  }
-  if (outcome->duplicate) {
-    c.p->duplicates->with({node}).inc();
-  } else {
-    c.p->batches->with({node}).inc();
-    c.p->records->with({node}).inc(outcome->stored);
-  }
-  return true;
+  const std::uint64_t seq = batch->seq;
+  c.p->writer->submit(
+      std::move(*batch), [c, node, cls, seq, t0, ack](Result<IngestOutcome> outcome) {
+        c.p->commit_seconds->observe(std::chrono::duration<double>(c.clock.now() - t0).count());
+        if (!outcome.ok()) {
+          spdlog::error("node {}: uplink batch {}/{} not stored: {}", node, cls, seq,
+                        outcome.status().to_string());
+          return;  // not acknowledged: delivered again when the consumer's session resumes
+        }
+        if (outcome->duplicate) {
+          c.p->duplicates->with({node}).inc();
+        } else {
+          c.p->batches->with({node}).inc();
+          c.p->records->with({node}).inc(outcome->stored);
+        }
+        ack();
+      });
 }
 
 void handle_message(const Ctx& c, const mqtt::Publish& m, const broker::DeliveryAck& ack) {
@@ -339,8 +375,9 @@ void handle_message(const Ctx& c, const mqtt::Publish& m, const broker::Delivery
     if (cls.empty() || cls.find('/') != std::string::npos || cls.size() > 64) {
       c.p->rejected->with({node}).inc();
       (void)c.p->store->ingest_rejected(node, "bad class in topic", c.now_ms());
-    } else if (!on_batch(c, node, cls, m.payload.view())) {
-      return;  // not stored: stays unacknowledged in the broker session, redelivered on resume
+    } else {
+      on_batch(c, node, cls, m.payload.view(), ack);  // acknowledges once stored
+      return;
     }
   }
   ack();
@@ -505,23 +542,57 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
       if (!sel.ok()) return HttpResponse::error(400, "selector: " + sel.status().message());
       selector = *sel;
     }
-    auto nodes = c.p->store->nodes();
-    if (!nodes.ok()) return status_response(nodes.status());
-    json items = json::array();
-    for (const auto& n : *nodes) {
-      if (matches_selector(n, selector)) items.push_back(node_json(n));
+    // Paging: `limit` (1..kMaxPage) and the `continue` token of the previous page (also
+    // accepted as `after=<node id>`). Without `limit`, every node, as before.
+    std::size_t limit = std::numeric_limits<std::size_t>::max();
+    if (auto it = req.query.find("limit"); it != req.query.end()) {
+      std::size_t v = 0;
+      const auto* end = it->second.data() + it->second.size();
+      auto [ptr, ec] = std::from_chars(it->second.data(), end, v);
+      if (ec != std::errc() || ptr != end || v < 1 || v > kMaxPage)
+        return HttpResponse::error(400, "limit: expected an integer from 1 to 10000");
+      limit = v;
     }
-    return json_response(200, {{"items", items}});
+    std::string after;
+    if (auto it = req.query.find("continue"); it != req.query.end()) after = it->second;
+    if (auto it = req.query.find("after"); it != req.query.end()) after = it->second;
+    auto page = c.p->store->nodes_page(after, limit, selector);
+    if (!page.ok()) return status_response(page.status());
+    std::string body = "{\"items\":[";
+    bool first = true;
+    for (auto& n : page->items) {
+      c.p->writer->overlay(n);
+      if (!first) body += ',';
+      first = false;
+      append_node_json(body, n);
+    }
+    body += ']';
+    if (page->more && !page->items.empty()) {
+      body += ",\"continue\":";
+      body += dump(json(page->items.back().id));
+    }
+    body += '}';
+    return HttpResponse::json(200, std::move(body));
   });
   r.add("GET", "/v1/nodes/{id}", [c](const HttpRequest& req) {
     GANGLION_AUTHORIZE(caller, c, req, Role::kViewer);
     (void)caller;
     const std::string& id = req.params.at("id");
-    auto n = c.p->store->node(id);
+    auto n = c.node(id);
     if (!n.ok()) return status_response(n.status());
     json j = node_json(*n);
     json history = json::array();
+    // Changes not yet committed first (then the store's): a change committed in between is
+    // in both lists and shown once.
+    std::vector<HealthChange> unwritten = c.p->writer->unwritten_health(id);
     if (auto h = c.p->store->health_history(id, 50); h.ok()) {
+      for (const auto& u : unwritten) {
+        const bool stored = std::any_of(h->begin(), h->end(), [&](const HealthChange& e) {
+          return e.ts_ms == u.ts_ms && e.from == u.from && e.to == u.to && e.reason == u.reason;
+        });
+        if (!stored) h->push_back(u);
+      }
+      if (h->size() > 50) h->erase(h->begin(), h->end() - 50);
       for (const auto& e : *h)
         history.push_back({{"ts", e.ts_ms}, {"from", e.from}, {"to", e.to}, {"reason", e.reason}});
     }
@@ -550,7 +621,7 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
     if (!body || !body->contains("labels") || !(*body)["labels"].is_object()) {
       return HttpResponse::error(400, "body: expected {\"labels\": {key: value or null}}");
     }
-    auto n = c.p->store->node(id);
+    auto n = c.node(id);
     if (!n.ok()) return status_response(n.status());
     LabelMap labels = n->labels;
     for (auto& [k, v] : (*body)["labels"].items()) {
@@ -589,7 +660,7 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
   r.add("GET", "/v1/nodes/{id}/twin", [c](const HttpRequest& req) {
     GANGLION_AUTHORIZE(caller, c, req, Role::kViewer);
     (void)caller;
-    auto n = c.p->store->node(req.params.at("id"));
+    auto n = c.node(req.params.at("id"));
     if (!n.ok()) return status_response(n.status());
     return json_response(200, {{"node", n->id},
                                {"desired",
@@ -608,7 +679,7 @@ void add_api_routes(const Ctx& c, net::HttpRouter& r) {
       return HttpResponse::error(
           400, "body: expected {\"desired\": <JSON merge patch of the desired properties>}");
     }
-    auto n = c.p->store->node(id);
+    auto n = c.node(id);
     if (!n.ok()) return status_response(n.status());
     json desired = json::parse(n->desired, nullptr, false);
     if (desired.is_discarded()) desired = json::object();
@@ -813,6 +884,7 @@ Status Controller::start() {
   p.retention_rollup_ms = config_.integer("cloud.retention.rollup");
   p.check_interval = std::chrono::milliseconds(config_.integer("cloud.health.check_interval"));
   p.retention_interval = std::chrono::milliseconds(config_.integer("cloud.retention.interval"));
+  p.flush_interval = std::chrono::milliseconds(config_.integer("cloud.store.flush_interval"));
   HealthPolicy policy{std::chrono::milliseconds(config_.integer("cloud.heartbeat.interval")),
                       std::chrono::milliseconds(config_.integer("cloud.heartbeat.offline_grace"))};
   p.health = std::make_unique<HealthTracker>(clock_, policy);
@@ -832,12 +904,34 @@ Status Controller::start() {
   p.commit_seconds =
       &metrics_
            .histogram("ganglion_cloud_ingest_commit_seconds",
-                      "Time to store one uplink batch durably.", exponential_buckets(0.0005, 2, 14))
+                      "Time from receiving an uplink batch until it is stored durably (waiting "
+                      "for its group commit included).",
+                      exponential_buckets(0.0005, 2, 14))
            .get();
+  p.transactions = &metrics_.counter("ganglion_cloud_store_group_commits_total",
+                                     "Group commits of the store writer by outcome.", {"outcome"});
+  p.group_batches =
+      &metrics_
+           .histogram("ganglion_cloud_store_group_batches", "Uplink batches per group commit.",
+                      exponential_buckets(1, 2, 11))
+           .get();
+  p.group_seconds = &metrics_
+                         .histogram("ganglion_cloud_store_group_commit_seconds",
+                                    "Duration of one group commit (node state and batches).",
+                                    exponential_buckets(0.0005, 2, 14))
+                         .get();
 
   // Store.
   GANGLION_ASSIGN_OR_RETURN(p.store, open_sqlite_store(join_path(data_dir, "cloud.db")));
   restrict_to_owner(join_path(data_dir, "cloud.db"));
+  StoreWriter::Options wo;
+  wo.on_commit = [parts = &p](const StoreWriter::CommitInfo& info) {
+    parts->transactions->with({info.ok ? "ok" : "failed"}).inc();
+    parts->group_batches->observe(static_cast<double>(info.batches));
+    parts->group_seconds->observe(std::chrono::duration<double>(info.elapsed).count());
+  };
+  p.writer = std::make_unique<StoreWriter>(*p.store, clock_, std::move(wo));
+  p.writer->start();
 
   // PKI.
   const std::string pki_dir = join_path(data_dir, "pki");
@@ -976,6 +1070,13 @@ Status Controller::start() {
   };
   p.timers->schedule_after(p.retention_interval, *retention_ptr);
   p.retention_tick = retention_ptr;
+  auto flush_ptr = std::make_shared<std::function<void()>>();
+  *flush_ptr = [ctx, weak = std::weak_ptr<std::function<void()>>(flush_ptr)] {
+    ctx.p->writer->flush_state();
+    if (auto self = weak.lock()) ctx.p->timers->schedule_after(ctx.p->flush_interval, *self);
+  };
+  p.timers->schedule_after(p.flush_interval, *flush_ptr);
+  p.flush_tick = flush_ptr;
 
   add_api_routes(ctx, *p.router);
 
@@ -1002,10 +1103,13 @@ void Controller::stop() {
   if (p.timers) p.timers->close();
   p.health_tick.reset();
   p.retention_tick.reset();
+  p.flush_tick.reset();
   p.events.close_all();
   if (p.http) p.http->stop();
   if (p.listener) p.listener->stop();
   if (p.broker) p.broker->shutdown();
+  // Writes the queued batches and the node state still in memory.
+  if (p.writer) p.writer->stop();
 }
 
 void Controller::release() {
@@ -1016,6 +1120,7 @@ void Controller::release() {
   p.listener.reset();
   p.timers.reset();
   p.broker.reset();
+  p.writer.reset();
   p.store.reset();
 }
 

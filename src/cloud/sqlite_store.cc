@@ -1,11 +1,16 @@
-// SQLite implementation of Store. One connection behind one mutex: the controller's write
-// rate (heartbeats, batches) is far below what one connection sustains, and serialising keeps
-// every transaction simple. WAL with synchronous=FULL: a commit that returned is on disk,
-// which is what the deferred MQTT acknowledgement of an uplink batch rests on.
+// SQLite implementation of Store. One writing connection behind a fair (first come, first
+// served) lock, so an enrolment waits for at most the commits queued before it, never behind
+// a stream of them; read methods use separate read-only connections (WAL lets readers run
+// while a commit is in progress). WAL with synchronous=FULL: a commit that returned is on
+// disk, which is what the deferred MQTT acknowledgement of an uplink batch rests on. The
+// statements of the hot write path (write_group) are prepared once and cached.
 #include <sqlite3.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <condition_variable>
 #include <mutex>
+#include <unordered_map>
 
 #include "cloud/store.h"
 
@@ -181,11 +186,43 @@ class Stmt {
              : std::string();
   }
   sqlite3_stmt* raw() { return s_; }
+  void reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
 
  private:
   sqlite3_stmt* s_ = nullptr;
   int rc_ = SQLITE_ERROR;
 };
+
+// A ticket lock: waiters get the lock in the order they asked for it. The group committer
+// takes the writing connection back to back; with a plain mutex an enrolment could wait
+// behind many of its commits.
+class FairMutex {
+ public:
+  void lock() {
+    std::unique_lock l(mu_);
+    const std::uint64_t ticket = next_++;
+    cv_.wait(l, [&] { return serving_ == ticket; });
+  }
+  void unlock() {
+    {
+      std::lock_guard l(mu_);
+      ++serving_;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::uint64_t next_ = 0, serving_ = 0;
+};
+
+Status conn_error(sqlite3* db, std::string_view what) {
+  return IoError("sqlite " + std::string(what) + ": " + sqlite3_errmsg(db));
+}
 
 constexpr const char* kNodeColumns =
     "id, labels, revoked, version, health, health_reason, health_since, enrolled_at, "
@@ -243,10 +280,38 @@ ApiToken read_api(Stmt& s) {
 class SqliteStore final : public Store {
  public:
   explicit SqliteStore(sqlite3* db) : db_(db) {}
-  ~SqliteStore() override { sqlite3_close(db_); }
+  ~SqliteStore() override {
+    cache_.clear();
+    for (auto& r : readers_) {
+      if (r->owned) sqlite3_close(r->db);
+    }
+    sqlite3_close(db_);
+  }
+
+  // Opens `n` read-only connections to `path` (after init()); none for ":memory:", where
+  // reads share the writing connection.
+  Status open_readers(const std::string& path, int n) {
+    if (path == ":memory:" || path.empty() || n <= 0) {
+      readers_.push_back(std::make_unique<ReaderConn>(db_, false));
+      return Status::Ok();
+    }
+    for (int i = 0; i < n; ++i) {
+      sqlite3* db = nullptr;
+      const int rc =
+          sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, nullptr);
+      if (rc != SQLITE_OK) {
+        std::string m = db ? sqlite3_errmsg(db) : "out of memory";
+        sqlite3_close(db);
+        return IoError("cannot open a reader on " + path + ": " + m);
+      }
+      sqlite3_busy_timeout(db, 5000);
+      readers_.push_back(std::make_unique<ReaderConn>(db, true));
+    }
+    return Status::Ok();
+  }
 
   Status init() {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     GANGLION_RETURN_IF_ERROR(exec("PRAGMA journal_mode=WAL"));
     GANGLION_RETURN_IF_ERROR(exec("PRAGMA synchronous=FULL"));
     GANGLION_RETURN_IF_ERROR(exec("PRAGMA foreign_keys=ON"));
@@ -284,7 +349,7 @@ class SqliteStore final : public Store {
   std::int64_t schema_version() override { return schema_version_; }
 
   Status enroll(const std::string& token_hash, std::int64_t now_ms, const NodeRecord& n) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     GANGLION_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
     Status s = [&]() -> Status {
       Stmt t(db_,
@@ -319,23 +384,54 @@ class SqliteStore final : public Store {
   }
 
   Result<NodeRecord> node(const std::string& id) override {
-    std::lock_guard lock(mu_);
-    Stmt s(db_, std::string("SELECT ") + kNodeColumns + " FROM nodes WHERE id = ?");
+    Reader r = reader();
+    sqlite3* db = r.db;
+    Stmt s(db, std::string("SELECT ") + kNodeColumns + " FROM nodes WHERE id = ?");
     s.bind(1, id);
     const int rc = s.step();
     if (rc == SQLITE_ROW) return read_node(s);
     if (rc == SQLITE_DONE) return NotFound("node " + id);
-    return db_error("read node");
+    return conn_error(db, "read node");
   }
 
   Result<std::vector<NodeRecord>> nodes() override {
-    std::lock_guard lock(mu_);
-    Stmt s(db_, std::string("SELECT ") + kNodeColumns + " FROM nodes ORDER BY id");
+    Reader r = reader();
+    sqlite3* db = r.db;
+    Stmt s(db, std::string("SELECT ") + kNodeColumns + " FROM nodes ORDER BY id");
     std::vector<NodeRecord> out;
     int rc;
     while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_node(s));
-    if (rc != SQLITE_DONE) return db_error("list nodes");
+    if (rc != SQLITE_DONE) return conn_error(db, "list nodes");
     return out;
+  }
+
+  Result<NodePage> nodes_page(const std::string& after, std::size_t limit,
+                              const LabelMap& selector) override {
+    Reader r = reader();
+    sqlite3* db = r.db;
+    Stmt s(db, std::string("SELECT ") + kNodeColumns + " FROM nodes WHERE id > ? ORDER BY id");
+    s.bind(1, after);
+    NodePage page;
+    int rc;
+    while ((rc = s.step()) == SQLITE_ROW) {
+      NodeRecord n = read_node(s);
+      bool match = true;
+      for (const auto& [k, v] : selector) {
+        auto it = n.labels.find(k);
+        if (it == n.labels.end() || it->second != v) {
+          match = false;
+          break;
+        }
+      }
+      if (!match) continue;
+      if (page.items.size() == limit) {
+        page.more = true;
+        return page;
+      }
+      page.items.push_back(std::move(n));
+    }
+    if (rc != SQLITE_DONE) return conn_error(db, "list nodes");
+    return page;
   }
 
   Status set_labels(const std::string& id, const LabelMap& labels) override {
@@ -343,7 +439,7 @@ class SqliteStore final : public Store {
   }
 
   Status set_revoked(const std::string& id) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     GANGLION_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
     Stmt s(db_, "UPDATE nodes SET revoked = 1 WHERE id = ?");
     s.bind(1, id);
@@ -366,7 +462,7 @@ class SqliteStore final : public Store {
 
   Status set_certificate(const std::string& id, const std::string& serial,
                          std::int64_t expires_at_ms, const std::string& key_sha256) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     Stmt s(
         db_,
         "UPDATE nodes SET cert_serial = ?2, cert_expires_at = ?3, key_sha256 = ?4 WHERE id = ?1");
@@ -378,7 +474,7 @@ class SqliteStore final : public Store {
 
   Status record_heartbeat(const std::string& id, std::int64_t ts_ms, const std::string& version,
                           const std::string& heartbeat_json) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     Stmt s(db_, "UPDATE nodes SET last_heartbeat = ?2, version = ?3, heartbeat = ?4 WHERE id = ?1");
     s.bind(1, id).bind(2, ts_ms).bind(3, version).bind(4, heartbeat_json);
     if (s.step() != SQLITE_DONE) return db_error("heartbeat");
@@ -387,7 +483,7 @@ class SqliteStore final : public Store {
   }
 
   Status set_health(const HealthChange& c) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     GANGLION_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
     Stmt s(db_,
            "UPDATE nodes SET health = ?2, health_reason = ?3, health_since = ?4 WHERE id = ?1");
@@ -405,8 +501,9 @@ class SqliteStore final : public Store {
 
   Result<std::vector<HealthChange>> health_history(const std::string& id,
                                                    std::size_t limit) override {
-    std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Reader r = reader();
+    sqlite3* db = r.db;
+    Stmt s(db,
            "SELECT node, ts, from_state, to_state, reason FROM (SELECT * FROM health_history "
            "WHERE node = ? ORDER BY id DESC LIMIT ?) ORDER BY id");
     s.bind(1, id).bind(2, static_cast<std::int64_t>(limit));
@@ -414,13 +511,13 @@ class SqliteStore final : public Store {
     int rc;
     while ((rc = s.step()) == SQLITE_ROW)
       out.push_back({s.str(0), s.i64(1), s.str(2), s.str(3), s.str(4)});
-    if (rc != SQLITE_DONE) return db_error("health history");
+    if (rc != SQLITE_DONE) return conn_error(db, "health history");
     return out;
   }
 
   Status set_desired(const std::string& id, const std::string& json,
                      std::int64_t version) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     Stmt s(db_, "UPDATE nodes SET desired = ?2, desired_version = ?3 WHERE id = ?1");
     s.bind(1, id).bind(2, json).bind(3, version);
     if (s.step() != SQLITE_DONE) return db_error("set desired");
@@ -430,7 +527,7 @@ class SqliteStore final : public Store {
 
   Status set_reported(const std::string& id, const std::string& json, std::int64_t version,
                       std::int64_t ts_ms) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     Stmt s(db_,
            "UPDATE nodes SET reported = ?2, reported_version = ?3, reported_at = ?4 WHERE id = ?1");
     s.bind(1, id).bind(2, json).bind(3, version).bind(4, ts_ms);
@@ -440,7 +537,7 @@ class SqliteStore final : public Store {
   }
 
   Status add_bootstrap_token(const BootstrapToken& t) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     Stmt s(db_,
            "INSERT INTO bootstrap_tokens (id, hash, labels, created_at, expires_at, max_uses, "
            "uses, created_by) "
@@ -460,31 +557,33 @@ class SqliteStore final : public Store {
   }
 
   Result<BootstrapToken> bootstrap_token_by_hash(const std::string& hash) override {
-    std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Reader r = reader();
+    sqlite3* db = r.db;
+    Stmt s(db,
            "SELECT id, hash, labels, created_at, expires_at, max_uses, uses, created_by "
            "FROM bootstrap_tokens WHERE hash = ?");
     s.bind(1, hash);
     const int rc = s.step();
     if (rc == SQLITE_ROW) return read_bootstrap(s);
     if (rc == SQLITE_DONE) return NotFound("token");
-    return db_error("read token");
+    return conn_error(db, "read token");
   }
 
   Result<std::vector<BootstrapToken>> bootstrap_tokens() override {
-    std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Reader r = reader();
+    sqlite3* db = r.db;
+    Stmt s(db,
            "SELECT id, hash, labels, created_at, expires_at, max_uses, uses, created_by "
            "FROM bootstrap_tokens ORDER BY created_at, id");
     std::vector<BootstrapToken> out;
     int rc;
     while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_bootstrap(s));
-    if (rc != SQLITE_DONE) return db_error("list tokens");
+    if (rc != SQLITE_DONE) return conn_error(db, "list tokens");
     return out;
   }
 
   Status delete_bootstrap_token(const std::string& id) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     Stmt s(db_, "DELETE FROM bootstrap_tokens WHERE id = ?");
     s.bind(1, id);
     if (s.step() != SQLITE_DONE) return db_error("delete token");
@@ -493,7 +592,7 @@ class SqliteStore final : public Store {
   }
 
   Status add_api_token(const ApiToken& t) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     Stmt s(db_,
            "INSERT INTO api_tokens (id, name, role, hash, created_at, revoked) VALUES (?, ?, ?, ?, "
            "?, ?)");
@@ -510,29 +609,31 @@ class SqliteStore final : public Store {
   }
 
   Result<ApiToken> api_token_by_hash(const std::string& hash) override {
-    std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT id, name, role, hash, created_at, revoked FROM api_tokens WHERE hash = ?");
+    Reader r = reader();
+    sqlite3* db = r.db;
+    Stmt s(db, "SELECT id, name, role, hash, created_at, revoked FROM api_tokens WHERE hash = ?");
     s.bind(1, hash);
     const int rc = s.step();
     if (rc == SQLITE_ROW) return read_api(s);
     if (rc == SQLITE_DONE) return NotFound("api token");
-    return db_error("read api token");
+    return conn_error(db, "read api token");
   }
 
   Result<std::vector<ApiToken>> api_tokens() override {
-    std::lock_guard lock(mu_);
+    Reader r = reader();
+    sqlite3* db = r.db;
     Stmt s(
-        db_,
+        db,
         "SELECT id, name, role, hash, created_at, revoked FROM api_tokens ORDER BY created_at, id");
     std::vector<ApiToken> out;
     int rc;
     while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_api(s));
-    if (rc != SQLITE_DONE) return db_error("list api tokens");
+    if (rc != SQLITE_DONE) return conn_error(db, "list api tokens");
     return out;
   }
 
   Status audit(const AuditEntry& e) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     Stmt s(
         db_,
         "INSERT INTO audit (ts, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)");
@@ -547,8 +648,9 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<AuditEntry>> audit_log(std::int64_t since_id, std::size_t limit) override {
-    std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Reader r = reader();
+    sqlite3* db = r.db;
+    Stmt s(db,
            "SELECT id, ts, actor, action, target, outcome, detail FROM audit WHERE id > ? ORDER BY "
            "id LIMIT ?");
     s.bind(1, since_id).bind(2, static_cast<std::int64_t>(limit));
@@ -557,92 +659,54 @@ class SqliteStore final : public Store {
     while ((rc = s.step()) == SQLITE_ROW) {
       out.push_back({s.i64(0), s.i64(1), s.str(2), s.str(3), s.str(4), s.str(5), s.str(6)});
     }
-    if (rc != SQLITE_DONE) return db_error("audit log");
+    if (rc != SQLITE_DONE) return conn_error(db, "audit log");
     return out;
   }
 
   Result<IngestOutcome> ingest(const IngestBatch& b, std::int64_t now_ms) override {
-    std::lock_guard lock(mu_);
-    GANGLION_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
-    IngestOutcome out;
-    Status s = [&]() -> Status {
-      {
-        Stmt d(db_, "SELECT 1 FROM ingest_batches WHERE node = ? AND class = ? AND seq = ?");
-        d.bind(1, b.node).bind(2, b.cls).bind(3, static_cast<std::int64_t>(b.seq));
-        const int rc = d.step();
-        if (rc == SQLITE_ROW) {
-          out.duplicate = true;
-          Stmt u(db_,
-                 "INSERT INTO ingest_stats (node, duplicates) VALUES (?, 1) ON CONFLICT(node) "
-                 "DO UPDATE SET duplicates = duplicates + 1");
-          u.bind(1, b.node);
-          return u.step() == SQLITE_DONE ? Status::Ok() : db_error("ingest stats");
-        }
-        if (rc != SQLITE_DONE) return db_error("dedupe lookup");
-      }
-      std::int64_t high_water = -1;
-      {
-        Stmt c(db_, "SELECT high_water FROM ingest_cursor WHERE node = ? AND class = ?");
-        c.bind(1, b.node).bind(2, b.cls);
-        if (c.step() == SQLITE_ROW) high_water = c.i64(0);
-      }
-      Stmt r(db_,
-             "INSERT INTO records (node, class, ts, topic, payload, log_offset) VALUES (?, ?, ?, "
-             "?, ?, ?)");
-      for (const auto& rec : b.records) {
-        if (rec.offset && high_water >= 0 && static_cast<std::int64_t>(*rec.offset) < high_water) {
-          ++out.skipped;
-          continue;
-        }
-        sqlite3_reset(r.raw());
-        r.bind(1, b.node).bind(2, b.cls).bind(3, rec.ts_ms).bind(4, rec.topic).bind(5, rec.payload);
-        if (rec.offset)
-          r.bind(6, static_cast<std::int64_t>(*rec.offset));
-        else
-          r.bind_null(6);
-        if (r.step() != SQLITE_DONE) return db_error("insert record");
-        ++out.stored;
-      }
-      Stmt bt(db_,
-              "INSERT INTO ingest_batches (node, class, seq, end_offset, records, received_at) "
-              "VALUES (?, ?, ?, ?, ?, ?)");
-      bt.bind(1, b.node)
-          .bind(2, b.cls)
-          .bind(3, static_cast<std::int64_t>(b.seq))
-          .bind(4, static_cast<std::int64_t>(b.end))
-          .bind(5, static_cast<std::int64_t>(out.stored))
-          .bind(6, now_ms);
-      if (bt.step() != SQLITE_DONE) return db_error("insert batch");
-      if (b.end > 0) {
-        Stmt cu(db_,
-                "INSERT INTO ingest_cursor (node, class, high_water) VALUES (?1, ?2, ?3) ON "
-                "CONFLICT(node, class) "
-                "DO UPDATE SET high_water = max(high_water, ?3)");
-        cu.bind(1, b.node).bind(2, b.cls).bind(3, static_cast<std::int64_t>(b.end));
-        if (cu.step() != SQLITE_DONE) return db_error("cursor");
-      }
-      // `duplicates` counts whole batches received again; records skipped below the
-      // high-water mark show as records not added.
-      Stmt st(
-          db_,
-          "INSERT INTO ingest_stats (node, batches, records, last_ingest) VALUES (?1, 1, ?2, ?3) "
-          "ON CONFLICT(node) DO UPDATE SET batches = batches + 1, records = records + ?2, "
-          "last_ingest = ?3");
-      st.bind(1, b.node).bind(2, static_cast<std::int64_t>(out.stored)).bind(3, now_ms);
-      if (st.step() != SQLITE_DONE) return db_error("ingest stats");
-      return Status::Ok();
-    }();
-    if (!s.ok()) {
+    WriteGroup g;
+    g.batches.push_back(b);
+    GroupResult r = write_group(g, now_ms);
+    if (!r.status.ok()) return r.status;
+    return std::move(r.batches.front());
+  }
+
+  GroupResult write_group(const WriteGroup& g, std::int64_t now_ms) override {
+    std::lock_guard lock(wmu_);
+    auto all = [&](Status s) {
+      std::vector<Result<IngestOutcome>> each(g.batches.size(), Result<IngestOutcome>(s));
+      return GroupResult{std::move(s), std::move(each)};
+    };
+    if (Status s = exec("BEGIN IMMEDIATE"); !s.ok()) return all(s);
+    if (Status s = write_state_locked(g); !s.ok()) {
       (void)exec("ROLLBACK");
-      return s;
+      return all(s);
     }
-    GANGLION_RETURN_IF_ERROR(exec("COMMIT"));
+    GroupResult out;
+    out.batches.reserve(g.batches.size());
+    for (const auto& b : g.batches) {
+      if (Status s = exec("SAVEPOINT batch"); !s.ok()) {
+        (void)exec("ROLLBACK");
+        return all(s);
+      }
+      auto r = ingest_locked(b, now_ms);
+      if (!r.ok()) (void)exec("ROLLBACK TO batch");
+      if (Status s = exec("RELEASE batch"); !s.ok()) {
+        (void)exec("ROLLBACK");
+        return all(s);
+      }
+      out.batches.push_back(std::move(r));
+    }
+    if (Status s = exec("COMMIT"); !s.ok()) {
+      (void)exec("ROLLBACK");
+      return all(s);
+    }
     return out;
   }
 
   Status ingest_rejected(const std::string& node, const std::string& error,
                          std::int64_t now_ms) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     Stmt s(
         db_,
         "INSERT INTO ingest_stats (node, rejected, last_error, last_ingest) VALUES (?1, 1, ?2, ?3) "
@@ -653,8 +717,9 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<IngestStats>> ingest_stats() override {
-    std::lock_guard lock(mu_);
-    Stmt s(db_,
+    Reader r = reader();
+    sqlite3* db = r.db;
+    Stmt s(db,
            "SELECT node, batches, records, duplicates, rejected, last_ingest, last_error FROM "
            "ingest_stats ORDER BY node");
     std::vector<IngestStats> out;
@@ -662,22 +727,24 @@ class SqliteStore final : public Store {
     while ((rc = s.step()) == SQLITE_ROW) {
       out.push_back({s.str(0), s.i64(1), s.i64(2), s.i64(3), s.i64(4), s.i64(5), s.str(6)});
     }
-    if (rc != SQLITE_DONE) return db_error("ingest stats");
+    if (rc != SQLITE_DONE) return conn_error(db, "ingest stats");
     return out;
   }
 
   Result<std::int64_t> record_count(const std::string& node) override {
-    std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT count(*) FROM records WHERE node = ?");
+    Reader r = reader();
+    sqlite3* db = r.db;
+    Stmt s(db, "SELECT count(*) FROM records WHERE node = ?");
     s.bind(1, node);
-    if (s.step() != SQLITE_ROW) return db_error("count");
+    if (s.step() != SQLITE_ROW) return conn_error(db, "count");
     return s.i64(0);
   }
 
   Result<std::vector<QueryRow>> query(const SqlQuery& q) override {
-    std::lock_guard lock(mu_);
-    Stmt s(db_, q.sql);
-    if (!s.ok()) return db_error("prepare query");
+    Reader r = reader();
+    sqlite3* db = r.db;
+    Stmt s(db, q.sql);
+    if (!s.ok()) return conn_error(db, "prepare query");
     int i = 1;
     for (const auto& p : q.params) {
       std::visit([&](const auto& v) { s.bind(i, v); }, p);
@@ -686,12 +753,12 @@ class SqliteStore final : public Store {
     std::vector<QueryRow> out;
     int rc;
     while ((rc = s.step()) == SQLITE_ROW) out.push_back({s.i64(0), s.str(1), s.dbl(2), s.i64(3)});
-    if (rc != SQLITE_DONE) return db_error("query");
+    if (rc != SQLITE_DONE) return conn_error(db, "query");
     return out;
   }
 
   Status rollup(std::int64_t before_ms) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     before_ms -= before_ms % 60'000;
     std::int64_t from = 0;
     {
@@ -723,7 +790,7 @@ ON CONFLICT (node, class, minute, field) DO UPDATE SET count = count + excluded.
 
   Result<std::int64_t> apply_retention(std::int64_t raw_before_ms,
                                        std::int64_t rollup_before_ms) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     Stmt r(db_, "DELETE FROM records WHERE ts < ?");
     r.bind(1, raw_before_ms);
     if (r.step() != SQLITE_DONE) return db_error("retention");
@@ -735,6 +802,121 @@ ON CONFLICT (node, class, minute, field) DO UPDATE SET count = count + excluded.
   }
 
  private:
+  // REQUIRES: wmu_ held, in a transaction.
+  Status write_state_locked(const WriteGroup& g) {
+    if (!g.heartbeats.empty()) {
+      Cached s = cached(
+          "UPDATE nodes SET last_heartbeat = ?2, version = ?3, heartbeat = ?4 WHERE id = ?1");
+      for (const auto& h : g.heartbeats) {
+        s->reset();
+        s->bind(1, h.node).bind(2, h.ts_ms).bind(3, h.version).bind(4, h.heartbeat_json);
+        if (s->step() != SQLITE_DONE) return db_error("heartbeat");
+      }
+    }
+    if (!g.reported.empty()) {
+      Cached s = cached(
+          "UPDATE nodes SET reported = ?2, reported_version = ?3, reported_at = ?4 WHERE id = ?1");
+      for (const auto& r : g.reported) {
+        s->reset();
+        s->bind(1, r.node).bind(2, r.json).bind(3, r.version).bind(4, r.ts_ms);
+        if (s->step() != SQLITE_DONE) return db_error("set reported");
+      }
+    }
+    if (!g.health.empty()) {
+      Cached s = cached(
+          "UPDATE nodes SET health = ?2, health_reason = ?3, health_since = ?4 WHERE id = ?1");
+      Cached h = cached(
+          "INSERT INTO health_history (node, ts, from_state, to_state, reason) VALUES (?, ?, ?, ?, "
+          "?)");
+      for (const auto& c : g.health) {
+        s->reset();
+        h->reset();
+        s->bind(1, c.node).bind(2, c.to).bind(3, c.reason).bind(4, c.ts_ms);
+        h->bind(1, c.node).bind(2, c.ts_ms).bind(3, c.from).bind(4, c.to).bind(5, c.reason);
+        if (s->step() != SQLITE_DONE || h->step() != SQLITE_DONE) return db_error("set health");
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Stores one batch (dedupe by (node, class, seq), records below the high-water mark
+  // skipped). REQUIRES: wmu_ held, in a transaction (the caller rolls back on error).
+  Result<IngestOutcome> ingest_locked(const IngestBatch& b, std::int64_t now_ms) {
+    IngestOutcome out;
+    {
+      Cached d = cached("SELECT 1 FROM ingest_batches WHERE node = ? AND class = ? AND seq = ?");
+      d->bind(1, b.node).bind(2, b.cls).bind(3, static_cast<std::int64_t>(b.seq));
+      const int rc = d->step();
+      if (rc == SQLITE_ROW) {
+        out.duplicate = true;
+        Cached u = cached(
+            "INSERT INTO ingest_stats (node, duplicates) VALUES (?, 1) ON CONFLICT(node) "
+            "DO UPDATE SET duplicates = duplicates + 1");
+        u->bind(1, b.node);
+        if (u->step() != SQLITE_DONE) return db_error("ingest stats");
+        return out;
+      }
+      if (rc != SQLITE_DONE) return db_error("dedupe lookup");
+    }
+    std::int64_t high_water = -1;
+    {
+      Cached c = cached("SELECT high_water FROM ingest_cursor WHERE node = ? AND class = ?");
+      c->bind(1, b.node).bind(2, b.cls);
+      if (c->step() == SQLITE_ROW) high_water = c->i64(0);
+    }
+    {
+      Cached r = cached(
+          "INSERT INTO records (node, class, ts, topic, payload, log_offset) VALUES (?, ?, ?, "
+          "?, ?, ?)");
+      for (const auto& rec : b.records) {
+        if (rec.offset && high_water >= 0 && static_cast<std::int64_t>(*rec.offset) < high_water) {
+          ++out.skipped;
+          continue;
+        }
+        r->reset();
+        r->bind(1, b.node)
+            .bind(2, b.cls)
+            .bind(3, rec.ts_ms)
+            .bind(4, rec.topic)
+            .bind(5, rec.payload);
+        if (rec.offset)
+          r->bind(6, static_cast<std::int64_t>(*rec.offset));
+        else
+          r->bind_null(6);
+        if (r->step() != SQLITE_DONE) return db_error("insert record");
+        ++out.stored;
+      }
+    }
+    {
+      Cached bt = cached(
+          "INSERT INTO ingest_batches (node, class, seq, end_offset, records, received_at) "
+          "VALUES (?, ?, ?, ?, ?, ?)");
+      bt->bind(1, b.node)
+          .bind(2, b.cls)
+          .bind(3, static_cast<std::int64_t>(b.seq))
+          .bind(4, static_cast<std::int64_t>(b.end))
+          .bind(5, static_cast<std::int64_t>(out.stored))
+          .bind(6, now_ms);
+      if (bt->step() != SQLITE_DONE) return db_error("insert batch");
+    }
+    if (b.end > 0) {
+      Cached cu = cached(
+          "INSERT INTO ingest_cursor (node, class, high_water) VALUES (?1, ?2, ?3) ON "
+          "CONFLICT(node, class) DO UPDATE SET high_water = max(high_water, ?3)");
+      cu->bind(1, b.node).bind(2, b.cls).bind(3, static_cast<std::int64_t>(b.end));
+      if (cu->step() != SQLITE_DONE) return db_error("cursor");
+    }
+    // `duplicates` counts whole batches received again; records skipped below the
+    // high-water mark show as records not added.
+    Cached st = cached(
+        "INSERT INTO ingest_stats (node, batches, records, last_ingest) VALUES (?1, 1, ?2, ?3) "
+        "ON CONFLICT(node) DO UPDATE SET batches = batches + 1, records = records + ?2, "
+        "last_ingest = ?3");
+    st->bind(1, b.node).bind(2, static_cast<std::int64_t>(out.stored)).bind(3, now_ms);
+    if (st->step() != SQLITE_DONE) return db_error("ingest stats");
+    return out;
+  }
+
   Status exec(const std::string& sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
@@ -748,7 +930,7 @@ ON CONFLICT (node, class, minute, field) DO UPDATE SET count = count + excluded.
     return IoError("sqlite " + std::string(what) + ": " + sqlite3_errmsg(db_));
   }
   Status update_node(const char* sql, const std::string& id, const std::string& value) {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(wmu_);
     Stmt s(db_, sql);
     s.bind(1, id).bind(2, value);
     if (s.step() != SQLITE_DONE) return db_error("update node");
@@ -766,14 +948,57 @@ ON CONFLICT (node, class, minute, field) DO UPDATE SET count = count + excluded.
     return Status::Ok();
   }
 
-  std::mutex mu_;
+  struct ReaderConn {
+    ReaderConn(sqlite3* d, bool o) : db(d), owned(o) {}
+    sqlite3* db;
+    bool owned;
+    std::mutex mu;
+  };
+  struct Reader {
+    std::unique_lock<std::mutex> lock;
+    sqlite3* db;
+  };
+  // A free read-only connection, or (all busy) the next one in turn.
+  Reader reader() {
+    for (auto& r : readers_) {
+      std::unique_lock l(r->mu, std::try_to_lock);
+      if (l.owns_lock()) return {std::move(l), r->db};
+    }
+    auto& r = *readers_[next_reader_.fetch_add(1) % readers_.size()];
+    return {std::unique_lock(r.mu), r.db};
+  }
+
+  // A cached statement of the writing connection, reset (and its bindings cleared) when the
+  // holder goes out of scope. REQUIRES: wmu_ held.
+  class Cached {
+   public:
+    Cached(Stmt& s) : s_(s) {}  // NOLINT(google-explicit-constructor)
+    ~Cached() { s_.reset(); }
+    Cached(const Cached&) = delete;
+    Cached& operator=(const Cached&) = delete;
+    Stmt* operator->() { return &s_; }
+    Stmt& operator*() { return s_; }
+
+   private:
+    Stmt& s_;
+  };
+  Cached cached(const char* sql) {
+    auto& slot = cache_[sql];
+    if (!slot) slot = std::make_unique<Stmt>(db_, sql);
+    return Cached(*slot);
+  }
+
+  FairMutex wmu_;
   sqlite3* db_;
   std::int64_t schema_version_ = 0;
+  std::unordered_map<std::string, std::unique_ptr<Stmt>> cache_;  // guarded by wmu_
+  std::vector<std::unique_ptr<ReaderConn>> readers_;
+  std::atomic<std::size_t> next_reader_{0};
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, int readers) {
   sqlite3* db = nullptr;
   const int rc =
       sqlite3_open_v2(path.c_str(), &db,
@@ -785,6 +1010,7 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
   }
   auto store = std::make_unique<SqliteStore>(db);
   GANGLION_RETURN_IF_ERROR(store->init().with_context("store " + path));
+  GANGLION_RETURN_IF_ERROR(store->open_readers(path, readers).with_context("store " + path));
   return std::unique_ptr<Store>(std::move(store));
 }
 

@@ -2,9 +2,13 @@
 // API tokens, health history, the audit log, ingested records and their per-minute rollups.
 //
 // One interface, one embedded implementation (SQLite, open_sqlite_store()); a PostgreSQL one
-// can follow without touching the callers. Every method is thread-safe (the SQLite store
-// serialises on one connection) and returns errors as Status: kNotFound for a missing row,
-// kAlreadyExists / kPermissionDenied where said, kIoError for a database failure.
+// can follow without touching the callers. Every method is thread-safe and returns errors as
+// Status: kNotFound for a missing row, kAlreadyExists / kPermissionDenied where said,
+// kIoError for a database failure. The SQLite store writes on one connection (taken in
+// arrival order) and reads on separate read-only connections, so reads never wait behind a
+// commit. The high-rate writes (heartbeats, reported twins, health changes, uplink batches)
+// go through write_group(), which StoreWriter (store_writer.h) uses to commit many of them in
+// one transaction.
 //
 // Times are Unix milliseconds (wall clock) given by the caller: the store never reads a clock.
 #pragma once
@@ -107,6 +111,41 @@ struct IngestOutcome {
   std::size_t skipped = 0;  // records below the class's high-water mark (resent after a crash)
 };
 
+// One page of the node list (ordered by id).
+struct NodePage {
+  std::vector<NodeRecord> items;
+  bool more = false;  // nodes after the last item match too
+};
+
+// Write-behind node state (see StoreWriter): the latest heartbeat, reported twin.
+struct HeartbeatUpdate {
+  std::string node;
+  std::int64_t ts_ms = 0;
+  std::string version;
+  std::string heartbeat_json;
+};
+struct ReportedUpdate {
+  std::string node;
+  std::string json;
+  std::int64_t version = 0;
+  std::int64_t ts_ms = 0;
+};
+
+// Everything one write_group() call commits in one transaction.
+struct WriteGroup {
+  std::vector<HeartbeatUpdate> heartbeats;
+  std::vector<ReportedUpdate> reported;
+  std::vector<HealthChange> health;  // node health set and history appended, in order
+  std::vector<IngestBatch> batches;  // ingested in order, each as by ingest()
+};
+
+// What write_group() did: `status` is the transaction's (not ok: nothing was stored and every
+// batch outcome is that error); one outcome per batch, in order.
+struct GroupResult {
+  Status status;
+  std::vector<Result<IngestOutcome>> batches;
+};
+
 struct IngestStats {
   std::string node;
   std::int64_t batches = 0, records = 0, duplicates = 0, rejected = 0;
@@ -137,6 +176,9 @@ class Store {
                         const NodeRecord& node) = 0;
   virtual Result<NodeRecord> node(const std::string& id) = 0;
   virtual Result<std::vector<NodeRecord>> nodes() = 0;
+  // Up to `limit` nodes with id > `after` whose labels include `selector`, in id order.
+  virtual Result<NodePage> nodes_page(const std::string& after, std::size_t limit,
+                                      const LabelMap& selector) = 0;
   virtual Status set_labels(const std::string& id, const LabelMap& labels) = 0;
   virtual Status set_revoked(const std::string& id) = 0;
   // A renewed certificate (possibly for a new key: key_sha256).
@@ -169,6 +211,12 @@ class Store {
   virtual Status audit(const AuditEntry& entry) = 0;
   virtual Result<std::vector<AuditEntry>> audit_log(std::int64_t since_id, std::size_t limit) = 0;
 
+  // Group commit: applies `group` in one transaction (one synchronous commit). A batch whose
+  // own statements failed is rolled back alone (its savepoint) and gets that error; when the
+  // transaction as a whole fails (BEGIN, node state, COMMIT), nothing is stored. Node-state
+  // rows for unknown nodes are ignored.
+  virtual GroupResult write_group(const WriteGroup& group, std::int64_t now_ms) = 0;
+
   // Ingestion: stores `batch` durably (synchronous commit) unless (node, class, seq) is
   // already stored; records whose offset is below the class's high-water mark are skipped.
   virtual Result<IngestOutcome> ingest(const IngestBatch& batch, std::int64_t now_ms) = 0;
@@ -190,7 +238,9 @@ class Store {
 };
 
 // Opens (creating if needed) the SQLite store at `path` (":memory:" for tests) in WAL mode
-// with synchronous=FULL, and applies pending schema migrations. Errors: kIoError.
-Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path);
+// with synchronous=FULL, and applies pending schema migrations. `readers` read-only
+// connections serve the read methods (none for ":memory:", which reads on the writer's
+// connection). Errors: kIoError.
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, int readers = 2);
 
 }  // namespace ganglion::cloud

@@ -108,6 +108,53 @@ TEST_F(StoreTest, QueriesGroupByLabelAndRollupsAgree) {
   EXPECT_EQ(store->query(*build_query(*p))->size(), 2u);  // rollups outlive raw data
 }
 
+TEST_F(StoreTest, NodesArePagedInIdOrderWithASelector) {
+  for (const char* id : {"c", "a", "e", "b", "d"})
+    enroll(id, {{"site", std::string(id) < "c" ? "eu-1" : "us-1"}});
+  auto p1 = store->nodes_page("", 2, {});
+  ASSERT_TRUE(p1.ok()) << p1.status().to_string();
+  ASSERT_EQ(p1->items.size(), 2u);
+  EXPECT_EQ(p1->items[0].id, "a");
+  EXPECT_EQ(p1->items[1].id, "b");
+  EXPECT_TRUE(p1->more);
+  auto p2 = store->nodes_page("b", 3, {});
+  ASSERT_EQ(p2->items.size(), 3u);
+  EXPECT_EQ(p2->items[2].id, "e");
+  EXPECT_FALSE(p2->more);  // exactly the rest
+  auto us = store->nodes_page("", 2, {{"site", "us-1"}});
+  ASSERT_EQ(us->items.size(), 2u);
+  EXPECT_EQ(us->items[0].id, "c");
+  EXPECT_TRUE(us->more);
+  auto rest = store->nodes_page(us->items.back().id, 2, {{"site", "us-1"}});
+  ASSERT_EQ(rest->items.size(), 1u);
+  EXPECT_EQ(rest->items[0].id, "e");
+  EXPECT_FALSE(rest->more);
+  EXPECT_EQ(store->nodes_page("", 100, {})->items.size(), 5u);
+}
+
+TEST_F(StoreTest, WriteGroupStoresNodeStateAndBatchesInOneTransaction) {
+  enroll("n1");
+  WriteGroup g;
+  g.heartbeats.push_back({"n1", 100, "1.2", "{\"cpu\":0.1}"});
+  g.heartbeats.push_back({"gone", 100, "1.2", "{}"});  // unknown nodes are ignored
+  g.reported.push_back({"n1", "{\"r\":1}", 4, 101});
+  g.health.push_back({"n1", 102, "offline", "healthy", ""});
+  g.batches.push_back(batch("n1", 0, 2, {0, 1}));
+  g.batches.push_back(batch("n1", 0, 2, {0, 1}));
+  GroupResult r = store->write_group(g, 103);
+  ASSERT_TRUE(r.status.ok()) << r.status.to_string();
+  ASSERT_EQ(r.batches.size(), 2u);
+  EXPECT_EQ(r.batches[0]->stored, 2u);
+  EXPECT_TRUE(r.batches[1]->duplicate);
+  auto n = store->node("n1");
+  EXPECT_EQ(n->last_heartbeat_ms, 100);
+  EXPECT_EQ(n->version, "1.2");
+  EXPECT_EQ(n->reported_version, 4);
+  EXPECT_EQ(n->health, "healthy");
+  EXPECT_EQ(store->health_history("n1", 5)->size(), 1u);
+  EXPECT_EQ(*store->record_count("n1"), 2);
+}
+
 TEST_F(StoreTest, RevocationHealthTwinsAndAudit) {
   enroll("n1");
   ASSERT_TRUE(store->set_health({"n1", 5, "offline", "healthy", ""}).ok());
