@@ -27,20 +27,26 @@ std::string link_state(const SiteView& s) {
 }  // namespace
 
 std::string render_table(const DemoView& v) {
+  std::size_t devices = 0, connected = 0, connections = 0;
+  for (const auto& s : v.sites) {
+    devices += s.devices;
+    connected += s.connected;
+    connections += s.connections;
+  }
   std::string out =
-      fmt::format("ganglion demo  t={:.0f}s/{:.0f}s  {}\n\n", v.elapsed_s, v.duration_s, v.phase);
-  out += fmt::format("{:<12} {:<6} {:>9} {:>8} {:>9} {:>10} {:>7} {:>24} {:>9} {:>8} {:>5} {:>9}\n",
-                     "site", "region", "devices", "msgs/s", "reactions", "p50/p99ms", "alerts",
-                     "send-all -> uplinked", "on site", "backlog", "link", "in cloud");
+      fmt::format("ganglion demo  t={:.0f}s/{:.0f}s  {} devices ({}/{} connections up)  {}\n\n",
+                  v.elapsed_s, v.duration_s, devices, connected, connections, v.phase);
+  constexpr std::string_view kRow =
+      "{:<11} {:<2} {:>6} {:>6} {:>9} {:>6} {:>9} {:>9} {:>5} {:>7} {:>7} {:>4} {:>7}\n";
+  out += fmt::format(kRow, "site", "", "msgs/s", "react", "p50/p99ms", "alerts", "send-all",
+                     "uplinked", "ratio", "on-site", "backlog", "link", "cloud");
   SiteView total;
   for (const auto& s : v.sites) {
-    out += fmt::format(
-        "{:<12} {:<6} {:>9} {:>8.0f} {:>9} {:>10} {:>7} {:>24} {:>9} {:>8} {:>5} {:>9}\n", s.name,
-        s.region, fmt::format("{}/{}", s.connected, s.connections), s.msgs_per_s, s.reactions,
-        fmt::format("{:.1f}/{:.1f}", s.latency_p50_ms, s.latency_p99_ms), s.alerts,
-        fmt::format("{} -> {} ({})", human_bytes(s.raw_bytes), human_bytes(s.uplinked_bytes),
-                    ratio(s.raw_bytes, s.uplinked_bytes)),
-        s.kept_on_site, s.backlog, link_state(s), s.cloud_records);
+    out += fmt::format(kRow, s.name, s.region, fmt::format("{:.0f}", s.msgs_per_s), s.reactions,
+                       fmt::format("{:.1f}/{:.1f}", s.latency_p50_ms, s.latency_p99_ms), s.alerts,
+                       human_bytes(s.raw_bytes), human_bytes(s.uplinked_bytes),
+                       ratio(s.raw_bytes, s.uplinked_bytes), s.kept_on_site, s.backlog,
+                       link_state(s), s.cloud_records);
     total.msgs_per_s += s.msgs_per_s;
     total.reactions += s.reactions;
     total.alerts += s.alerts;
@@ -50,12 +56,10 @@ std::string render_table(const DemoView& v) {
     total.backlog += s.backlog;
     total.cloud_records += s.cloud_records;
   }
-  out += fmt::format(
-      "{:<12} {:<6} {:>9} {:>8.0f} {:>9} {:>10} {:>7} {:>24} {:>9} {:>8} {:>5} {:>9}\n", "all", "",
-      "", total.msgs_per_s, total.reactions, "", total.alerts,
-      fmt::format("{} -> {} ({})", human_bytes(total.raw_bytes), human_bytes(total.uplinked_bytes),
-                  ratio(total.raw_bytes, total.uplinked_bytes)),
-      total.kept_on_site, total.backlog, "", total.cloud_records);
+  out += fmt::format(kRow, "all", "", fmt::format("{:.0f}", total.msgs_per_s), total.reactions, "",
+                     total.alerts, human_bytes(total.raw_bytes), human_bytes(total.uplinked_bytes),
+                     ratio(total.raw_bytes, total.uplinked_bytes), total.kept_on_site,
+                     total.backlog, "", total.cloud_records);
   return out;
 }
 
