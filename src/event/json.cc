@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 
 namespace ganglion {
 namespace {
@@ -51,14 +52,17 @@ Value convert(simdjson::dom::element e) {
   return Value();
 }
 
+// `padded`: json.data() is followed by SIMDJSON_PADDING readable bytes, so simdjson need
+// not copy it.
 Result<simdjson::dom::element> parse_dom(std::string_view json,
-                                         simdjson::dom::parser& parser = thread_parser()) {
+                                         simdjson::dom::parser& parser = thread_parser(),
+                                         bool padded = false) {
   // An empty view may have a null data pointer, which simdjson would copy from.
   if (json.empty()) {
     return InvalidArgument("invalid JSON: " +
                            std::string(simdjson::error_message(simdjson::EMPTY)));
   }
-  auto r = parser.parse(json.data(), json.size(), true);
+  auto r = parser.parse(json.data(), json.size(), !padded);
   if (r.error()) {
     return InvalidArgument(std::string("invalid JSON: ") + simdjson::error_message(r.error()));
   }
@@ -145,11 +149,19 @@ bool convert_od(simdjson::ondemand::value v, Value& out, int depth = 0) {
 // the document is only indexed (stage 1), never parsed. Returns false when the document is
 // not an object or On-Demand reports an error; the caller then takes the DOM path, which
 // validates the whole document and reports the error.
+// The copy of the document project_on_demand() iterates: json, then SIMDJSON_PADDING zeroes.
+std::string& padded_copy() {
+  thread_local std::string padded;
+  return padded;
+}
+thread_local std::uint64_t padded_generation = 0;  // bumped each time padded_copy() is refilled
+
 bool project_on_demand(std::string_view json, std::span<const std::string> fields,
                        ValueObject& out) {
   thread_local simdjson::ondemand::parser parser;
-  thread_local std::string padded;
+  std::string& padded = padded_copy();
   if (json.size() > 0xFFFFFFF) return false;
+  ++padded_generation;
   padded.assign(json);
   padded.resize(json.size() + simdjson::SIMDJSON_PADDING);  // zeroes: stage 1 reads past the end
   simdjson::ondemand::document doc;
@@ -194,7 +206,8 @@ Result<Value> parse_json_fields(std::string_view json, std::span<const std::stri
 }
 
 Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const std::string> fields,
-                                         bool (*keep)(void* ctx, const Value& partial), void* ctx) {
+                                         bool (*keep)(void* ctx, const Value& partial), void* ctx,
+                                         bool convert_whole) {
   // A parser of its own: keep() may parse JSON (SQL parse_json()) with thread_parser(),
   // which would overwrite the document `root` points into.
   thread_local simdjson::dom::parser filter_parser;
@@ -204,11 +217,18 @@ Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const 
     ValueObject partial;
     partial.reserve(fields.size());
     if (project_on_demand(json, fields, partial)) {
+      const std::uint64_t generation = padded_generation;
       out.partial = Value(std::move(partial));
       out.kept = keep(ctx, out.partial);
       if (out.kept) {
-        GANGLION_ASSIGN_OR_RETURN(simdjson::dom::element root, parse_dom(json, filter_parser));
-        out.whole = convert(root);
+        // Unless keep() projected another document, the padded copy still holds this one:
+        // DOM parsing it needs no second copy.
+        const bool reuse = generation == padded_generation;
+        GANGLION_ASSIGN_OR_RETURN(
+            simdjson::dom::element root,
+            parse_dom(reuse ? std::string_view(padded_copy().data(), json.size()) : json,
+                      filter_parser, reuse));
+        if (convert_whole) out.whole = convert(root);
       }
       return out;
     }
@@ -230,8 +250,60 @@ Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const 
   }
   out.partial = Value(std::move(partial));
   out.kept = keep(ctx, out.partial);
-  if (out.kept) out.whole = convert(root);
+  if (out.kept && convert_whole) out.whole = convert(root);
   return out;
+}
+
+namespace {
+
+// A number token as append_json() would write the value parse_json() reads from it.
+bool canonical_number(std::string_view tok) {
+  bool is_float = tok.find_first_of(".eE") != std::string_view::npos;
+  if (!is_float) {
+    // int64 for sure up to 18 digits; "-0" reads as int 0 and is written "0".
+    std::size_t digits = tok.size() - (tok.front() == '-' ? 1 : 0);
+    return digits <= 18 && tok != "-0";
+  }
+  double d = 0;
+  auto r = std::from_chars(tok.data(), tok.data() + tok.size(), d);
+  if (r.ec != std::errc() || r.ptr != tok.data() + tok.size() || !std::isfinite(d)) return false;
+  char buf[32];
+  auto w = std::to_chars(buf, buf + sizeof buf, d);
+  return std::string_view(buf, static_cast<std::size_t>(w.ptr - buf)) == tok;
+}
+
+}  // namespace
+
+bool is_canonical_json(std::string_view json) {
+  std::size_t i = 0;
+  const std::size_t n = json.size();
+  while (i < n) {
+    const unsigned char c = static_cast<unsigned char>(json[i]);
+    if (c == '"') {
+      for (++i; i < n && json[i] != '"'; ++i) {
+        const unsigned char s = static_cast<unsigned char>(json[i]);
+        if (s < 0x20) return false;
+        if (s == '\\') {
+          if (i + 1 >= n || (json[i + 1] != '"' && json[i + 1] != '\\')) return false;
+          ++i;
+        }
+      }
+      if (i >= n) return false;
+      ++i;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      std::size_t start = i;
+      while (i < n && (json[i] == '-' || json[i] == '+' || json[i] == '.' || json[i] == 'e' ||
+                       json[i] == 'E' || (json[i] >= '0' && json[i] <= '9'))) {
+        ++i;
+      }
+      if (!canonical_number(json.substr(start, i - start))) return false;
+    } else if (c <= 0x20) {
+      return false;  // whitespace between tokens
+    } else {
+      ++i;  // structural characters and the letters of true, false, null
+    }
+  }
+  return true;
 }
 
 void append_json(const Value& v, std::string& out) {

@@ -32,14 +32,23 @@ Result<Value> parse_json_fields(std::string_view json, std::span<const std::stri
 // (from the same parse). A filter reading 1 field of a 12-field payload thus converts the
 // other 11 only for the events it keeps. A document that is not an object is returned whole
 // without calling `keep`. Errors: as parse_json() for kept documents; a rejected document
-// is validated only as far as parse_json_fields() reads it.
+// is validated only as far as parse_json_fields() reads it. With `convert_whole` false a
+// kept document is validated (as parse_json() would) but not converted: `whole` stays NULL
+// and the caller keeps the bytes instead.
 struct FilteredJson {
   Value partial;      // the `fields` found (an object), or the whole non-object document
   Value whole;        // the whole document when keep() returned true, else NULL
   bool kept = false;  // keep() returned true
 };
 Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const std::string> fields,
-                                         bool (*keep)(void* ctx, const Value& partial), void* ctx);
+                                         bool (*keep)(void* ctx, const Value& partial), void* ctx,
+                                         bool convert_whole = true);
+
+// True when `json`, a document parse_json() accepts, is already what append_json() writes
+// for its value, byte for byte: compact (no whitespace between tokens), no escapes other
+// than \" and \\, integers within int64 other than -0, floats in shortest round-trip form.
+// Conservative: false means "maybe not" (a caller then converts and re-encodes).
+bool is_canonical_json(std::string_view json);
 
 // Serialises `v` as compact JSON. Strings are escaped per RFC 8259 (control characters as
 // \u00XX); invalid UTF-8 is passed through byte for byte. Non-finite floats become null,

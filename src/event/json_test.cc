@@ -108,5 +108,49 @@ TEST(JsonFilteredTest, ConvertsTheWholeDocumentOnlyWhenKept) {
   EXPECT_FALSE(parse_json_filtered("{", fields, keep_hot, &calls).ok());
 }
 
+TEST(JsonCanonicalTest, TrueOnlyWhenReencodingGivesTheSameBytes) {
+  const std::vector<std::string> docs = {
+      R"({"a":1,"b":"x","c":[true,false,null],"d":{"e":-12}})",
+      R"({"t":61.5,"f":2.5e-08,"g":1e+100,"s":"q\"\\"})",
+      R"({"a": 1})",
+      R"({"a":1.50})",
+      R"({"a":1e2})",
+      R"({"a":1.0})",
+      R"({"a":-0})",
+      R"({"a":-0.0})",
+      R"({"a":18446744073709551615})",
+      R"({"a":123456789012345678})",
+      R"({"a":1234567890123456789})",
+      R"({"s":"\u00e9"})",
+      R"({"s":"\/"})",
+      R"({"s":"é"})",
+      R"({"a":1,"a":2})",
+      "[1,2]",
+      " {}",
+  };
+  for (const std::string& d : docs) {
+    auto v = parse_json(d);
+    ASSERT_TRUE(v.ok()) << d;
+    if (is_canonical_json(d)) {
+      EXPECT_EQ(to_json(*v), d);
+    }
+    // What append_json() writes is canonical, except 19+ digit integers (also a float
+    // written without a fraction, 18446744073709551616) and -0 (a negative zero float): the
+    // check is conservative there.
+    const std::string out = to_json(*v);
+    if (out.find("1234567890123456789") == std::string::npos &&
+        out.find("18446744073709551616") == std::string::npos &&
+        out.find("-0}") == std::string::npos) {
+      EXPECT_TRUE(is_canonical_json(out)) << out;
+    }
+  }
+  EXPECT_TRUE(is_canonical_json(R"({"a":1,"b":"x","c":[true,false,null],"d":{"e":-12}})"));
+  EXPECT_TRUE(is_canonical_json(R"({"s":"q\"\\","t":61.5,"u":"é"})"));
+  EXPECT_FALSE(is_canonical_json(R"({"a": 1})"));
+  EXPECT_FALSE(is_canonical_json(R"({"a":1.50})"));
+  EXPECT_FALSE(is_canonical_json(R"({"a":-0})"));
+  EXPECT_FALSE(is_canonical_json(R"({"s":"\u00e9"})"));
+}
+
 }  // namespace
 }  // namespace ganglion

@@ -80,9 +80,60 @@ struct Group {
   std::vector<std::unique_ptr<Accumulator>> accs;
 };
 
-struct GroupTable {
-  std::unordered_map<std::vector<Value>, std::unique_ptr<Group>, ValuesHash> map;
-  std::vector<Group*> order;  // first-seen order: output is deterministic
+// The groups of one pane: open addressing with linear probing over precomputed hashes (a
+// probe compares a hash before it compares keys), at most half full.
+class GroupTable {
+ public:
+  static std::size_t hash(const std::vector<Value>& key) {
+    std::size_t h = ValuesHash()(key);
+    h ^= h >> 31;
+    h *= 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 29);
+  }
+
+  Group* find(const std::vector<Value>& key, std::size_t h) const {
+    if (slots_.empty()) return nullptr;
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+      const Slot& s = slots_[i];
+      if (s.group == nullptr) return nullptr;
+      if (s.hash == h && s.group->key == key) return s.group;  // numbers by value: 1 == 1.0
+    }
+  }
+
+  // Precondition: no group with g->key, whose hash is `h`.
+  Group* add(std::unique_ptr<Group> g, std::size_t h) {
+    if ((owned_.size() + 1) * 2 > slots_.size()) {
+      std::vector<Slot> old = std::move(slots_);
+      slots_.assign(std::max<std::size_t>(16, old.size() * 2), Slot{});
+      for (const Slot& s : old) {
+        if (s.group != nullptr) place(s);
+      }
+    }
+    place(Slot{h, g.get()});
+    order_.push_back(g.get());
+    owned_.push_back(std::move(g));
+    return order_.back();
+  }
+
+  std::size_t size() const { return order_.size(); }
+  const std::vector<Group*>& order() const { return order_; }  // first-seen: deterministic
+
+ private:
+  struct Slot {
+    std::size_t hash = 0;
+    Group* group = nullptr;
+  };
+  void place(Slot s) {
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t i = s.hash & mask;
+    while (slots_[i].group != nullptr) i = (i + 1) & mask;
+    slots_[i] = s;
+  }
+
+  std::vector<Slot> slots_;  // size a power of two, or empty
+  std::vector<std::unique_ptr<Group>> owned_;
+  std::vector<Group*> order_;
 };
 
 struct Pane {
@@ -248,6 +299,10 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::optional<std::int64_t> limit_;
   std::vector<Projection> projections_;
   bool passthrough_ = false;  // SELECT * from one stream: the row is the output
+  // SELECT * ... WHERE without a window on a schemaless JSON stream, decoded selectively:
+  // a kept event's row is its payload bytes (EmissionRows::push_json), never converted here.
+  bool json_rows_ = false;
+  Emission scratch_;  // reused per event by the json_rows_ path (keeps its capacity)
   std::vector<sql::NamedRow> named_;
 
   // state
@@ -583,6 +638,8 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
     selective_ = true;
     where_fields_ = where_->referenced_fields();
   }
+  json_rows_ = selective_ && passthrough_ && !window_ && from_def_->timestamp_field.empty() &&
+               from_def_->format == "json";
   if (!from_def_->schemaless()) {
     // A schema stream is checked whole (a mismatch in a field the rule does not read still
     // rejects the payload, as in eKuiper); parsing stops at the declared fields.
@@ -625,13 +682,23 @@ Status Engine::push_locked(std::string_view source, const Event& event) {
       probe.fields = partial;
       return static_cast<Engine*>(self)->where_ok(probe);
     };
-    auto r = parse_json_filtered(event.payload(), where_fields_, keep, this);
+    auto r = parse_json_filtered(event.payload(), where_fields_, keep, this, !json_rows_);
     if (!r.ok()) {
       row = r.status();
     } else if (!r->partial.is_object()) {
       row = InvalidArgument("payload is not a JSON object");
     } else if (!r->kept) {
       return Status::Ok();  // counted by where_ok()
+    } else if (json_rows_) {
+      // The output row is the payload itself (validated by parse_json_filtered()): the sink
+      // builds a Value from it only if it reads the row.
+      scratch_.rows.clear();
+      scratch_.rows.push_json(event.shared_payload());
+      ++metrics_.records_out;
+      ++metrics_.emissions;
+      sink_(scratch_);
+      scratch_.rows.clear();
+      return Status::Ok();
     } else {
       event.share_fields(r->whole);
       row = std::move(r->whole);
@@ -946,14 +1013,15 @@ void Engine::close_until(std::int64_t now) {
           } else if (first != last) {
             GroupTable merged;
             for (auto it = first; it != last; ++it) {
-              for (Group* g : it->second.groups.order) {
-                auto& slot = merged.map[g->key];
-                if (!slot) {
-                  slot = std::make_unique<Group>();
-                  slot->key = g->key;
-                  slot->first = g->first;
-                  for (const auto& a : aggs_) slot->accs.push_back(a.factory());
-                  merged.order.push_back(slot.get());
+              for (Group* g : it->second.groups.order()) {
+                const std::size_t h = GroupTable::hash(g->key);
+                Group* slot = merged.find(g->key, h);
+                if (slot == nullptr) {
+                  auto ng = std::make_unique<Group>();
+                  ng->key = g->key;
+                  ng->first = g->first;
+                  for (const auto& a : aggs_) ng->accs.push_back(a.factory());
+                  slot = merged.add(std::move(ng), h);
                 }
                 for (std::size_t i = 0; i < aggs_.size(); ++i) slot->accs[i]->merge(*g->accs[i]);
               }
@@ -1058,10 +1126,10 @@ void Engine::accumulate(GroupTable& gt, const Tuple& t) {
     }
     key_scratch_[i] = std::move(v).value();
   }
-  auto it = gt.map.find(key_scratch_);
-  Group* g;
-  if (it == gt.map.end()) {
-    if (gt.order.size() >= options_.max_window_rows) {
+  const std::size_t h = GroupTable::hash(key_scratch_);
+  Group* g = gt.find(key_scratch_, h);
+  if (g == nullptr) {
+    if (gt.size() >= options_.max_window_rows) {
       drop(metrics_.dropped_overflow,
            "window holds at most " + std::to_string(options_.max_window_rows) + " groups");
       return;
@@ -1071,11 +1139,7 @@ void Engine::accumulate(GroupTable& gt, const Tuple& t) {
     ng->first = t;
     ng->accs.reserve(aggs_.size());
     for (const auto& a : aggs_) ng->accs.push_back(a.factory());
-    g = ng.get();
-    gt.order.push_back(g);
-    gt.map.emplace(ng->key, std::move(ng));
-  } else {
-    g = it->second.get();
+    g = gt.add(std::move(ng), h);
   }
   for (std::size_t i = 0; i < aggs_.size(); ++i) {
     AggCall& a = aggs_[i];
@@ -1168,8 +1232,8 @@ void Engine::emit_rows(const std::vector<const Tuple*>& rows, sql::WindowBounds 
 
 void Engine::emit_groups(const GroupTable& gt, sql::WindowBounds b) {
   std::vector<Out> outs;
-  outs.reserve(gt.order.size());
-  for (const Group* g : gt.order) {
+  outs.reserve(gt.size());
+  for (const Group* g : gt.order()) {
     Out o;
     o.tuple = &g->first;
     o.aggs.reserve(g->accs.size());
@@ -1318,17 +1382,62 @@ Result<std::unique_ptr<Query>> plan_sql(std::string_view select_sql, const Catal
   return plan(*select, catalog, clock, options, std::move(sink));
 }
 
+void EmissionRows::push_back(Value row) {
+  values_.push_back(std::move(row));
+  if (!json_.empty()) json_.emplace_back();
+}
+
+void EmissionRows::push_json(std::shared_ptr<const std::string> json) {
+  if (json_.size() < values_.size()) json_.resize(values_.size());
+  values_.emplace_back();
+  json_.push_back(std::move(json));
+  pending_ = true;
+}
+
+void EmissionRows::clear() {
+  values_.clear();
+  json_.clear();
+  pending_ = false;
+}
+
+void EmissionRows::build() const {
+  pending_ = false;
+  for (std::size_t i = 0; i < json_.size(); ++i) {
+    if (!json_[i] || !values_[i].is_null()) continue;  // a JSON row is an object once built
+    auto v = parse_json(*json_[i]);  // validated when the row was made: cannot fail
+    values_[i] = v.ok() ? std::move(v).value() : Value();
+  }
+}
+
+namespace {
+
+// Row `i` as JSON: its bytes when they are what append_json() would write, else encoded.
+void append_row(const EmissionRows& rows, std::size_t i, std::string& out) {
+  const std::string* json = rows.json(i);
+  if (json != nullptr && is_canonical_json(*json)) {
+    out += *json;
+  } else {
+    append_json(rows[i], out);
+  }
+}
+
+}  // namespace
+
 std::vector<std::string> sink_payloads(const Emission& emission, bool send_single) {
   std::vector<std::string> out;
   if (send_single) {
     out.reserve(emission.rows.size());
-    for (const Value& r : emission.rows) out.push_back(to_json(r));
+    for (std::size_t i = 0; i < emission.rows.size(); ++i) {
+      std::string s;
+      append_row(emission.rows, i, s);
+      out.push_back(std::move(s));
+    }
     return out;
   }
   std::string s = "[";
   for (std::size_t i = 0; i < emission.rows.size(); ++i) {
     if (i != 0) s += ',';
-    append_json(emission.rows[i], s);
+    append_row(emission.rows, i, s);
   }
   s += ']';
   out.push_back(std::move(s));

@@ -34,6 +34,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -65,9 +66,55 @@ struct QueryOptions {
   const sql::FunctionRegistry* functions = nullptr;  // nullptr: builtins
 };
 
+// The rows of one Emission, used like a `const std::vector<Value>&`. A row is an object
+// Value, except that the row of `SELECT * FROM s WHERE ...` on a schemaless JSON stream is
+// held as the event's payload bytes (already validated as a JSON object): the Value is built
+// only when a sink first reads a row (operator[], front(), begin(), values()), and
+// sink_payloads() forwards the bytes without building it when they are in the form it
+// would write anyway. size() and empty() never build rows.
+// Thread: the first read of a row builds every row in place, so one Emission must not be
+// read by two threads at once (copies may: each builds its own).
+class EmissionRows {
+ public:
+  EmissionRows() = default;
+  EmissionRows(std::vector<Value> rows) : values_(std::move(rows)) {}  // NOLINT
+  EmissionRows(std::initializer_list<Value> rows) : values_(rows) {}
+
+  std::size_t size() const { return values_.size(); }
+  bool empty() const { return values_.empty(); }
+  void reserve(std::size_t n) { values_.reserve(n); }
+  void push_back(Value row);
+  void clear();
+  // Appends a row held as JSON bytes. Precondition: parse_json(*json) gives an object.
+  void push_json(std::shared_ptr<const std::string> json);
+
+  const std::vector<Value>& values() const {
+    if (pending_) build();
+    return values_;
+  }
+  operator const std::vector<Value>&() const { return values(); }  // NOLINT
+  std::vector<Value>::const_iterator begin() const { return values().begin(); }
+  std::vector<Value>::const_iterator end() const { return values().end(); }
+  const Value& operator[](std::size_t i) const { return values()[i]; }
+  const Value& front() const { return values().front(); }
+  const Value& back() const { return values().back(); }
+
+  // The JSON bytes row `i` is held as, or nullptr when it was built as a Value.
+  const std::string* json(std::size_t i) const {
+    return i < json_.size() ? json_[i].get() : nullptr;
+  }
+
+ private:
+  void build() const;
+
+  mutable std::vector<Value> values_;  // NULL placeholders for rows not built yet
+  std::vector<std::shared_ptr<const std::string>> json_;  // empty, or one per row
+  mutable bool pending_ = false;
+};
+
 // One output of the query: the rows produced by one window close or one event.
 struct Emission {
-  std::vector<Value> rows;        // each an object, fields in SELECT order
+  EmissionRows rows;              // each an object, fields in SELECT order
   std::int64_t window_start = 0;  // 0 when not windowed
   std::int64_t window_end = 0;
 };

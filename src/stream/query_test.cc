@@ -213,7 +213,8 @@ namespace {
 TEST(QuerySelectiveDecodeTest, KeptEventsShareTheirParseRejectedOnesDoNot) {
   QueryHarness h;
   h.create(R"(CREATE STREAM demo () WITH (DATASOURCE="demo"))");
-  ASSERT_TRUE(h.plan("SELECT * FROM demo WHERE t > 50").ok());
+  // A window keeps rows as Values (without one, see QueryJsonRowsTest below).
+  ASSERT_TRUE(h.plan("SELECT * FROM demo WHERE t > 50 GROUP BY COUNTWINDOW(1)").ok());
   Event cold = Event::from_string("demo", 0, R"({"id":1,"t":10})");
   Event hot = Event::from_string("demo", 0, R"({"id":2,"t":60})");
   ASSERT_TRUE(h.query->push("demo", cold).ok());
@@ -230,6 +231,117 @@ TEST(QuerySelectiveDecodeTest, KeptEventsShareTheirParseRejectedOnesDoNot) {
   ASSERT_TRUE(h.query->push("demo", bad).ok());
   EXPECT_EQ(h.query->metrics().dropped_decode, 1u);
   EXPECT_EQ(h.query->metrics().filtered, 1u);
+}
+
+// `SELECT * ... WHERE` without a window on a schemaless stream: a kept event's row is its
+// payload bytes, built into a Value only when read.
+TEST(QueryJsonRowsTest, KeptEventsAreNotConvertedUntilARowIsRead) {
+  QueryHarness h;
+  h.create(R"(CREATE STREAM demo () WITH (DATASOURCE="demo"))");
+  ASSERT_TRUE(h.plan("SELECT * FROM demo WHERE t > 50").ok());
+  Event cold = Event::from_string("demo", 0, R"({"id":1,"t":10})");
+  Event hot = Event::from_string("demo", 0, R"({"id":2, "t":60, "a":{"b":[1,null]}})");
+  ASSERT_TRUE(h.query->push("demo", cold).ok());
+  ASSERT_TRUE(h.query->push("demo", hot).ok());
+  EXPECT_FALSE(cold.fields_parsed());
+  EXPECT_FALSE(hot.fields_parsed());
+  ASSERT_EQ(h.emissions.size(), 1u);
+  const Emission& e = h.emissions[0];
+  ASSERT_EQ(e.rows.size(), 1u);
+  ASSERT_NE(e.rows.json(0), nullptr);
+  EXPECT_EQ(e.rows[0], *parse_json(R"({"id":2,"t":60,"a":{"b":[1,null]}})"));
+  EXPECT_EQ(h.take(), (Outputs{R"([{"id":2,"t":60,"a":{"b":[1,null]}}])"}));
+  auto m = h.query->metrics();
+  EXPECT_EQ(m.records_out, 1u);
+  EXPECT_EQ(m.filtered, 1u);
+}
+
+// The same rule with selective decoding off takes the general path (every event parsed
+// whole into a Value row): both must give the same rows, payloads and counts.
+TEST(QueryJsonRowsTest, GivesTheSameOutputAsTheGeneralPath) {
+  const std::vector<std::string> wheres = {
+      "t > 50",       "t IS NULL",           "a->b = 1",     "a->b IS NULL",
+      "nope IS NULL", "t > 50 OR t IS NULL", "NOT (t > 50)", "t > 'x'",
+      "s LIKE 'a%'",  "t IN (60, NULL)",
+  };
+  const std::vector<std::string> payloads = {
+      R"({"t":60,"id":1})",
+      R"({"t": 60, "id": 1})",
+      R"( {"t":60} )",
+      R"({"t":null,"id":2})",
+      R"({"id":3})",
+      R"({"t":60,"a":{"b":1}})",
+      R"({"t":60,"a":{"b":null}})",
+      R"({"a":{"c":2},"t":70,"s":"abc"})",
+      R"({"t":60,"a":1})",
+      R"({"t":60.50,"x":1e2,"y":1.5,"z":-0,"w":-0.0,"n":-12,"f":2.5e-8})",
+      R"({"t":60,"big":18446744073709551616,"i":123456789012345678})",
+      R"({"t":60,"s":"\u00e9\"\\\/\n\t","u":"é"})",
+      R"({"t":60,"t":10})",
+      R"({"t":60,"arr":[1,[2,{"k":null}],true,false],"o":{}})",
+      "[1]",
+      R"("text")",
+      "60",
+      "not json",
+      "",
+      R"({"t":60)",
+      R"({"t":60} x)",
+      R"({"t":60,"bad":[1,})",
+      R"({"t":10,"bad":[1,})",
+      R"({"s":"abc","t":"hot"})",
+  };
+  for (const std::string& where : wheres) {
+    QueryHarness fast, general;
+    for (QueryHarness* h : {&fast, &general}) {
+      h->create(R"(CREATE STREAM demo () WITH (DATASOURCE="demo", FORMAT="json"))");
+    }
+    const std::string sql = "SELECT * FROM demo WHERE " + where;
+    ASSERT_TRUE(fast.plan(sql).ok()) << sql;
+    QueryOptions off;
+    off.selective_decode = false;
+    ASSERT_TRUE(general.plan(sql, off).ok()) << sql;
+    for (const std::string& p : payloads) {
+      SCOPED_TRACE(sql + " with " + p);
+      fast.push("demo", p);
+      general.push("demo", p);
+      ASSERT_EQ(fast.emissions.size(), general.emissions.size());
+      for (std::size_t i = 0; i < fast.emissions.size(); ++i) {
+        // Compared as JSON: ValueObject's == looks keys up, so it is false for an object
+        // with duplicate keys even against itself.
+        EXPECT_EQ(to_json(Value(ValueArray(fast.emissions[i].rows))),
+                  to_json(Value(ValueArray(general.emissions[i].rows))));
+        EXPECT_EQ(sink_payloads(fast.emissions[i], true),
+                  sink_payloads(general.emissions[i], true));
+      }
+      EXPECT_EQ(fast.take(), general.take());
+    }
+    auto a = fast.query->metrics(), b = general.query->metrics();
+    EXPECT_EQ(a.records_in, b.records_in) << sql;
+    EXPECT_EQ(a.records_out, b.records_out) << sql;
+    EXPECT_EQ(a.emissions, b.emissions) << sql;
+    // As before this path existed, a rejected event is validated only as far as WHERE reads
+    // it (see README): bad JSON after the WHERE field counts as filtered (or as an error of
+    // WHERE) there, as dropped_decode on the general path.
+    EXPECT_EQ(a.filtered + a.dropped_decode + a.errors, b.filtered + b.dropped_decode + b.errors)
+        << sql;
+  }
+}
+
+TEST(QueryJsonRowsTest, SinkPayloadsForwardCanonicalBytesAndReencodeTheRest) {
+  Emission e;
+  e.rows.push_json(std::make_shared<const std::string>(R"({"a":1,"b":[true,null]})"));
+  e.rows.push_back(Value(ValueObject{{"c", 2}}));
+  e.rows.push_json(std::make_shared<const std::string>(R"({"a": 1.50, "s":"\u0041"})"));
+  EXPECT_EQ(e.rows.size(), 3u);
+  EXPECT_EQ(sink_payloads(e, false),
+            (std::vector<std::string>{R"([{"a":1,"b":[true,null]},{"c":2},{"a":1.5,"s":"A"}])"}));
+  EXPECT_EQ(sink_payloads(e, true),
+            (std::vector<std::string>{R"({"a":1,"b":[true,null]})", R"({"c":2})",
+                                      R"({"a":1.5,"s":"A"})"}));
+  EXPECT_EQ(e.rows[1], Value(ValueObject{{"c", 2}}));
+  EXPECT_EQ(e.rows.front(), *parse_json(R"({"a":1,"b":[true,null]})"));
+  Emission copy = e;
+  EXPECT_EQ(copy.rows.values(), e.rows.values());
 }
 
 }  // namespace
