@@ -501,8 +501,6 @@ TEST(CloudAgentFiles, TheKeyIsOwnerOnlyOnTheRealDisk) {
   std::filesystem::remove_all(dir);
 }
 
-}  // namespace
-}  // namespace ganglion::edge
 
 TEST_F(CloudAgentTest, MqttUrlOptionOverridesTheEnrolmentsAddressForTheLinkAndTheUplink) {
   auto o = options();
@@ -526,3 +524,5 @@ TEST_F(CloudAgentTest, MqttUrlOptionOverridesTheEnrolmentsAddressForTheLinkAndTh
   ASSERT_TRUE(config.set("cloud.url", "https://controller.example:8443", "test").ok());
   EXPECT_EQ(agent->uplink_config(config).str("uplink.url"), "tls://127.0.0.1:18883");
 }
+}  // namespace
+}  // namespace ganglion::edge
