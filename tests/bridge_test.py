@@ -153,7 +153,7 @@ class BridgeTest(unittest.TestCase):
             pub(local, "sensors/after", "1")
             wait_for(lambda: upstream_sub.has("site1/sensors/after 1"), what="ordering marker")
             self.assertFalse(any("private" in l for l in upstream_sub.lines))
-            self.assertEqual(edge.stop(), 0)
+            self.assertEqual(edge.stop(), 0, edge.output()[-4000:])
 
     def test_bridges_both_directions_mqtt5(self):
         self.check_both_directions()
@@ -200,7 +200,7 @@ class BridgeTest(unittest.TestCase):
             expected = {f"site1/sensors/outage/{i} m{i}" for i in range(count)}
             wait_for(lambda: expected <= set(after.lines), timeout=30,
                      what=f"{count} messages upstream after the restart")
-            self.assertEqual(edge.stop(), 0)
+            self.assertEqual(edge.stop(), 0, edge.output()[-4000:])
 
 
 if __name__ == "__main__":

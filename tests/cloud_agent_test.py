@@ -156,7 +156,7 @@ class CloudAgentTest(unittest.TestCase):
         self.assertGreaterEqual(edge.metric("ganglion_cloud_heartbeats_sent_total"), 2)
 
         # Stopped: offline after the grace period.
-        self.assertEqual(edge.stop(), 0)
+        self.assertEqual(edge.stop(), 0, edge.output()[-4000:])
         wait_for(lambda: self.health("edge-1") == "offline", timeout=20,
                  what="edge-1 offline after the edge stopped")
 

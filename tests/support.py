@@ -79,7 +79,7 @@ class EdgeProcess:
         with open(os.path.join(self.tmp.name, "edge.log"), "rb") as f:
             return f.read().decode(errors="replace")
 
-    def stop(self, sig=signal.SIGTERM, timeout=10):
+    def stop(self, sig=signal.SIGTERM, timeout=30):  # sanitizer builds stop slowly under load
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -87,7 +87,8 @@ class EdgeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError("edge did not stop on " + str(sig))
+                raise AssertionError("edge did not stop on " + str(sig) + "; its output ends:\n"
+                                     + self.output()[-4000:])
         return self.proc.returncode
 
     def kill(self):

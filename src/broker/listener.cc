@@ -73,8 +73,21 @@ std::optional<std::string> certificate_cn(TlsStream& s) {
   return std::string(cn, static_cast<std::size_t>(n));
 }
 
+// What the listener keeps of each link it accepted, to close what is still open when it is
+// destroyed (a Link and its Connection own each other until the link closes).
+class AcceptedLink {
+ public:
+  virtual ~AcceptedLink() = default;
+  // Closes now. Only with the link's loop stopped (no handler can run concurrently).
+  virtual void close_stopped() = 0;
+  virtual asio::io_context& loop() = 0;
+  virtual void close_on_loop() = 0;
+};
+
 template <class Stream>
-class StreamLink final : public Link, public std::enable_shared_from_this<StreamLink<Stream>> {
+class StreamLink final : public Link,
+                         public AcceptedLink,
+                         public std::enable_shared_from_this<StreamLink<Stream>> {
  public:
   StreamLink(Stream stream, Broker& broker, const ListenerOptions& options)
       : stream_(std::move(stream)),
@@ -157,6 +170,21 @@ class StreamLink final : public Link, public std::enable_shared_from_this<Stream
     return pending_.size() + writing_.size();
   }
 
+  void close_stopped() override {
+    // Breaks the Link <-> Connection cycle; the broker's side is settled by its shutdown().
+    connection_.reset();
+    boost::system::error_code ec;
+    lowest_socket(stream_).close(ec);
+  }
+  asio::io_context& loop() override {
+    return static_cast<asio::io_context&>(
+        asio::query(lowest_socket(stream_).get_executor(), asio::execution::context));
+  }
+  void close_on_loop() override {
+    asio::post(lowest_socket(stream_).get_executor(),
+               [self = this->shared_from_this()] { self->shutdown_now(); });
+  }
+
  private:
   template <class Encode>
   bool append_encoded(mqtt::PacketType type, Encode&& encode) {
@@ -179,6 +207,7 @@ class StreamLink final : public Link, public std::enable_shared_from_this<Stream
   }
 
   void begin() {
+    if (shut_) return;  // the connect timer closed us while the handshake completed
     connection_ = broker_.accept(this->shared_from_this(), info_);
     read();
   }
@@ -211,7 +240,9 @@ class StreamLink final : public Link, public std::enable_shared_from_this<Stream
   }
 
   void on_read(boost::system::error_code ec, std::size_t n) {
-    if (ec) return shutdown_now();
+    // shut_: a read that completed (with data) before shutdown_now() closed the socket and
+    // dropped connection_ (e.g. the connect timer fired on a busy loop) is discarded.
+    if (ec || shut_) return shutdown_now();
     broker_.counters().bytes_received->inc(n);
     for (;;) {
       auto next = decoder_.next();
@@ -359,6 +390,36 @@ struct MqttListener::Impl : std::enable_shared_from_this<MqttListener::Impl> {
   ssl::context tls;
   std::uint16_t port = 0;
   bool stopped = false;
+  // Every link accepted and maybe still open; only touched on the accept loop (loop 0) or
+  // once it has stopped. Expired entries are pruned as the list grows.
+  std::vector<std::weak_ptr<AcceptedLink>> accepted;
+  std::size_t prune_at = 64;
+
+  template <class L>
+  void adopt(const std::shared_ptr<L>& link, TransportInfo info) {
+    if (accepted.size() >= prune_at) {
+      std::erase_if(accepted, [](const auto& w) { return w.expired(); });
+      prune_at = std::max<std::size_t>(64, 2 * accepted.size());
+    }
+    accepted.push_back(link);
+    link->start(std::move(info));
+  }
+
+  // Closes every link still open: on its loop when that loop runs, at once when it stopped
+  // (after IoPool::stop(), where a posted close would never run and the Link <-> Connection
+  // pair would outlive the process's shutdown).
+  void close_accepted() {
+    for (auto& w : accepted) {
+      auto link = w.lock();
+      if (!link) continue;
+      if (link->loop().stopped()) {
+        link->close_stopped();
+      } else {
+        link->close_on_loop();
+      }
+    }
+    accepted.clear();
+  }
 
   Status setup_tls() {
     boost::system::error_code ec;
@@ -384,30 +445,31 @@ struct MqttListener::Impl : std::enable_shared_from_this<MqttListener::Impl> {
   }
 
   void accept_tcp() {
-    tcp_acceptor.async_accept(pool.next(), [self = shared_from_this()](boost::system::error_code ec,
-                                                                       tcp::socket socket) {
-      if (self->stopped || ec == asio::error::operation_aborted) return;
-      if (!ec) {
-        socket.set_option(tcp::no_delay(true), ec);
-        TransportInfo info{self->options.transport, peer_name(socket), std::nullopt, false};
-        const auto& t = self->options.transport;
-        if (t == "tls") {
-          std::make_shared<StreamLink<TlsStream>>(TlsStream(std::move(socket), self->tls),
-                                                  self->broker, self->options)
-              ->start(std::move(info));
-        } else if (t == "ws") {
-          std::make_shared<StreamLink<WsStream>>(WsStream(std::move(socket)), self->broker,
-                                                 self->options)
-              ->start(std::move(info));
-        } else {
-          std::make_shared<StreamLink<TcpStream>>(std::move(socket), self->broker, self->options)
-              ->start(std::move(info));
-        }
-      } else {
-        spdlog::warn("mqtt {}: accept failed: {}", self->options.address, ec.message());
-      }
-      self->accept_tcp();
-    });
+    tcp_acceptor.async_accept(
+        pool.next(), [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
+          if (self->stopped || ec == asio::error::operation_aborted) return;
+          if (!ec) {
+            socket.set_option(tcp::no_delay(true), ec);
+            TransportInfo info{self->options.transport, peer_name(socket), std::nullopt, false};
+            const auto& t = self->options.transport;
+            if (t == "tls") {
+              self->adopt(std::make_shared<StreamLink<TlsStream>>(
+                              TlsStream(std::move(socket), self->tls), self->broker, self->options),
+                          std::move(info));
+            } else if (t == "ws") {
+              self->adopt(std::make_shared<StreamLink<WsStream>>(WsStream(std::move(socket)),
+                                                                 self->broker, self->options),
+                          std::move(info));
+            } else {
+              self->adopt(std::make_shared<StreamLink<TcpStream>>(std::move(socket), self->broker,
+                                                                  self->options),
+                          std::move(info));
+            }
+          } else {
+            spdlog::warn("mqtt {}: accept failed: {}", self->options.address, ec.message());
+          }
+          self->accept_tcp();
+        });
   }
 
   void accept_unix() {
@@ -416,8 +478,9 @@ struct MqttListener::Impl : std::enable_shared_from_this<MqttListener::Impl> {
         [self = shared_from_this()](boost::system::error_code ec, unix_socket::socket socket) {
           if (self->stopped || ec == asio::error::operation_aborted) return;
           if (!ec) {
-            std::make_shared<StreamLink<UnixStream>>(std::move(socket), self->broker, self->options)
-                ->start(TransportInfo{"unix", self->options.address, std::nullopt, false});
+            self->adopt(std::make_shared<StreamLink<UnixStream>>(std::move(socket), self->broker,
+                                                                 self->options),
+                        TransportInfo{"unix", self->options.address, std::nullopt, false});
           }
           self->accept_unix();
         });
@@ -427,7 +490,16 @@ struct MqttListener::Impl : std::enable_shared_from_this<MqttListener::Impl> {
 MqttListener::MqttListener(Broker& broker, net::IoPool& pool, ListenerOptions options)
     : impl_(std::make_shared<Impl>(broker, pool, std::move(options))) {}
 
-MqttListener::~MqttListener() { stop(); }
+MqttListener::~MqttListener() {
+  stop();
+  auto& accept_loop = static_cast<asio::io_context&>(
+      asio::query(impl_->tcp_acceptor.get_executor(), asio::execution::context));
+  if (accept_loop.stopped()) {
+    impl_->close_accepted();
+  } else {
+    asio::post(accept_loop, [impl = impl_] { impl->close_accepted(); });
+  }
+}
 
 Status MqttListener::start() {
   auto& o = impl_->options;
