@@ -364,6 +364,15 @@ SessionStore::Seq SessionStore::put_session(
   return commit_locked(w.take());
 }
 
+// REQUIRES: mu_ held. Drops message `id` from the identity map (O(1): the reverse index).
+void SessionStore::forget_id_locked(std::uint64_t id) {
+  auto r = id_to_message_.find(id);
+  if (r == id_to_message_.end()) return;
+  auto it = ids_of_.find(r->second);
+  if (it != ids_of_.end() && it->second == id) ids_of_.erase(it);
+  id_to_message_.erase(r);
+}
+
 SessionStore::Seq SessionStore::end_session(const std::string& client_id) {
   std::lock_guard lock(mu_);
   if (!state_.sessions.count(client_id)) return appended_seq_;
@@ -371,12 +380,7 @@ SessionStore::Seq SessionStore::end_session(const std::string& client_id) {
   for (const auto& d : state_.sessions[client_id].queue) {
     auto ref = state_.message_refs.find(d.message_id);
     if (ref != state_.message_refs.end() && ref->second == 1) {
-      for (auto it = ids_of_.begin(); it != ids_of_.end(); ++it) {
-        if (it->second == d.message_id) {
-          ids_of_.erase(it);
-          break;
-        }
-      }
+      forget_id_locked(d.message_id);
     }
   }
   return commit_locked(Writer(kEnd).str(client_id).take());
@@ -402,7 +406,9 @@ SessionStore::Seq SessionStore::enqueue(const std::string& client_id, const Mess
                                             clock_.now().time_since_epoch())
                                             .count());
     commit_locked(message_body(id, *message, expiry_wall));
+    if (it != ids_of_.end()) id_to_message_.erase(it->second);  // a stale id of this address
     it = ids_of_.insert_or_assign(message.get(), id).first;
+    id_to_message_[id] = message.get();
   }
   message_id = it->second;
   Writer w(kEnqueue);
@@ -421,12 +427,7 @@ SessionStore::Seq SessionStore::done(const std::string& client_id, std::uint64_t
   const bool last = ref != state_.message_refs.end() && ref->second == 1;
   const Seq seq = commit_locked(Writer(kDone).str(client_id).u64(message_id).take());
   if (last && !state_.messages.count(message_id)) {
-    for (auto it = ids_of_.begin(); it != ids_of_.end(); ++it) {
-      if (it->second == message_id) {
-        ids_of_.erase(it);
-        break;
-      }
-    }
+    forget_id_locked(message_id);
   }
   return seq;
 }

@@ -149,6 +149,7 @@ class SessionStore {
   Seq commit_locked(std::string body);
   Status write_batch(std::unique_lock<std::mutex>& lock);
   Status compact_locked();
+  void forget_id_locked(std::uint64_t id);
   void run();
   std::int64_t wall_ms() const { return clock_.wall_ms(); }
 
@@ -160,7 +161,8 @@ class SessionStore {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   StoreState state_;
-  std::unordered_map<const Message*, std::uint64_t> ids_of_;  // messages with live refs
+  std::unordered_map<const Message*, std::uint64_t> ids_of_;         // messages with live refs
+  std::unordered_map<std::uint64_t, const Message*> id_to_message_;  // the reverse of ids_of_
   std::unique_ptr<WritableFile> file_;
   std::string buffer_;
   Seq appended_seq_ = 0;
