@@ -1018,15 +1018,18 @@ Status Controller::start() {
   auto handler = [ctx](const mqtt::Publish& m, broker::DeliveryAck ack) {
     handle_message(ctx, m, ack);
   };
-  for (const char* filter :
-       {"ganglion/v1/+/heartbeat", "ganglion/v1/+/reported", "ganglion/v1/+/up/#"}) {
-    p.client->subscribe_deferred(filter, mqtt::QoS::kAtLeastOnce, handler,
-                                 [f = std::string(filter)](Status s, mqtt::ReasonCode r) {
-                                   if (!s.ok() || static_cast<int>(r) >= 0x80) {
-                                     spdlog::error("controller: subscribe {} failed: {}", f,
-                                                   s.to_string());
-                                   }
-                                 });
+  // Heartbeats and reported twins at QoS 0: they are written behind anyway (StoreWriter), so
+  // routing them through the consumer's persistent session (a journal record and an ack
+  // each) would buy nothing. Uplink batches at QoS 1: acknowledged once stored.
+  for (const auto& [filter, qos] : {std::pair{"ganglion/v1/+/heartbeat", mqtt::QoS::kAtMostOnce},
+                                    std::pair{"ganglion/v1/+/reported", mqtt::QoS::kAtMostOnce},
+                                    std::pair{"ganglion/v1/+/up/#", mqtt::QoS::kAtLeastOnce}}) {
+    p.client->subscribe_deferred(
+        filter, qos, handler, [f = std::string(filter)](Status s, mqtt::ReasonCode r) {
+          if (!s.ok() || static_cast<int>(r) >= 0x80) {
+            spdlog::error("controller: subscribe {} failed: {}", f, s.to_string());
+          }
+        });
   }
   p.client->connect();
 
