@@ -13,11 +13,17 @@ struct Broker::Routing {
   std::mutex mu;
   SubscriptionTree tree;
   RetainedStore retained;
-  std::unordered_map<std::string, std::shared_ptr<Session>> by_client;
+  // Keyed by a view of the session's own client id (Session::client_id() is immutable and
+  // lives as long as the session), so the id is not stored twice.
+  std::unordered_map<std::string_view, std::shared_ptr<Session>> by_client;
   std::unordered_map<SessionId, std::shared_ptr<Session>> by_id;
-  // The live connection of each session, for takeover.
-  std::unordered_map<SessionId, std::weak_ptr<Connection>> connection_of;
   SessionId next_id = 1;
+
+  void set_client(const std::shared_ptr<Session>& session) {
+    // A replaced entry would keep the old session's key (a view of a string it owns).
+    by_client.erase(session->client_id());
+    by_client.emplace(session->client_id(), session);
+  }
 
   explicit Routing(const BrokerOptions& o)
       : retained(RetainedLimits{o.max_retained_messages, o.max_retained_bytes}) {}
@@ -26,6 +32,18 @@ struct Broker::Routing {
 Broker::Broker(BrokerOptions options, Clock& clock, MetricsRegistry& metrics)
     : options_(std::move(options)),
       clock_(clock),
+      keep_alive_(
+          timers_, std::chrono::milliseconds(500),
+          [this](KeepAliveWheel::Entry& e) {
+            auto* c = static_cast<Connection*>(e.owner);
+            // Null when the connection is being destroyed (it then disarms itself).
+            if (auto self = c->weak_from_this().lock()) keep_alive_due_.push_back(std::move(self));
+          },
+          [this] {
+            auto due = std::move(keep_alive_due_);
+            keep_alive_due_.clear();
+            for (auto& c : due) c->check_keep_alive();
+          }),
       metrics_(metrics),
       routing_(std::make_unique<Routing>(options_)) {
   auto counter = [&](const char* name, const char* help) {
@@ -88,13 +106,13 @@ void Broker::set_identity_filter(std::function<bool(const std::string&)> allow) 
 namespace {
 template <class Match>
 std::size_t disconnect_matching(std::mutex& mu,
-                                std::unordered_map<SessionId, std::weak_ptr<Connection>>& live,
+                                std::unordered_map<SessionId, std::shared_ptr<Session>>& sessions,
                                 Match match, mqtt::ReasonCode reason) {
   std::vector<std::shared_ptr<Connection>> hit;
   {
     std::lock_guard lock(mu);
-    for (auto& [_, weak] : live) {
-      if (auto c = weak.lock(); c && match(*c)) hit.push_back(std::move(c));
+    for (auto& [_, session] : sessions) {
+      if (auto c = session->connection.lock(); c && match(*c)) hit.push_back(std::move(c));
     }
   }
   // Outside the routing lock: disconnecting detaches the session, which takes it.
@@ -105,14 +123,14 @@ std::size_t disconnect_matching(std::mutex& mu,
 
 std::size_t Broker::disconnect_client(const std::string& client_id, mqtt::ReasonCode reason) {
   return disconnect_matching(
-      routing_->mu, routing_->connection_of,
+      routing_->mu, routing_->by_id,
       [&](const Connection& c) { return c.client_id() == client_id; }, reason);
 }
 
 std::size_t Broker::disconnect_username(const std::string& username, mqtt::ReasonCode reason) {
   return disconnect_matching(
-      routing_->mu, routing_->connection_of,
-      [&](const Connection& c) { return c.username() == username; }, reason);
+      routing_->mu, routing_->by_id, [&](const Connection& c) { return c.username() == username; },
+      reason);
 }
 
 Status Broker::attach_store(std::unique_ptr<SessionStore> store) {
@@ -159,7 +177,7 @@ Status Broker::attach_store(std::unique_ptr<SessionStore> store) {
         session->restore(m->second, d.qos, d.retain, d.subscription_ids, d.message_id);
         ++queued;
       }
-      routing_->by_client[client_id] = session;
+      routing_->set_client(session);
       routing_->by_id[id] = session;
       // Offline since it was written, or since now when the node died with it connected.
       const std::int64_t since = stored.offline_since_wall_ms ? stored.offline_since_wall_ms : wall;
@@ -222,7 +240,7 @@ Broker::Attach Broker::attach_session(const std::string& client_id, bool clean_s
     auto it = routing_->by_client.find(client_id);
     if (it != routing_->by_client.end()) {
       auto& session = it->second;
-      if (auto c = routing_->connection_of[session->id()].lock()) previous = std::move(c);
+      if (auto c = session->connection.lock()) previous = std::move(c);
       if (session->will_timer) {
         timers_.cancel(session->will_timer);  // the client is back before its will's delay
         session->will_timer = 0;
@@ -238,12 +256,12 @@ Broker::Attach Broker::attach_session(const std::string& client_id, bool clean_s
       const SessionId id = routing_->next_id++;
       out.session = std::make_shared<Session>(id, client_id, clock_, options_, counters_);
       out.session->set_store(store_.get());
-      routing_->by_client[client_id] = out.session;
+      routing_->set_client(out.session);
       routing_->by_id[id] = out.session;
       counters_.sessions->set(static_cast<double>(routing_->by_id.size()));
     }
     out.session->next_generation();
-    routing_->connection_of[out.session->id()] = connection;
+    out.session->connection = connection;
   }
   if (previous) previous->taken_over();
   return out;
@@ -258,7 +276,7 @@ void Broker::remove_session_locked(const std::shared_ptr<Session>& session) {
   session->subscriptions.clear();
   session->clear();
   routing_->by_id.erase(session->id());
-  routing_->connection_of.erase(session->id());
+  session->connection.reset();
   auto it = routing_->by_client.find(session->client_id());
   if (it != routing_->by_client.end() && it->second == session) routing_->by_client.erase(it);
   counters_.sessions->set(static_cast<double>(routing_->by_id.size()));
@@ -270,7 +288,7 @@ void Broker::detach_session(const std::shared_ptr<Session>& session,
   if (!session->bound_to(link)) return;  // taken over: the new connection owns it
   session->unbind(link);
   std::lock_guard lock(routing_->mu);
-  routing_->connection_of.erase(session->id());
+  session->connection.reset();
   if (session->expiry_interval == 0) {
     if (session->will_timer == 0) remove_session_locked(session);
     return;
@@ -518,8 +536,8 @@ void Broker::shutdown() {
   std::vector<std::shared_ptr<Connection>> live;
   {
     std::lock_guard lock(routing_->mu);
-    for (auto& [_, weak] : routing_->connection_of) {
-      if (auto c = weak.lock()) live.push_back(std::move(c));
+    for (auto& [_, session] : routing_->by_id) {
+      if (auto c = session->connection.lock()) live.push_back(std::move(c));
     }
   }
   for (auto& c : live) c->disconnect(mqtt::ReasonCode::kServerShuttingDown);

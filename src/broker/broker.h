@@ -23,6 +23,7 @@
 #include "base/metrics.h"
 #include "base/timer_scope.h"
 #include "broker/acl.h"
+#include "broker/keep_alive_wheel.h"
 #include "broker/link.h"
 #include "broker/message.h"
 #include "broker/password_file.h"
@@ -127,6 +128,8 @@ class Broker {
   Clock& clock() { return clock_; }
   // Timers that must not outlive the broker (every timer the broker and its connections set).
   TimerScope& timers() { return timers_; }
+  // Keep-alive deadlines of every connection, behind one timer (500 ms resolution).
+  KeepAliveWheel& keep_alive_wheel() { return keep_alive_; }
   const BrokerCounters& counters() const { return counters_; }
   std::size_t connected_clients() const;
   std::size_t session_count() const;
@@ -177,6 +180,9 @@ class Broker {
   BrokerOptions options_;
   Clock& clock_;
   TimerScope timers_{clock_};
+  // Filled and emptied by the wheel's callbacks, on the Clock's thread.
+  std::vector<std::shared_ptr<Connection>> keep_alive_due_;
+  KeepAliveWheel keep_alive_;
   MetricsRegistry& metrics_;
   BrokerCounters counters_{};
   std::unique_ptr<Routing> routing_;

@@ -6,6 +6,7 @@
 
 #include "broker/connection.h"
 #include "broker/session.h"
+#include "mqtt/codec.h"
 
 namespace ganglion::broker {
 namespace {
@@ -174,6 +175,58 @@ TEST_F(BrokerTest, QoS1IsAcknowledgedAndDeliveredWithAPacketId) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].qos, QoS::kAtLeastOnce);
   EXPECT_NE(got[0].packet_id, 0);
+}
+
+TEST_F(BrokerTest, PacketIdStillInFlightIsNotReusedAfterTheIdsWrapAround) {
+  auto sub = connect("sub");
+  sub.send(subscribe("t", QoS::kAtLeastOnce));
+  auto pub = connect("pub");
+  pub.send(publish("t", "never acknowledged", QoS::kAtLeastOnce, 1));
+  ASSERT_EQ(sub.received().size(), 1u);
+  const std::uint16_t stuck = sub.received()[0].packet_id;
+  for (int i = 0; i < 70'000; ++i) {  // more than one turn of the 65535 ids
+    sub.link->clear();
+    pub.link->clear();
+    pub.send(publish("t", "m", QoS::kAtLeastOnce, 2));
+    auto got = sub.received();
+    ASSERT_EQ(got.size(), 1u);
+    ASSERT_NE(got[0].packet_id, 0);
+    ASSERT_NE(got[0].packet_id, stuck) << "after " << i << " messages";
+    sub.send(mqtt::Puback{got[0].packet_id, ReasonCode::kSuccess, {}});
+  }
+  sub.link->clear();
+  sub.send(mqtt::Puback{stuck, ReasonCode::kSuccess, {}});
+  pub.send(publish("t", "m", QoS::kAtLeastOnce, 2));
+  ASSERT_EQ(sub.received().size(), 1u);
+}
+
+TEST(PlainPublishTest, EncodesTheBytesTheCodecEncodes) {
+  const std::string topic_long(300, 't');
+  for (auto v : {ProtocolVersion::kV311, ProtocolVersion::kV5}) {
+    for (std::uint8_t qos : {0, 1, 2}) {
+      for (std::size_t size : {0, 1, 60, 122, 123, 124, 125, 16'000, 16'380, 16'400, 3'000'000}) {
+        for (const std::string& topic : {std::string("a/b"), topic_long}) {
+          const mqtt::SharedBytes payload(std::string(size, 'x'));
+          const PublishView view{topic,    payload,  qos,
+                                 qos == 1, qos == 2, std::uint16_t(qos ? 0x1234 : 0)};
+          mqtt::Publish p;
+          p.topic = topic;
+          p.payload = payload;
+          p.qos = static_cast<QoS>(qos);
+          p.retain = view.retain;
+          p.dup = view.dup;
+          p.packet_id = view.packet_id;
+          std::string want;
+          ASSERT_TRUE(mqtt::encode(p, v, want).ok());
+          std::string got = "prefix";
+          const auto remaining = plain_publish_remaining(view, v);
+          ASSERT_TRUE(remaining.has_value());
+          append_plain_publish(view, v, *remaining, got);
+          EXPECT_EQ(got, "prefix" + want) << "qos " << int(qos) << " size " << size;
+        }
+      }
+    }
+  }
 }
 
 TEST_F(BrokerTest, DeliveryQoSIsTheMinimumOfPublishedAndGranted) {

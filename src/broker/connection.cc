@@ -52,11 +52,10 @@ std::shared_ptr<const mqtt::Properties> forwarded_properties(const mqtt::Propert
 Connection::Connection(Broker& broker, std::shared_ptr<Link> link, TransportInfo info)
     : broker_(broker), link_(std::move(link)), info_(std::move(info)) {
   last_activity_ms_ = mono_ms(broker_.clock());
+  keep_alive_entry_.owner = this;
 }
 
-Connection::~Connection() {
-  if (auto t = keep_alive_timer_.load()) broker_.timers().cancel(t);
-}
+Connection::~Connection() { broker_.keep_alive_wheel().disarm(keep_alive_entry_); }
 
 void Connection::on_packet(mqtt::Packet&& packet) {
   if (state_.load() == State::kClosed) return;
@@ -191,7 +190,7 @@ void Connection::handle(mqtt::Connect& c) {
       return refuse_connect(ReasonCode::kTopicNameInvalid);
     }
     if (acl_ && !acl_->can_publish(w.topic)) return refuse_connect(ReasonCode::kNotAuthorized);
-    will_ = w;
+    will_ = std::make_unique<mqtt::Will>(std::move(*c.will));
   }
 
   // Session expiry: MQTT 5 asks; a 3.1.1 persistent session lasts the broker's maximum.
@@ -245,23 +244,22 @@ void Connection::handle(mqtt::Connect& c) {
 void Connection::arm_keep_alive() {
   if (keep_alive_ == 0) return;
   // Spec 3.1.2.10: one and a half times the keep alive without a packet ends the connection.
+  // Packets do not move the deadline (that would take the wheel's lock per packet): when it
+  // comes, check_keep_alive() looks at the last activity and re-arms.
+  const std::int64_t limit_ms = keep_alive_ * 1500LL;
+  broker_.keep_alive_wheel().arm(keep_alive_entry_, last_activity_ms_.load() + limit_ms);
+}
+
+void Connection::check_keep_alive() {
+  if (state_.load() != State::kConnected) return;
   const std::int64_t limit_ms = keep_alive_ * 1500LL;
   const std::int64_t idle = mono_ms(broker_.clock()) - last_activity_ms_.load();
-  const std::int64_t wait = std::max<std::int64_t>(1, limit_ms - idle);
-  std::weak_ptr<Connection> weak = weak_from_this();
-  keep_alive_timer_ =
-      broker_.timers().schedule_after(std::chrono::milliseconds(wait), [weak, limit_ms] {
-        auto self = weak.lock();
-        if (!self || self->state_.load() != State::kConnected) return;
-        const std::int64_t idle_now =
-            mono_ms(self->broker_.clock()) - self->last_activity_ms_.load();
-        if (idle_now >= limit_ms) {
-          spdlog::debug("mqtt {}: keep-alive timeout for {}", self->info_.remote, self->client_id_);
-          self->disconnect(ReasonCode::kKeepAliveTimeout);
-        } else {
-          self->arm_keep_alive();
-        }
-      });
+  if (idle >= limit_ms) {
+    spdlog::debug("mqtt {}: keep-alive timeout for {}", info_.remote, client_id_);
+    disconnect(ReasonCode::kKeepAliveTimeout);
+  } else {
+    arm_keep_alive();
+  }
 }
 
 void Connection::handle(mqtt::Publish& p) {
@@ -272,10 +270,14 @@ void Connection::handle(mqtt::Publish& p) {
     if (alias == 0 || alias > opt.topic_alias_maximum)
       return protocol_error(ReasonCode::kTopicAliasInvalid);
     if (!p.topic.empty()) {
-      inbound_aliases_[alias] = p.topic;
+      if (!inbound_aliases_) {
+        inbound_aliases_ = std::make_unique<std::unordered_map<std::uint16_t, std::string>>();
+      }
+      (*inbound_aliases_)[alias] = p.topic;
     } else {
-      auto it = inbound_aliases_.find(alias);
-      if (it == inbound_aliases_.end()) return protocol_error(ReasonCode::kProtocolError);
+      if (!inbound_aliases_) return protocol_error(ReasonCode::kProtocolError);
+      auto it = inbound_aliases_->find(alias);
+      if (it == inbound_aliases_->end()) return protocol_error(ReasonCode::kProtocolError);
       p.topic = it->second;
     }
   }
@@ -434,7 +436,7 @@ void Connection::handle(mqtt::Disconnect& d) {
 void Connection::on_closed() {
   const State was = state_.exchange(State::kClosed);
   if (was == State::kClosed) return;
-  if (auto t = keep_alive_timer_.exchange(0)) broker_.timers().cancel(t);
+  broker_.keep_alive_wheel().disarm(keep_alive_entry_);
   if (counted_) broker_.connections_.fetch_sub(1);
   if (was != State::kConnected) return;
   broker_.counters_.clients_connected->add(-1);

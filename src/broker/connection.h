@@ -6,8 +6,8 @@
 // the broker's Clock: unit tests drive it with in-memory links and a ManualClock.
 //
 // Thread: on_packet(), on_decode_error() and on_closed() are called on the transport's
-// thread, one at a time. The keep-alive timer runs on the Clock's thread and only touches
-// atomics and the (thread-safe) Link.
+// thread, one at a time. The keep-alive check runs on the Clock's thread (the broker's
+// KeepAliveWheel) and only touches atomics and the (thread-safe) Link.
 #pragma once
 
 #include <atomic>
@@ -19,6 +19,7 @@
 
 #include "base/status.h"
 #include "broker/acl.h"
+#include "broker/keep_alive_wheel.h"
 #include "broker/link.h"
 #include "mqtt/packet.h"
 
@@ -49,6 +50,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void disconnect(mqtt::ReasonCode reason);
   // The connection's session was taken over by a new connection with the same client id.
   void taken_over();
+  // The keep-alive deadline passed (from the broker's KeepAliveWheel, on the Clock's
+  // thread): disconnects when no packet came within 1.5 keep-alives, else re-arms.
+  void check_keep_alive();
 
  private:
   enum class State : std::uint8_t { kAwaitConnect, kConnected, kClosed };
@@ -77,16 +81,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<std::string> username_;
   std::shared_ptr<Session> session_;
   std::shared_ptr<const IdentityAcl> acl_;
-  std::optional<mqtt::Will> will_;
-  bool will_on_close_ = true;  // false after a normal DISCONNECT
+  std::unique_ptr<mqtt::Will> will_;  // (mqtt::Will is ~700 bytes; most clients have none)
+  bool will_on_close_ = true;         // false after a normal DISCONNECT
   std::atomic<bool> taken_over_{false};
   bool counted_ = false;  // counted in the broker's connection total
   bool problem_information_ = true;
   std::uint32_t connect_session_expiry_ = 0;
   std::uint16_t keep_alive_ = 0;
   std::atomic<std::int64_t> last_activity_ms_{0};
-  std::atomic<std::uint64_t> keep_alive_timer_{0};
-  std::unordered_map<std::uint16_t, std::string> inbound_aliases_;
+  KeepAliveWheel::Entry keep_alive_entry_;  // guarded by the wheel
+  // Topic aliases the client set (MQTT 5); created on the first one.
+  std::unique_ptr<std::unordered_map<std::uint16_t, std::string>> inbound_aliases_;
 };
 
 }  // namespace ganglion::broker

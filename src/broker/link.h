@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "mqtt/packet.h"
 
@@ -22,6 +23,54 @@ struct TransportInfo {
   bool internal = false;
 };
 
+// A PUBLISH without properties (an MQTT 5 link writes an empty property block), as the
+// fan-out path sends it. The views are only used during the call.
+struct PublishView {
+  std::string_view topic;
+  const mqtt::SharedBytes& payload;
+  std::uint8_t qos = 0;
+  bool retain = false;
+  bool dup = false;
+  std::uint16_t packet_id = 0;  // non-zero for QoS 1 and 2
+};
+
+// Remaining Length of `p` in `version`; nullopt when it cannot be encoded (a topic over
+// 65535 bytes, a packet over mqtt::kMaxRemainingLength).
+inline std::optional<std::size_t> plain_publish_remaining(const PublishView& p,
+                                                          mqtt::ProtocolVersion version) {
+  if (p.topic.size() > 0xFFFF) return std::nullopt;
+  const std::size_t n = 2 + p.topic.size() + (p.qos != 0 ? 2 : 0) +
+                        (version == mqtt::ProtocolVersion::kV5 ? 1 : 0) + p.payload.size();
+  if (n > 268'435'455) return std::nullopt;
+  return n;
+}
+
+// Appends the wire bytes of `p`, whose Remaining Length is `remaining` (from
+// plain_publish_remaining), the same bytes mqtt::encode writes for such a PUBLISH.
+inline void append_plain_publish(const PublishView& p, mqtt::ProtocolVersion version,
+                                 std::size_t remaining, std::string& out) {
+  char head[8];
+  std::size_t n = 0;
+  head[n++] = static_cast<char>(0x30 | (p.dup ? 0x08 : 0) | (p.qos << 1) | (p.retain ? 1 : 0));
+  do {
+    auto byte = static_cast<unsigned char>(remaining & 0x7F);
+    remaining >>= 7;
+    if (remaining) byte |= 0x80;
+    head[n++] = static_cast<char>(byte);
+  } while (remaining);
+  head[n++] = static_cast<char>(p.topic.size() >> 8);
+  head[n++] = static_cast<char>(p.topic.size() & 0xFF);
+  out.reserve(out.size() + n + p.topic.size() + 3 + p.payload.size());
+  out.append(head, n);
+  out.append(p.topic);
+  if (p.qos != 0) {
+    out.push_back(static_cast<char>(p.packet_id >> 8));
+    out.push_back(static_cast<char>(p.packet_id & 0xFF));
+  }
+  if (version == mqtt::ProtocolVersion::kV5) out.push_back('\0');  // no properties
+  out.append(p.payload.view());
+}
+
 class Link {
  public:
   virtual ~Link() = default;
@@ -34,6 +83,18 @@ class Link {
   // The same for a PUBLISH, without building a Packet (the fan-out path). The default
   // wraps it in a Packet; transports that encode override it.
   virtual bool send_publish(const mqtt::Publish& publish) { return send(mqtt::Packet(publish)); }
+  // The same without building an mqtt::Publish at all; transports that encode write the
+  // bytes directly. The default builds one.
+  virtual bool send_plain_publish(const PublishView& p) {
+    mqtt::Publish publish;
+    publish.topic = std::string(p.topic);
+    publish.payload = p.payload;
+    publish.qos = static_cast<mqtt::QoS>(p.qos);
+    publish.retain = p.retain;
+    publish.dup = p.dup;
+    publish.packet_id = p.packet_id;
+    return send_publish(publish);
+  }
   // Sets the protocol version used to encode (after CONNECT) and the largest packet the peer
   // accepts (MQTT 5 Maximum Packet Size; 0 = no limit). Called before the CONNACK is sent.
   virtual void set_protocol(mqtt::ProtocolVersion version, std::uint32_t max_packet_size) = 0;

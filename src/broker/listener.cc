@@ -1,6 +1,10 @@
 // Asio adapter between sockets and the sans-I/O broker core. One StreamLink per connection,
 // living on one io_context (so its handlers never run concurrently); send() may come from
-// any thread and only appends encoded bytes under a small lock, then posts one flush.
+// any thread and only appends encoded bytes under a small lock, then asks for one flush.
+//
+// Flushes are batched: while a loop thread handles what it read from one connection (a
+// PUBLISH fanned out to many links), the links it sends to are collected, and at the end
+// the ones on this loop are written at once and the others get one post per loop.
 #include <utility>  // Boost 1.74's Asio needs this before its headers.
 
 #include "broker/listener.h"
@@ -46,6 +50,99 @@ constexpr bool kIsWs = std::is_same_v<S, WsStream>;
 
 namespace {
 
+// The io_context (as an execution context) an executor runs on.
+asio::execution_context* loop_of(const asio::any_io_executor& executor) {
+  return &asio::query(executor, asio::execution::context_as<asio::execution_context&>);
+}
+
+// A link as the flush batch sees it.
+class Flushable {
+ public:
+  virtual ~Flushable() = default;
+  // Writes what is pending. Runs on the link's loop.
+  virtual void flush() = 0;
+};
+
+// The links to flush once the current read handler is done (see the file comment). One per
+// thread; active only inside FlushBatch::Scope.
+class FlushBatch {
+ public:
+  struct Due {
+    asio::execution_context* loop;
+    asio::any_io_executor executor;
+    std::shared_ptr<Flushable> link;
+  };
+
+  // Collects flushes on this thread, then runs them. `loop` is the io_context this thread
+  // runs. Scopes do not nest: an inner one (not expected) leaves the outer one in charge.
+  class Scope {
+   public:
+    explicit Scope(asio::execution_context* loop) : batch_(mine()), owner_(!batch_.active_) {
+      if (owner_) {
+        batch_.active_ = true;
+        batch_.loop_ = loop;
+      }
+    }
+    ~Scope() {
+      if (owner_) batch_.run();
+    }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    FlushBatch& batch_;
+    bool owner_;
+  };
+
+  // The batch of this thread when a scope is open, else null.
+  static FlushBatch* active() {
+    FlushBatch& b = mine();
+    return b.active_ ? &b : nullptr;
+  }
+  void add(asio::any_io_executor executor, std::shared_ptr<Flushable> link) {
+    auto* loop = loop_of(executor);
+    due_.push_back({loop, std::move(executor), std::move(link)});
+  }
+
+ private:
+  static FlushBatch& mine() {
+    thread_local FlushBatch batch;
+    return batch;
+  }
+
+  void run() {
+    active_ = false;
+    if (due_.empty()) return;
+    std::vector<Due> due;
+    due.swap(due_);
+    // Links of other loops: one post per loop, in the order they were first sent to.
+    for (std::size_t i = 0; i < due.size(); ++i) {
+      if (!due[i].link || due[i].loop == loop_) continue;
+      std::vector<std::shared_ptr<Flushable>> group;
+      for (std::size_t j = i; j < due.size(); ++j) {
+        if (due[j].link && due[j].loop == due[i].loop) group.push_back(std::move(due[j].link));
+      }
+      asio::post(due[i].executor, [group = std::move(group)] {
+        for (const auto& l : group) l->flush();
+      });
+    }
+    // Links of this loop: written now, without another trip through the loop.
+    for (auto& d : due) {
+      if (d.link) d.link->flush();
+    }
+    due.clear();
+    if (due_.empty()) due_.swap(due);  // keep the capacity
+  }
+
+  bool active_ = false;
+  asio::execution_context* loop_ = nullptr;
+  std::vector<Due> due_;
+};
+
+std::size_t varint_size(std::size_t v) {
+  return v < 128 ? 1 : v < 16'384 ? 2 : v < 2'097'152 ? 3 : 4;
+}
+
 template <class Stream>
 auto& lowest_socket(Stream& s) {
   if constexpr (kIsTls<Stream> || kIsWs<Stream>) {
@@ -87,21 +184,21 @@ class AcceptedLink {
 template <class Stream>
 class StreamLink final : public Link,
                          public AcceptedLink,
+                         public Flushable,
                          public std::enable_shared_from_this<StreamLink<Stream>> {
  public:
   StreamLink(Stream stream, Broker& broker, const ListenerOptions& options)
       : stream_(std::move(stream)),
         broker_(broker),
-        read_chunk_(options.read_buffer),
-        connect_timer_(lowest_socket(stream_).get_executor()),
+        connect_timer_(std::make_unique<asio::steady_timer>(lowest_socket(stream_).get_executor())),
         connect_timeout_(options.connect_timeout),
         decoder_(mqtt::DecoderOptions{mqtt::Role::kServer, std::nullopt,
                                       broker.options().max_packet_size}) {}
 
   void start(TransportInfo info) {
     info_ = std::move(info);
-    connect_timer_.expires_after(connect_timeout_);
-    connect_timer_.async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
+    connect_timer_->expires_after(connect_timeout_);
+    connect_timer_->async_wait([self = this->shared_from_this()](boost::system::error_code ec) {
       if (ec) return;
       if (!self->connection_ || !self->connection_->connected()) {
         spdlog::debug("mqtt {}: no CONNECT within the connect timeout", self->info_.remote);
@@ -150,6 +247,22 @@ class StreamLink final : public Link,
                             if (s.ok()) out.append(publish.payload.view());
                             return s;
                           });
+  }
+
+  bool send_plain_publish(const PublishView& p) override {
+    {
+      std::lock_guard lock(mu_);
+      if (closing_) return false;
+      if (const auto remaining = plain_publish_remaining(p, version_)) {
+        if (max_packet_size_ != 0 && 1 + varint_size(*remaining) + *remaining > max_packet_size_) {
+          return false;  // MQTT 5: discard what the client said it cannot take
+        }
+        append_plain_publish(p, version_, *remaining, pending_);
+        schedule_flush_locked();
+        return true;
+      }
+    }
+    return Link::send_plain_publish(p);  // not encodable: the encoder reports why
   }
 
   void set_protocol(mqtt::ProtocolVersion version, std::uint32_t max_packet_size) override {
@@ -244,6 +357,7 @@ class StreamLink final : public Link,
     // dropped connection_ (e.g. the connect timer fired on a busy loop) is discarded.
     if (ec || shut_) return shutdown_now();
     broker_.counters().bytes_received->inc(n);
+    FlushBatch::Scope batch(loop_of(lowest_socket(stream_).get_executor()));
     for (;;) {
       auto next = decoder_.next();
       if (!next.ok()) {
@@ -254,8 +368,16 @@ class StreamLink final : public Link,
       connection_->on_packet(std::move(**next));
       if (closing_now()) return;  // refused, disconnected or taken over: stop reading
     }
-    decoder_.release_idle_buffer();
-    if (connection_->connected()) connect_timer_.cancel();
+    // Plain sockets read into the loop's buffer, so what the decoder holds is only ever a
+    // partial packet: drop its buffer whenever nothing is left. TLS and WebSocket read into
+    // the decoder and keep a small one.
+    if constexpr (kIsTls<Stream> || kIsWs<Stream>) {
+      decoder_.release_idle_buffer();
+    } else {
+      decoder_.release_idle_buffer(0);
+    }
+    // Destroying the timer cancels its wait; an idle connection keeps no timer.
+    if (connect_timer_ && connection_->connected()) connect_timer_.reset();
     read();
   }
 
@@ -268,11 +390,15 @@ class StreamLink final : public Link,
   void schedule_flush_locked() {
     if (flush_posted_) return;
     flush_posted_ = true;
+    if (FlushBatch* batch = FlushBatch::active()) {
+      batch->add(lowest_socket(stream_).get_executor(), this->shared_from_this());
+      return;
+    }
     asio::post(lowest_socket(stream_).get_executor(),
                [self = this->shared_from_this()] { self->flush(); });
   }
 
-  void flush() {
+  void flush() override {
     bool close_after = false;
     {
       std::lock_guard lock(mu_);
@@ -303,6 +429,11 @@ class StreamLink final : public Link,
       std::lock_guard lock(mu_);
       writing_active_ = false;
       writing_.clear();
+      // A burst grew the buffers: give the memory back once nothing waits.
+      if (writing_.capacity() > kKeepWriteBuffer) std::string().swap(writing_);
+      if (pending_.empty() && pending_.capacity() > kKeepWriteBuffer) {
+        std::string().swap(pending_);
+      }
       if (ec) closing_ = true;
     }
     if (ec) return shutdown_now();
@@ -316,7 +447,7 @@ class StreamLink final : public Link,
       std::lock_guard lock(mu_);
       closing_ = true;
     }
-    connect_timer_.cancel();
+    if (connect_timer_) connect_timer_->cancel();
     // Settle the broker side first (will published, session detached or ended), then close:
     // a client that sees the close and reconnects at once finds the session state it implies
     // (no session present after a session expiry of 0).
@@ -328,11 +459,13 @@ class StreamLink final : public Link,
     sock.close(ec);
   }
 
+  static constexpr std::size_t kKeepWriteBuffer = 64 * 1024;
+
   Stream stream_;
   Broker& broker_;
   TransportInfo info_;
-  std::size_t read_chunk_;
-  asio::steady_timer connect_timer_;
+  // Until CONNECT (the slowloris limit); destroyed after it.
+  std::unique_ptr<asio::steady_timer> connect_timer_;
   std::chrono::milliseconds connect_timeout_;
   mqtt::Decoder decoder_;
   std::shared_ptr<Connection> connection_;

@@ -36,15 +36,15 @@ std::uint64_t Session::deliver(const MessagePtr& message, std::uint8_t qos, bool
     counters_.messages_expired->inc();
     return 0;
   }
-  Pending p{message, qos, retain_flag, {subscription_ids.begin(), subscription_ids.end()}, 0};
   if (qos == 0) {
     if (link_) {
-      send_publish(p, 0, false);
+      send_publish(*message, 0, retain_flag, subscription_ids, 0, false);
     } else {
       counters_.messages_dropped_queue_full->inc();
     }
     return 0;
   }
+  Pending p{message, qos, retain_flag, {subscription_ids.begin(), subscription_ids.end()}, 0};
   std::uint64_t seq = 0;
   if (store_ && expiry_interval.load() > 0) {
     seq = store_->enqueue(client_id_, message, qos, retain_flag, subscription_ids, p.stored_id);
@@ -53,8 +53,7 @@ std::uint64_t Session::deliver(const MessagePtr& message, std::uint8_t qos, bool
       inflight_.size() < options_.max_inflight) {
     const std::uint16_t id = next_packet_id();
     if (send_publish(p, id, false)) {
-      inflight_.push_back({id, qos == 1 ? Stage::kAwaitAck : Stage::kAwaitRec, std::move(p)});
-      ids_in_use_.insert(id);
+      push_inflight(id, std::move(p));
     } else {
       finished(p);
     }
@@ -110,29 +109,50 @@ void Session::enqueue(Pending p) {
   queue_.push_back(std::move(p));
 }
 
-bool Session::send_publish(const Pending& p, std::uint16_t packet_id, bool dup) {
-  const Message& m = *p.message;
+void Session::push_inflight(std::uint16_t packet_id, Pending p) {
+  const Stage stage = p.qos == 1 ? Stage::kAwaitAck : Stage::kAwaitRec;
+  inflight_.push_back({packet_id, stage, ids_assigned_, std::move(p)});
+}
+
+bool Session::send_publish(const Message& m, std::uint8_t qos, bool retain,
+                           std::span<const std::uint32_t> subscription_ids, std::uint16_t packet_id,
+                           bool dup) {
+  const bool v5 = limits_.version == mqtt::ProtocolVersion::kV5;
+  if (!v5 || (!m.properties && m.expiry_ms == 0 && subscription_ids.empty() &&
+              limits_.topic_alias_maximum == 0)) {
+    // The fan-out path: nothing differs per subscriber but the packet id and flags, so no
+    // mqtt::Publish (with its ~600-byte Properties and a copy of the topic) is built.
+    if (!link_->send_plain_publish(PublishView{m.topic, m.payload, qos, retain, dup, packet_id})) {
+      return false;
+    }
+    counters_.messages_sent->inc();
+    return true;
+  }
   mqtt::Publish out;
   out.dup = dup;
-  out.qos = static_cast<mqtt::QoS>(p.qos);
-  out.retain = p.retain;
+  out.qos = static_cast<mqtt::QoS>(qos);
+  out.retain = retain;
   out.packet_id = packet_id;
   out.payload = m.payload;
-  if (limits_.version == mqtt::ProtocolVersion::kV5) {
+  if (v5) {
     if (m.properties) out.properties = *m.properties;
-    out.properties.subscription_identifiers = p.subscription_ids;
+    out.properties.subscription_identifiers.assign(subscription_ids.begin(),
+                                                   subscription_ids.end());
     if (m.expiry_ms != 0) {
       const std::int64_t left = m.expiry_ms - now_ms(clock_);
       out.properties.message_expiry_interval =
           static_cast<std::uint32_t>(std::max<std::int64_t>(1, (left + 999) / 1000));
     }
     if (limits_.topic_alias_maximum > 0) {
-      auto it = out_aliases_.find(m.topic);
-      if (it != out_aliases_.end()) {
+      if (!out_aliases_) {
+        out_aliases_ = std::make_unique<std::unordered_map<std::string, std::uint16_t>>();
+      }
+      auto it = out_aliases_->find(m.topic);
+      if (it != out_aliases_->end()) {
         out.properties.topic_alias = it->second;
-      } else if (out_aliases_.size() < limits_.topic_alias_maximum) {
-        const auto alias = static_cast<std::uint16_t>(out_aliases_.size() + 1);
-        out_aliases_.emplace(m.topic, alias);
+      } else if (out_aliases_->size() < limits_.topic_alias_maximum) {
+        const auto alias = static_cast<std::uint16_t>(out_aliases_->size() + 1);
+        out_aliases_->emplace(m.topic, alias);
         out.properties.topic_alias = alias;
         out.topic = m.topic;
       }
@@ -149,11 +169,17 @@ bool Session::send_publish(const Pending& p, std::uint16_t packet_id, bool dup) 
 }
 
 std::uint16_t Session::next_packet_id() {
-  do {
-    last_packet_id_ =
-        static_cast<std::uint16_t>(last_packet_id_ == 65535 ? 1 : last_packet_id_ + 1);
-  } while (ids_in_use_.count(last_packet_id_));
-  return last_packet_id_;
+  // Ids go 1, 2, ..., 65535, 1, ... Everything in flight got its id at most 65534
+  // assignments ago unless the oldest one has been waiting for a whole turn of ids: only
+  // then can the next id still be in use, and the in-flight window is searched.
+  for (;;) {
+    ++ids_assigned_;
+    const auto id = static_cast<std::uint16_t>((ids_assigned_ - 1) % 65535 + 1);
+    if (inflight_.empty() || ids_assigned_ - inflight_.front().serial < 65535) return id;
+    const bool in_use = std::any_of(inflight_.begin(), inflight_.end(),
+                                    [&](const Inflight& f) { return f.packet_id == id; });
+    if (!in_use) return id;
+  }
 }
 
 LazyDeque<Session::Inflight>::iterator Session::find_inflight(std::uint16_t packet_id) {
@@ -175,9 +201,7 @@ void Session::pump() {
     }
     const std::uint16_t id = next_packet_id();
     if (send_publish(p, id, false)) {
-      const Stage stage = p.qos == 1 ? Stage::kAwaitAck : Stage::kAwaitRec;
-      inflight_.push_back({id, stage, std::move(p)});
-      ids_in_use_.insert(id);
+      push_inflight(id, std::move(p));
     } else {
       finished(p);
     }
@@ -188,7 +212,6 @@ void Session::on_puback(std::uint16_t packet_id) {
   std::lock_guard lock(mu_);
   auto it = find_inflight(packet_id);
   if (it == inflight_.end() || it->stage != Stage::kAwaitAck) return;
-  ids_in_use_.erase(packet_id);
   finished(it->pending);
   inflight_.erase(it);
   pump();
@@ -207,7 +230,6 @@ void Session::on_pubrec(std::uint16_t packet_id, mqtt::ReasonCode reason) {
   // the PUBREL would be missing, which the client's session tolerates).
   finished(it->pending);
   if (static_cast<std::uint8_t>(reason) >= 0x80) {  // the client refused the message
-    ids_in_use_.erase(packet_id);
     inflight_.erase(it);
     pump();
     return;
@@ -222,24 +244,24 @@ void Session::on_pubcomp(std::uint16_t packet_id) {
   std::lock_guard lock(mu_);
   auto it = find_inflight(packet_id);
   if (it == inflight_.end() || it->stage != Stage::kAwaitComp) return;
-  ids_in_use_.erase(packet_id);
   inflight_.erase(it);
   pump();
 }
 
 Result<bool> Session::begin_inbound_qos2(std::uint16_t packet_id, std::size_t limit) {
   std::lock_guard lock(mu_);
-  if (inbound_qos2_.count(packet_id)) return false;
-  if (inbound_qos2_.size() >= limit) {
+  if (!inbound_qos2_) inbound_qos2_ = std::make_unique<std::unordered_set<std::uint16_t>>();
+  if (inbound_qos2_->count(packet_id)) return false;
+  if (inbound_qos2_->size() >= limit) {
     return ResourceExhausted("more QoS 2 messages awaiting PUBREL than Receive Maximum");
   }
-  inbound_qos2_.insert(packet_id);
+  inbound_qos2_->insert(packet_id);
   return true;
 }
 
 bool Session::release_inbound_qos2(std::uint16_t packet_id) {
   std::lock_guard lock(mu_);
-  return inbound_qos2_.erase(packet_id) > 0;
+  return inbound_qos2_ && inbound_qos2_->erase(packet_id) > 0;
 }
 
 void Session::bind(std::shared_ptr<Link> link, ClientLimits limits,
@@ -248,7 +270,7 @@ void Session::bind(std::shared_ptr<Link> link, ClientLimits limits,
   link_ = std::move(link);
   limits_ = limits;
   acl_ = std::move(acl);
-  out_aliases_.clear();
+  out_aliases_.reset();
   online_.store(true, std::memory_order_release);
   // Resend what was in flight, in order (spec 4.4): PUBLISH with DUP, or PUBREL.
   for (auto it = inflight_.begin(); it != inflight_.end();) {
@@ -256,7 +278,6 @@ void Session::bind(std::shared_ptr<Link> link, ClientLimits limits,
       link_->send(mqtt::Pubrel{it->packet_id, mqtt::ReasonCode::kSuccess, {}});
       ++it;
     } else if (!send_publish(it->pending, it->packet_id, true)) {
-      ids_in_use_.erase(it->packet_id);
       finished(it->pending);
       it = inflight_.erase(it);
     } else {
@@ -281,10 +302,9 @@ bool Session::bound_to(const std::shared_ptr<Link>& link) const {
 void Session::clear() {
   std::lock_guard lock(mu_);
   inflight_.clear();
-  ids_in_use_.clear();
   queue_.clear();
   queued_bytes_ = 0;
-  inbound_qos2_.clear();
+  inbound_qos2_.reset();
 }
 
 std::size_t Session::queued() const {

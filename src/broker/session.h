@@ -38,6 +38,7 @@ namespace ganglion::broker {
 
 struct BrokerCounters;
 struct BrokerOptions;
+class Connection;
 class SessionStore;
 
 // What the client announced in CONNECT that shapes what we send it.
@@ -126,6 +127,9 @@ class Session {
   std::map<std::string, SubscriptionOptions, std::less<>> subscriptions;
   // A will waiting for its delay to pass (set when the connection dropped), and its timer.
   TimerId will_timer = 0;
+  // The live connection using this session (for takeover, disconnect_client, shutdown).
+  // Guarded by the broker's routing lock.
+  std::weak_ptr<Connection> connection;
 
   std::size_t queued() const;
   std::size_t inflight() const;
@@ -142,11 +146,18 @@ class Session {
   struct Inflight {
     std::uint16_t packet_id = 0;
     Stage stage = Stage::kAwaitAck;
+    std::uint64_t serial = 0;  // ids_assigned_ when its packet id was assigned
     Pending pending;
   };
 
   // REQUIRES: mu_ held.
-  bool send_publish(const Pending& p, std::uint16_t packet_id, bool dup);
+  bool send_publish(const Message& m, std::uint8_t qos, bool retain,
+                    std::span<const std::uint32_t> subscription_ids, std::uint16_t packet_id,
+                    bool dup);
+  bool send_publish(const Pending& p, std::uint16_t packet_id, bool dup) {
+    return send_publish(*p.message, p.qos, p.retain, p.subscription_ids, packet_id, dup);
+  }
+  void push_inflight(std::uint16_t packet_id, Pending p);
   void pump();
   std::uint16_t next_packet_id();
   LazyDeque<Inflight>::iterator find_inflight(std::uint16_t packet_id);
@@ -168,13 +179,15 @@ class Session {
   std::shared_ptr<Link> link_;
   ClientLimits limits_;
   std::shared_ptr<const IdentityAcl> acl_;
+  // In packet-id assignment order (ids_assigned_ grows from front to back), which is what
+  // lets next_packet_id() skip the search for an id in use in the usual case.
   LazyDeque<Inflight> inflight_;
-  std::unordered_set<std::uint16_t> ids_in_use_;
   LazyDeque<Pending> queue_;
   std::size_t queued_bytes_ = 0;
-  std::uint16_t last_packet_id_ = 0;
-  std::unordered_set<std::uint16_t> inbound_qos2_;
-  std::unordered_map<std::string, std::uint16_t> out_aliases_;
+  std::uint64_t ids_assigned_ = 0;  // packet ids handed out so far
+  // Created on first use: most sessions never see QoS 2 or topic aliases.
+  std::unique_ptr<std::unordered_set<std::uint16_t>> inbound_qos2_;
+  std::unique_ptr<std::unordered_map<std::string, std::uint16_t>> out_aliases_;
 };
 
 }  // namespace ganglion::broker

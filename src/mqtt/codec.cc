@@ -1278,8 +1278,8 @@ std::span<char> Decoder::prepare(std::size_t n) {
 
 void Decoder::commit(std::size_t n) { end_ = std::min(end_ + n, buf_.size()); }
 
-void Decoder::release_idle_buffer() {
-  if (head_ != end_ || buf_.capacity() <= 4096) return;
+void Decoder::release_idle_buffer(std::size_t keep) {
+  if (head_ != end_ || buf_.capacity() <= std::max<std::size_t>(keep, 15)) return;
   std::string().swap(buf_);
   head_ = end_ = 0;
 }

@@ -76,9 +76,10 @@ class Decoder {
   // E.g. after CONNACK, to apply the Maximum Packet Size a server announced.
   void set_maximum_packet_size(std::uint32_t n) { max_packet_size_ = n; }
 
-  // Frees the buffer when nothing is buffered and it grew beyond a few KiB, so an idle
-  // connection holds no read buffer. Call after next() returned nullopt.
-  void release_idle_buffer();
+  // Frees the buffer when nothing is buffered and its capacity exceeds `keep` bytes, so an
+  // idle connection holds no read buffer. Call after next() returned nullopt. A transport
+  // that reads elsewhere and feeds only what it read passes 0.
+  void release_idle_buffer(std::size_t keep = 4096);
 
   bool failed() const { return !error_.ok(); }
   const Status& error_status() const { return error_; }
