@@ -349,6 +349,8 @@ void MqttClient::Impl::lost(const Status& why) {
   }
   if (stopped) {
     set_state(ConnectionState::kIdle, why);
+    session.cancel_all(Cancelled("mqtt client stopped"));
+    refresh_stats();
     return;
   }
   const auto delay = backoff.next();
@@ -396,7 +398,21 @@ void MqttClient::stop() {
     impl->reconnect_timer.cancel();
     if (impl->open && impl->session.state() == ClientSession::State::kConnected) {
       impl->session.disconnect();
-      // Best effort: write the DISCONNECT, then close (a blocking write of a few bytes).
+      if (impl->write_active) {
+        // A write is in progress: writing beside it would interleave bytes on the stream and
+        // lose what it and the session still hold. flush() goes on after it: the rest of the
+        // output, the DISCONNECT last, then the close (the session asked for it). A peer that
+        // stopped reading gets two seconds.
+        impl->connect_timer.expires_after(std::chrono::seconds(2));
+        impl->connect_timer.async_wait(
+            [impl, gen = impl->generation](boost::system::error_code ec) {
+              if (ec || gen != impl->generation) return;
+              impl->lost(Cancelled("client stopped"));
+            });
+        return;
+      }
+      // Nothing in flight: write what is left and the DISCONNECT now (a blocking write of
+      // what the session holds), then close.
       const std::string bytes = impl->session.take_output();
       boost::system::error_code ec;
       if (impl->tls_stream) {
@@ -406,8 +422,6 @@ void MqttClient::stop() {
       }
     }
     impl->lost(Cancelled("client stopped"));
-    impl->session.cancel_all(Cancelled("mqtt client stopped"));
-    impl->refresh_stats();
   });
 }
 
