@@ -123,6 +123,7 @@ struct MqttClient::Impl : std::enable_shared_from_this<MqttClient::Impl> {
   std::uint64_t generation = 0;
   bool open = false;  // the transport is up (after the TLS handshake)
   bool write_active = false;
+  bool half_closed = false;  // stopping: our side is shut down, waiting for the server's close
   bool stopped = false;
   bool started = false;
   std::string writing;
@@ -284,6 +285,14 @@ void MqttClient::Impl::flush() {
   writing = session.take_output();
   if (writing.empty()) {
     if (session.close_requested()) {
+      if (stopped) {  // see stop(): wait for the server's close
+        if (!half_closed) {
+          half_closed = true;
+          boost::system::error_code ec;
+          lowest().shutdown(tcp::socket::shutdown_send, ec);
+        }
+        return;
+      }
       const Status why = session.close_reason();
       lost(why.ok() ? Cancelled("closed by the client") : why);
     }
@@ -333,6 +342,7 @@ void MqttClient::Impl::close_transport() {
   tcp_socket.reset();
   open = false;
   write_active = false;
+  half_closed = false;
   writing.clear();
 }
 
@@ -348,7 +358,7 @@ void MqttClient::Impl::lost(const Status& why) {
     stats.last_error = why.ok() ? std::string() : why.to_string();
   }
   if (stopped) {
-    set_state(ConnectionState::kIdle, why);
+    set_state(ConnectionState::kIdle, Cancelled("client stopped"));
     session.cancel_all(Cancelled("mqtt client stopped"));
     refresh_stats();
     return;
@@ -397,29 +407,22 @@ void MqttClient::stop() {
     impl->stopped = true;
     impl->reconnect_timer.cancel();
     if (impl->open && impl->session.state() == ClientSession::State::kConnected) {
+      // A clean end: what the session still holds goes out after any write in progress, the
+      // DISCONNECT last; then flush() half-closes and the server's close (EOF) ends it.
+      // Closing at once instead would reset the connection while acknowledgements are unread,
+      // and a reset makes the server drop bytes it has received but not yet read. A server
+      // that does not close gets two seconds.
       impl->session.disconnect();
-      if (impl->write_active) {
-        // A write is in progress: writing beside it would interleave bytes on the stream and
-        // lose what it and the session still hold. flush() goes on after it: the rest of the
-        // output, the DISCONNECT last, then the close (the session asked for it). A peer that
-        // stopped reading gets two seconds.
-        impl->connect_timer.expires_after(std::chrono::seconds(2));
-        impl->connect_timer.async_wait(
-            [impl, gen = impl->generation](boost::system::error_code ec) {
-              if (ec || gen != impl->generation) return;
-              impl->lost(Cancelled("client stopped"));
-            });
-        return;
-      }
-      // Nothing in flight: write what is left and the DISCONNECT now (a blocking write of
-      // what the session holds), then close.
-      const std::string bytes = impl->session.take_output();
-      boost::system::error_code ec;
-      if (impl->tls_stream) {
-        asio::write(*impl->tls_stream, asio::buffer(bytes), ec);
-      } else if (impl->tcp_socket) {
-        asio::write(*impl->tcp_socket, asio::buffer(bytes), ec);
-      }
+      // Completions run now, as documented; the bytes already written out still go.
+      impl->session.cancel_all(Cancelled("mqtt client stopped"));
+      impl->refresh_stats();
+      impl->connect_timer.expires_after(std::chrono::seconds(2));
+      impl->connect_timer.async_wait([impl, gen = impl->generation](boost::system::error_code ec) {
+        if (ec || gen != impl->generation) return;
+        impl->lost(Cancelled("client stopped"));
+      });
+      impl->flush();
+      return;
     }
     impl->lost(Cancelled("client stopped"));
   });
