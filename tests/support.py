@@ -52,6 +52,8 @@ class EdgeProcess:
         self.tmp = tempfile.TemporaryDirectory(prefix="ganglion-test-")
         self.data_dir = data_dir or os.path.join(self.tmp.name, "data")
         self.args = list(args)
+        if "--mqtt.listeners" not in self.args:  # never the default 1883: tests run in parallel
+            self.args += ["--mqtt.listeners", "tcp://127.0.0.1:0"]
         self.proc = None
         self.endpoints = None
 
