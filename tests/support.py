@@ -52,8 +52,6 @@ class EdgeProcess:
         self.tmp = tempfile.TemporaryDirectory(prefix="ganglion-test-")
         self.data_dir = data_dir or os.path.join(self.tmp.name, "data")
         self.args = list(args)
-        if "--mqtt.listeners" not in self.args:  # never the default 1883: tests run in parallel
-            self.args += ["--mqtt.listeners", "tcp://127.0.0.1:0"]
         self.proc = None
         self.endpoints = None
 
@@ -63,6 +61,8 @@ class EdgeProcess:
             os.remove(endpoints)
         cmd = [GANGLION, "edge", "--data.dir", self.data_dir,
                "--http.listen", "127.0.0.1:0", *self.args]
+        if not any(a.split("=")[0] == "--mqtt.listeners" for a in self.args):
+            cmd += ["--mqtt.listeners", "tcp://127.0.0.1:0"]  # never 1883: tests run in parallel
         self.log = open(os.path.join(self.tmp.name, "edge.log"), "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(lambda: os.path.exists(endpoints) or self.proc.poll() is not None,
