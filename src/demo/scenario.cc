@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/env.h"
 #include "client/mqtt_client.h"
 #include "cloud/api_client.h"
 #include "demo/child_process.h"
@@ -69,20 +70,17 @@ constexpr milliseconds kLastWindowFlush{6'000};
 constexpr std::uint64_t kDetectionSlack = 3;
 
 Result<std::string> read_text(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return NotFound("cannot read " + path.string());
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
+  return Env::posix().read_file(path.string());
 }
 
+// The files of `dir` ending in `extension`, sorted by name.
 std::vector<fs::path> files_in(const fs::path& dir, std::string_view extension) {
   std::vector<fs::path> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.is_regular_file() && e.path().extension() == extension) out.push_back(e.path());
+  auto names = Env::posix().list_dir(dir.string());
+  if (!names.ok()) return out;
+  for (const auto& name : *names) {
+    if (name.ends_with(extension)) out.push_back(dir / name);
   }
-  std::sort(out.begin(), out.end());
   return out;
 }
 
