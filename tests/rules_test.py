@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from support import GANGLION, MosquittoSub, PahoClient, mosquitto_pub, mqtt_edge, unique, wait_for
+from support import GANGLION, BrokerTestCase, MosquittoSub, PahoClient, mosquitto_pub, mqtt_edge, unique, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(HERE, "..", "examples", "rules")
@@ -40,26 +40,8 @@ class Hook(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class RulesTestBase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.edge = mqtt_edge("tcp")
-        try:
-            cls.edge.start()
-        except BaseException:
-            cls.edge.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.edge.close()
-
-    def tearDown(self):
-        if self.edge.proc.poll() is not None:
-            self.fail(f"edge exited with {self.edge.proc.returncode}:\n{self.edge.output()[-4000:]}")
-
-    def addr(self):
-        return self.edge.mqtt("tcp")
+class RulesTestBase(BrokerTestCase):
+    """One edge node per class (BrokerTestCase) plus helpers for streams and rules."""
 
     def sub(self, *topics):
         s = MosquittoSub(self.addr(), *topics)
