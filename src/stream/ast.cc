@@ -287,6 +287,9 @@ void print(const Expr& e, std::string& out) {
       if (e.args[2]) print(*e.args[2], out);
       out += ']';
       return;
+    case ExprKind::kWildcard:
+      out += '*';
+      return;
   }
 }
 

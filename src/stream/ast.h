@@ -40,6 +40,7 @@ enum class ExprKind {
   kArrow,    // args[0] -> name
   kIndex,    // args[0][args[1]]
   kSlice,    // args[0][args[1]? : args[2]?]  (missing bounds are nullptr)
+  kWildcard, // `*` as a function argument beside others: had_changed(true, *)
 };
 
 enum class UnaryOp { kNot, kNeg };
@@ -79,7 +80,7 @@ struct TypeSpec {
 struct Expr;
 using ExprPtr = std::unique_ptr<Expr>;
 
-// `OVER (PARTITION BY e, ... WHEN cond)` after an analytic or aggregate call.
+// `OVER (PARTITION BY e, ... WHEN cond)` after an analytic call (lag, latest, acc_sum...).
 struct OverClause {
   std::vector<ExprPtr> partition_by;
   ExprPtr when;

@@ -395,6 +395,19 @@ class AggregateRef final : public Node {
   std::size_t slot_;
 };
 
+// The value of an analytic call, computed by the query engine for this row.
+class AnalyticRef final : public Node {
+ public:
+  explicit AnalyticRef(std::size_t slot) : slot_(slot) {}
+  const Value* eval(EvalState& st) override {
+    if (slot_ >= st.row->analytics.size()) return &kNull;
+    return &st.row->analytics[slot_];
+  }
+
+ private:
+  std::size_t slot_;
+};
+
 // window_start() / window_end().
 class WindowBound final : public Node {
  public:
@@ -660,6 +673,8 @@ class Compiler {
         }
         return NodePtr(new Slice(std::move(x), std::move(lo), std::move(hi)));
       }
+      case ExprKind::kWildcard:
+        return error(e, "'*' is not allowed here");
     }
     return error(e, "unsupported expression");
   }
@@ -708,6 +723,11 @@ class Compiler {
     if (def->kind == FunctionKind::kAggregate && o_.aggregate_slot) {
       int slot = o_.aggregate_slot(e);
       if (slot >= 0) return NodePtr(new AggregateRef(static_cast<std::size_t>(slot)));
+    }
+    if (def->kind == FunctionKind::kAnalytic) {
+      int slot = o_.analytic_slot ? o_.analytic_slot(e) : -1;
+      if (slot >= 0) return NodePtr(new AnalyticRef(static_cast<std::size_t>(slot)));
+      return error(e, "analytic function '" + def->name + "' is not allowed here");
     }
     if (def->kind != FunctionKind::kScalar) {
       return error(e, "aggregate function '" + def->name + "' is not allowed here");

@@ -50,6 +50,9 @@ struct Row {
   std::span<const Value> aggregates = {};
   // nullptr outside a window: window_start()/window_end() then read as NULL.
   const WindowBounds* window = nullptr;
+  // Values of the analytic calls (lag, latest, acc_sum...) for this row, by slot (see
+  // CompileOptions::analytic_slot). A slot past the end reads as NULL.
+  std::span<const Value> analytics = {};
 };
 
 struct CompileOptions {
@@ -64,6 +67,10 @@ struct CompileOptions {
   // the compiled expression reads from Row::aggregates (the call's arguments are then not
   // compiled here), or -1 to reject the call as "not allowed here".
   std::function<int(const Expr& call)> aggregate_slot;
+  // Set by the query engine, which keeps the state of analytic functions: for an analytic
+  // call, returns the slot whose value the compiled expression reads from Row::analytics,
+  // or -1. Without it (or with -1) an analytic call is a compile error.
+  std::function<int(const Expr& call)> analytic_slot;
 };
 
 namespace detail {
@@ -98,8 +105,8 @@ class CompiledExpr {
 };
 
 // Compiles `expr`. Errors carry the line and column of the offending node: unknown
-// function, wrong number of arguments, aggregate in a scalar context, unknown field (with
-// a schema), bad LIKE pattern.
+// function, wrong number of arguments, aggregate in a scalar context, analytic call without
+// a query, `*` as an argument, unknown field (with a schema), bad LIKE pattern.
 Result<CompiledExpr> compile(const Expr& expr, const CompileOptions& options);
 
 // Convenience: parse + compile + evaluate one expression against `fields` (tests, tools).

@@ -911,6 +911,27 @@ FunctionRegistry make_builtins() {
   agg("merge_agg", 0, 1);  // merge_agg(*)
   agg("deduplicate", 2, 2);
   agg("last_value", 1, 2);
+  // Analytic functions: names and arity only; stream/analytic.h implements them and the
+  // query engine keeps their state (per rule, per OVER (PARTITION BY ...) key).
+  auto analytic = [&r](std::string name, int min, int max) {
+    FunctionDef d;
+    d.name = std::move(name);
+    d.kind = FunctionKind::kAnalytic;
+    d.min_args = min;
+    d.max_args = max;
+    d.handles_null = true;
+    (void)r.add(std::move(d));
+  };
+  analytic("lag", 1, 4);
+  analytic("latest", 1, 2);
+  analytic("changed_col", 2, 2);
+  analytic("had_changed", 2, kVariadic);
+  analytic("changed_cols", 3, kVariadic);  // a SELECT column that expands to several
+  analytic("acc_sum", 1, 3);
+  analytic("acc_min", 1, 3);
+  analytic("acc_max", 1, 3);
+  analytic("acc_avg", 1, 3);
+  analytic("acc_count", 1, 3);
   return r;
 }
 

@@ -739,6 +739,13 @@ class Parser {
       bump();
     } else if (!is(TokenKind::kRParen)) {
       do {
+        // `*` beside other arguments (had_changed(true, *), changed_cols("p", true, *)).
+        if (is(TokenKind::kStar) && (peek_tok().kind == TokenKind::kComma ||
+                                     peek_tok().kind == TokenKind::kRParen)) {
+          e->args.push_back(node(ExprKind::kWildcard, cur().pos));
+          bump();
+          continue;
+        }
         GANGLION_ASSIGN_OR_RETURN(ExprPtr a, expression("function argument"));
         e->args.push_back(std::move(a));
       } while (accept(TokenKind::kComma));

@@ -10,6 +10,7 @@
 
 #include "event/json.h"
 #include "stream/aggregate.h"
+#include "stream/analytic.h"
 #include "stream/eval.h"
 #include "stream/parser.h"
 
@@ -72,6 +73,9 @@ struct Tuple {
   std::vector<Value> joined;  // per join, in JOIN order; empty when the query has no join
   std::int64_t ts = 0;        // event or processing time, ms
   std::uint8_t side = 0;      // stream joins: 0 the FROM stream, i + 1 join i
+  // Values of the analytic calls computed when the event arrived (by slot; post-aggregate
+  // slots stay NULL here). Empty when the query has none.
+  std::vector<Value> analytics;
 };
 
 struct Group {
@@ -148,6 +152,24 @@ struct AggCall {
   AccumulatorFactory factory;
 };
 
+// One distinct analytic call (lag, latest, changed_col, had_changed, acc_*) of the rule and
+// its state: one AnalyticState without PARTITION BY, else one per partition key.
+struct AnalyticCall {
+  std::string key;  // to_sql() of the call: identical calls share a slot and a state
+  std::string name;
+  ExprPtr expr;
+  // True when the call reads an aggregate (`changed_col(true, avg(t))`): computed per
+  // output row of a window instead of per event.
+  bool post = false;
+  std::vector<std::optional<CompiledExpr>> args;  // nullopt: `*`, the whole row
+  std::vector<CompiledExpr> partition;
+  std::optional<CompiledExpr> when;
+  AnalyticFactory factory;
+  std::unique_ptr<AnalyticState> global;
+  std::unordered_map<std::vector<Value>, std::unique_ptr<AnalyticState>, ValuesHash> partitions;
+  std::vector<Value> key_scratch, values;
+};
+
 struct JoinSpec {
   JoinType type = JoinType::kInner;
   std::string name;
@@ -163,10 +185,14 @@ struct TableState {
 };
 
 struct Projection {
-  enum Kind { kExpr, kAll, kAllOf } kind = kExpr;
-  std::string name;
-  std::optional<CompiledExpr> expr;
+  enum Kind { kExpr, kAll, kAllOf, kChangedCols } kind = kExpr;
+  std::string name;  // kChangedCols: the prefix
+  std::optional<CompiledExpr> expr;  // kChangedCols: ignore_null
   int slot = -1;  // kAllOf: -1 the FROM stream, else the join index
+  // CHANGED_COLS(prefix, ignore_null, x, ...): the columns (nullopt expr: `*`) and the last
+  // value each one emitted, by column name.
+  std::vector<std::pair<std::string, std::optional<CompiledExpr>>> columns;
+  std::unordered_map<std::string, Value> last;
 };
 
 struct OrderKey {
@@ -229,6 +255,13 @@ class Engine : public std::enable_shared_from_this<Engine> {
   sql::CompileOptions compile_options(bool with_aggregates);
   Result<CompiledExpr> compile(const Expr& e, bool with_aggregates = false);
   Status collect_aggregates(const Expr& e);
+  Status collect_analytics(const Expr& e, bool aggregates_allowed, bool& has_aggregate);
+  Status compile_analytic(AnalyticCall& c);
+  Status plan_changed_cols(const Expr& call, const std::string& alias, Projection& p,
+                           int& unnamed);
+  const sql::FunctionRegistry& registry() const {
+    return options_.functions ? *options_.functions : sql::FunctionRegistry::builtins();
+  }
   ExprPtr substitute_aliases(const Expr& e, const sql::SelectStatement& s);
   void note_fields(const CompiledExpr& c);
 
@@ -238,6 +271,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void update_table(std::size_t join, Value row);
   bool lookup_tables(Tuple base, std::vector<Tuple>& out);
   bool where_ok(const Tuple& t);
+  void compute_analytics(Tuple& t);
+  void eval_analytic(AnalyticCall& c, const sql::Row& row, Value& out);
   void on_tuple(Tuple t);
   void add_to_window(Tuple t);
   void close_until(std::int64_t t);
@@ -247,13 +282,18 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
   // ---- emission ----
   sql::Row make_row(const Tuple& t, std::span<const Value> aggs = {},
-                    const sql::WindowBounds* w = nullptr);
+                    const sql::WindowBounds* w = nullptr,
+                    const std::vector<Value>* analytics = nullptr);
   void accumulate(GroupTable& gt, const Tuple& t);
   void emit_rows(const std::vector<const Tuple*>& rows, sql::WindowBounds b);
   void emit_groups(const GroupTable& gt, sql::WindowBounds b);
   struct Out {
     const Tuple* tuple = nullptr;
     std::vector<Value> aggs;
+    std::vector<Value> analytics;  // with post-aggregate analytic calls: all slots, else empty
+    const std::vector<Value>* analytics_or_null() const {
+      return analytics.empty() ? nullptr : &analytics;
+    }
   };
   void finish(std::vector<Out>& outs, const sql::WindowBounds* b);
   std::vector<Tuple> join_streams(const std::vector<const Tuple*>& rows);
@@ -280,6 +320,10 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::vector<JoinSpec> joins_;
   std::vector<TableState> tables_;  // per join (used by table joins)
   bool stream_join_ = false;
+  bool table_join_ = false;
+  std::vector<AnalyticCall> analytics_;  // inner calls before the calls that read them
+  bool post_analytics_ = false;          // some call reads aggregates
+  bool changed_cols_ = false;            // a CHANGED_COLS column: rows without columns drop
   std::vector<std::string> sources_;
   std::vector<std::string> decode_fields_;
   bool decode_all_ = false;
@@ -334,6 +378,15 @@ sql::CompileOptions Engine::compile_options(bool with_aggregates) {
       std::string k = sql::to_sql(call);
       for (std::size_t i = 0; i < aggs_.size(); ++i) {
         if (aggs_[i].key == k) return static_cast<int>(i);
+      }
+      return -1;
+    };
+  }
+  if (!analytics_.empty()) {
+    o.analytic_slot = [this](const Expr& call) {
+      std::string k = sql::to_sql(call);
+      for (std::size_t i = 0; i < analytics_.size(); ++i) {
+        if (analytics_[i].key == k) return static_cast<int>(i);
       }
       return -1;
     };
@@ -400,7 +453,138 @@ Status Engine::collect_aggregates(const Expr& e) {
   for (const auto& a : e.args) {
     if (a) GANGLION_RETURN_IF_ERROR(collect_aggregates(*a));
   }
+  if (e.over) {
+    for (const auto& p : e.over->partition_by) GANGLION_RETURN_IF_ERROR(collect_aggregates(*p));
+    if (e.over->when) GANGLION_RETURN_IF_ERROR(collect_aggregates(*e.over->when));
+  }
   return Status::Ok();
+}
+
+// Finds the analytic calls of `e` and gives each distinct one a slot, inner calls first (an
+// argument or the OVER clause may call an analytic function itself: `lag(ts) OVER (WHEN
+// had_changed(true, s))`), so evaluating the slots in order sees inner values first. Sets
+// `has_aggregate` when `e` contains an aggregate call.
+Status Engine::collect_analytics(const Expr& e, bool aggregates_allowed, bool& has_aggregate) {
+  bool inner = false;
+  for (const auto& a : e.args) {
+    if (a) GANGLION_RETURN_IF_ERROR(collect_analytics(*a, aggregates_allowed, inner));
+  }
+  if (e.over) {
+    for (const auto& p : e.over->partition_by) {
+      GANGLION_RETURN_IF_ERROR(collect_analytics(*p, aggregates_allowed, inner));
+    }
+    if (e.over->when) {
+      GANGLION_RETURN_IF_ERROR(collect_analytics(*e.over->when, aggregates_allowed, inner));
+    }
+  }
+  if (inner) has_aggregate = true;
+  if (e.kind != ExprKind::kCall) return Status::Ok();
+  const sql::FunctionDef* def = registry().find(e.name);
+  if (def == nullptr) return Status::Ok();
+  if (def->kind == sql::FunctionKind::kAggregate) {
+    has_aggregate = true;
+    return Status::Ok();
+  }
+  if (def->kind != sql::FunctionKind::kAnalytic) return Status::Ok();
+  if (def->name == "changed_cols") {
+    return at(e.pos, "changed_cols is only allowed as a column of the SELECT list");
+  }
+  std::string key = sql::to_sql(e);
+  bool post = inner;
+  for (const auto& c : analytics_) {
+    if (c.key == key) post = c.post;
+  }
+  if (post && !aggregates_allowed) {
+    return at(e.pos, "analytic function '" + def->name +
+                         "' over an aggregate is only allowed in SELECT, HAVING and ORDER BY");
+  }
+  for (const auto& c : analytics_) {
+    if (c.key == key) return Status::Ok();
+  }
+  if (e.star) return at(e.pos, "function '" + def->name + "' does not take '*' alone");
+  std::string arity = sql::FunctionRegistry::arity_error(*def, static_cast<int>(e.args.size()));
+  if (!arity.empty()) return at(e.pos, arity);
+  auto factory = analytic_factory(def->name, e.args);
+  if (!factory.ok()) return at(e.pos, factory.status().message());
+  AnalyticCall call;
+  call.key = std::move(key);
+  call.name = def->name;
+  call.expr = clone(e);
+  call.post = post;
+  call.factory = std::move(factory).value();
+  analytics_.push_back(std::move(call));
+  return Status::Ok();
+}
+
+Status Engine::compile_analytic(AnalyticCall& c) {
+  const Expr& e = *c.expr;
+  for (const auto& a : e.args) {
+    if (a->kind == ExprKind::kWildcard) {
+      decode_all_ = true;
+      c.args.emplace_back();
+      continue;
+    }
+    GANGLION_ASSIGN_OR_RETURN(CompiledExpr x, compile(*a, c.post));
+    c.args.emplace_back(std::move(x));
+  }
+  if (e.over) {
+    for (const auto& p : e.over->partition_by) {
+      GANGLION_ASSIGN_OR_RETURN(CompiledExpr x, compile(*p, c.post));
+      c.partition.push_back(std::move(x));
+    }
+    if (e.over->when) {
+      GANGLION_ASSIGN_OR_RETURN(CompiledExpr x, compile(*e.over->when, c.post));
+      c.when = std::move(x);
+    }
+  }
+  return Status::Ok();
+}
+
+// CHANGED_COLS(prefix, ignore_null, x, ...) as a SELECT column.
+Status Engine::plan_changed_cols(const Expr& call, const std::string& alias, Projection& p,
+                                 int& unnamed) {
+  if (!alias.empty()) {
+    return at(call.pos, "changed_cols takes no alias: its first argument is the column prefix");
+  }
+  std::string arity = sql::FunctionRegistry::arity_error(*registry().find("changed_cols"),
+                                                         static_cast<int>(call.args.size()));
+  if (!arity.empty()) return at(call.pos, arity);
+  if (call.over) return at(call.pos, "OVER is not supported for changed_cols");
+  const Expr& prefix = *call.args[0];
+  if (prefix.kind != ExprKind::kLiteral || !prefix.literal.is_string()) {
+    return at(prefix.pos, "changed_cols: the prefix must be a string constant");
+  }
+  p.kind = Projection::kChangedCols;
+  p.name = prefix.literal.as_string();
+  if (call.args[1]->kind == ExprKind::kWildcard) {
+    return at(call.args[1]->pos, "changed_cols: '*' is not allowed as ignore_null");
+  }
+  GANGLION_ASSIGN_OR_RETURN(CompiledExpr ignore, compile(*call.args[1], true));
+  p.expr = std::move(ignore);
+  for (std::size_t i = 2; i < call.args.size(); ++i) {
+    const Expr& a = *call.args[i];
+    if (a.kind == ExprKind::kWildcard) {
+      decode_all_ = true;
+      p.columns.emplace_back("", std::nullopt);
+      continue;
+    }
+    GANGLION_ASSIGN_OR_RETURN(CompiledExpr x, compile(a, true));
+    std::string name;
+    if (a.kind == ExprKind::kField || a.kind == ExprKind::kArrow) {
+      name = a.name;
+    } else if (a.kind == ExprKind::kCall) {
+      name = lower(a.name);
+    } else {
+      name = "kuiper_field_" + std::to_string(unnamed++);
+    }
+    p.columns.emplace_back(std::move(name), std::move(x));
+  }
+  changed_cols_ = true;
+  return Status::Ok();
+}
+
+bool is_changed_cols(const sql::SelectField& f) {
+  return f.expr && f.expr->kind == ExprKind::kCall && lower(f.expr->name) == "changed_cols";
 }
 
 // HAVING and ORDER BY may name a SELECT alias (`ORDER BY a` for `avg(t) AS a`).
@@ -462,14 +646,46 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
     sources_.push_back(spec.name);
     joins_.push_back(std::move(spec));
   }
-  if (table_join && stream_join_) {
-    return at(s.joins.front().table.pos,
-              "joining streams and tables in one query is not supported");
-  }
+  table_join_ = table_join;
   if (stream_join_ && !s.window)
     return at(s.from.pos, "a join of streams needs a window (GROUP BY ...WINDOW(...))");
   tables_.resize(joins_.size());
   for (const auto& j : joins_) named_.push_back(sql::NamedRow{j.qualifier, nullptr});
+
+  // Analytic calls, anywhere in the statement, before anything is compiled (compiled
+  // expressions read their slots). HAVING and ORDER BY may name SELECT aliases.
+  std::vector<ExprPtr> having_order;
+  if (s.having) having_order.push_back(substitute_aliases(*s.having, s));
+  for (const auto& o : s.order_by) having_order.push_back(substitute_aliases(*o.expr, s));
+  {
+    bool agg = false;
+    for (const auto& j : s.joins) {
+      if (j.on) GANGLION_RETURN_IF_ERROR(collect_analytics(*j.on, false, agg));
+    }
+    if (s.window && s.window->trigger) {
+      GANGLION_RETURN_IF_ERROR(collect_analytics(*s.window->trigger, false, agg));
+    }
+    if (s.where) GANGLION_RETURN_IF_ERROR(collect_analytics(*s.where, false, agg));
+    for (const auto& g : s.group_by) GANGLION_RETURN_IF_ERROR(collect_analytics(*g, false, agg));
+    for (const auto& f : s.fields) {
+      if (!f.expr) continue;
+      if (is_changed_cols(f)) {
+        for (const auto& a : f.expr->args) {
+          if (a) GANGLION_RETURN_IF_ERROR(collect_analytics(*a, true, agg));
+        }
+      } else {
+        GANGLION_RETURN_IF_ERROR(collect_analytics(*f.expr, true, agg));
+      }
+    }
+    for (const auto& e : having_order) GANGLION_RETURN_IF_ERROR(collect_analytics(*e, true, agg));
+    for (auto& c : analytics_) {
+      if (c.post) {
+        post_analytics_ = true;
+      } else {
+        GANGLION_RETURN_IF_ERROR(compile_analytic(c));
+      }
+    }
+  }
   for (std::size_t i = 0; i < joins_.size(); ++i) {
     const auto& j = s.joins[i];
     if (!j.on) continue;
@@ -553,9 +769,6 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
   }
 
   // Aggregates in SELECT, HAVING and ORDER BY (aliases resolved first).
-  std::vector<ExprPtr> having_order;
-  if (s.having) having_order.push_back(substitute_aliases(*s.having, s));
-  for (const auto& o : s.order_by) having_order.push_back(substitute_aliases(*o.expr, s));
   for (const auto& f : s.fields) {
     if (f.expr) GANGLION_RETURN_IF_ERROR(collect_aggregates(*f.expr));
   }
@@ -575,6 +788,9 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
     group_keys_.push_back(std::move(k));
   }
   key_scratch_.resize(group_keys_.size());
+  for (auto& c : analytics_) {
+    if (c.post) GANGLION_RETURN_IF_ERROR(compile_analytic(c));
+  }
   incremental_ = aggregate_query_ && !stream_join_ && window_ &&
                  (window_->kind == WindowKind::kTumbling || window_->kind == WindowKind::kHopping);
 
@@ -617,6 +833,11 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
       projections_.push_back(std::move(p));
       continue;
     }
+    if (is_changed_cols(f)) {
+      GANGLION_RETURN_IF_ERROR(plan_changed_cols(*f.expr, f.alias, p, unnamed));
+      projections_.push_back(std::move(p));
+      continue;
+    }
     GANGLION_ASSIGN_OR_RETURN(CompiledExpr c, compile(*f.expr, true));
     p.expr = std::move(c);
     if (!f.alias.empty()) {
@@ -633,7 +854,9 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
   passthrough_ =
       projections_.size() == 1 && projections_[0].kind == Projection::kAll && joins_.empty();
   if (decode_all_ || decode_fields_.empty()) decode_fields_.clear();
-  if (options_.selective_decode && where_ && !where_after_join_ && joins_.empty() &&
+  // Analytic functions see every event, also those WHERE rejects: no early filtering.
+  if (options_.selective_decode && analytics_.empty() && where_ && !where_after_join_ &&
+      joins_.empty() &&
       from_def_->schemaless() && decode_fields_.empty() && !where_->referenced_fields().empty()) {
     selective_ = true;
     where_fields_ = where_->referenced_fields();
@@ -727,6 +950,9 @@ Status Engine::push_locked(std::string_view source, const Event& event) {
     t.joined[side - 1] = std::move(row).value();
   }
   const Value& own = side == 0 ? t.fields : t.joined[side - 1];
+  // Analytic functions run first, for every event of the FROM stream (eKuiper: they are
+  // not affected by WHERE). Joined streams' events do not update them.
+  if (side == 0 && !analytics_.empty()) compute_analytics(t);
 
   if (window_ && window_->kind == WindowKind::kCount) {
     t.ts = clock_.wall_ms();
@@ -817,6 +1043,7 @@ bool Engine::lookup_tables(Tuple base, std::vector<Tuple>& out) {
   std::vector<Tuple> next;
   for (std::size_t j = 0; j < joins_.size(); ++j) {
     JoinSpec& spec = joins_[j];
+    if (!spec.def->is_table) continue;  // stream joins happen at window close
     TableState& table = tables_[j];
     next.clear();
     for (Tuple& l : out) {
@@ -854,6 +1081,73 @@ bool Engine::lookup_tables(Tuple base, std::vector<Tuple>& out) {
     std::swap(out, next);
   }
   return !out.empty();
+}
+
+void Engine::compute_analytics(Tuple& t) {
+  t.analytics.assign(analytics_.size(), Value());
+  for (std::size_t i = 0; i < analytics_.size(); ++i) {
+    if (analytics_[i].post) continue;
+    eval_analytic(analytics_[i], make_row(t), t.analytics[i]);
+  }
+}
+
+// An error (in an argument, the partition key, WHEN, or the function) leaves the state as
+// it was and the call reads NULL for this row.
+void Engine::eval_analytic(AnalyticCall& c, const sql::Row& row, Value& out) {
+  out = Value();
+  AnalyticState* state = nullptr;
+  if (c.partition.empty()) {
+    if (!c.global) c.global = c.factory();
+    state = c.global.get();
+  } else {
+    c.key_scratch.resize(c.partition.size());
+    for (std::size_t i = 0; i < c.partition.size(); ++i) {
+      auto v = c.partition[i].evaluate(row);
+      if (!v.ok()) {
+        record_error(v.status());
+        return;
+      }
+      c.key_scratch[i] = std::move(v).value();
+    }
+    auto it = c.partitions.find(c.key_scratch);
+    if (it == c.partitions.end()) {
+      if (c.partitions.size() >= options_.max_analytic_partitions) {
+        drop(metrics_.dropped_overflow, c.name + ": at most " +
+                                            std::to_string(options_.max_analytic_partitions) +
+                                            " partitions are kept");
+        return;
+      }
+      it = c.partitions.emplace(c.key_scratch, c.factory()).first;
+    }
+    state = it->second.get();
+  }
+  bool valid = true;
+  if (c.when) {
+    auto m = c.when->matches(row);
+    if (!m.ok()) {
+      record_error(m.status());
+      return;
+    }
+    valid = *m;
+  }
+  c.values.resize(c.args.size());
+  for (std::size_t i = 0; i < c.args.size(); ++i) {
+    if (!c.args[i]) {
+      c.values[i] = row.fields != nullptr ? *row.fields : Value();
+      continue;
+    }
+    auto v = c.args[i]->evaluate(row);
+    if (!v.ok()) {
+      record_error(v.status());
+      return;
+    }
+    c.values[i] = std::move(v).value();
+  }
+  Status s = state->update(c.values, valid, out);
+  if (!s.ok()) {
+    record_error(s);
+    out = Value();
+  }
 }
 
 bool Engine::where_ok(const Tuple& t) {
@@ -1104,7 +1398,8 @@ void Engine::on_timer() {
 
 // ---------------------------------------------------------------- emission
 
-sql::Row Engine::make_row(const Tuple& t, std::span<const Value> aggs, const sql::WindowBounds* w) {
+sql::Row Engine::make_row(const Tuple& t, std::span<const Value> aggs, const sql::WindowBounds* w,
+                          const std::vector<Value>* analytics) {
   for (std::size_t i = 0; i < named_.size(); ++i) {
     named_[i].fields = i < t.joined.size() ? &t.joined[i] : nullptr;
   }
@@ -1113,6 +1408,7 @@ sql::Row Engine::make_row(const Tuple& t, std::span<const Value> aggs, const sql
   row.joined = named_;
   row.aggregates = aggs;
   row.window = w;
+  row.analytics = analytics != nullptr ? *analytics : t.analytics;
   return row;
 }
 
@@ -1165,6 +1461,7 @@ std::vector<Tuple> Engine::join_streams(const std::vector<const Tuple*>& rows) {
   }
   for (std::size_t j = 0; j < joins_.size(); ++j) {
     JoinSpec& spec = joins_[j];
+    if (spec.def->is_table) continue;  // looked up after the stream joins
     std::vector<const Tuple*> right;
     for (const Tuple* r : rows) {
       if (r->side == j + 1) right.push_back(r);
@@ -1212,6 +1509,15 @@ void Engine::emit_rows(const std::vector<const Tuple*>& rows, sql::WindowBounds 
   std::vector<const Tuple*> units;
   if (stream_join_) {
     joined = join_streams(rows);
+    if (table_join_) {
+      // Streams joined within the window, then each joined row looks the tables up.
+      std::vector<Tuple> looked_up, all;
+      for (Tuple& t : joined) {
+        if (!lookup_tables(std::move(t), looked_up)) continue;
+        for (Tuple& x : looked_up) all.push_back(std::move(x));
+      }
+      joined = std::move(all);
+    }
     for (const Tuple& t : joined) {
       if (!where_after_join_ || where_ok(t)) units.push_back(&t);
     }
@@ -1244,10 +1550,23 @@ void Engine::emit_groups(const GroupTable& gt, sql::WindowBounds b) {
 }
 
 void Engine::finish(std::vector<Out>& outs, const sql::WindowBounds* b) {
+  if (post_analytics_) {
+    // Analytic calls over aggregates: once per output row, in emission order.
+    for (Out& o : outs) {
+      o.analytics = o.tuple->analytics;
+      o.analytics.resize(analytics_.size());
+      for (std::size_t i = 0; i < analytics_.size(); ++i) {
+        if (!analytics_[i].post) continue;
+        Value v;
+        eval_analytic(analytics_[i], make_row(*o.tuple, o.aggs, b, &o.analytics), v);
+        o.analytics[i] = std::move(v);
+      }
+    }
+  }
   if (having_) {
     std::vector<Out> kept;
     for (Out& o : outs) {
-      auto m = having_->matches(make_row(*o.tuple, o.aggs, b));
+      auto m = having_->matches(make_row(*o.tuple, o.aggs, b, o.analytics_or_null()));
       if (!m.ok()) {
         record_error(m.status());
         continue;
@@ -1265,7 +1584,8 @@ void Engine::finish(std::vector<Out>& outs, const sql::WindowBounds* b) {
     for (std::size_t i = 0; i < outs.size(); ++i) {
       std::vector<Value> k;
       for (auto& ok : order_) {
-        auto v = ok.expr.evaluate(make_row(*outs[i].tuple, outs[i].aggs, b));
+        auto v =
+            ok.expr.evaluate(make_row(*outs[i].tuple, outs[i].aggs, b, outs[i].analytics_or_null()));
         if (!v.ok()) record_error(v.status());
         k.push_back(v.ok() ? std::move(v).value() : Value());
       }
@@ -1312,6 +1632,12 @@ std::optional<Value> Engine::project(const Out& o, const sql::WindowBounds* b) {
   const Tuple& t = *o.tuple;
   if (passthrough_) return t.fields;
   ValueObject out;
+  auto put = [&out](const std::string& name, Value v) {
+    if (out.empty())
+      out.append(name, std::move(v));
+    else
+      out.set(name, std::move(v));
+  };
   auto add_all = [&out](const Value& v) {
     if (!v.is_object()) return;
     if (out.empty()) {
@@ -1331,19 +1657,55 @@ std::optional<Value> Engine::project(const Out& o, const sql::WindowBounds* b) {
         add_all(p.slot < 0 ? t.fields : t.joined[static_cast<std::size_t>(p.slot)]);
         break;
       case Projection::kExpr: {
-        auto v = p.expr->evaluate(make_row(t, o.aggs, b));
+        auto v = p.expr->evaluate(make_row(t, o.aggs, b, o.analytics_or_null()));
         if (!v.ok()) {
           record_error(v.status());
           return std::nullopt;
         }
-        if (out.empty())
-          out.append(p.name, std::move(v).value());
-        else
-          out.set(p.name, std::move(v).value());
+        put(p.name, std::move(v).value());
+        break;
+      }
+      case Projection::kChangedCols: {
+        // eKuiper: each column compared with the value it had in the last emitted row.
+        sql::Row row = make_row(t, o.aggs, b, o.analytics_or_null());
+        auto ignore = p.expr->evaluate(row);
+        if (ignore.ok() && !ignore->is_bool()) {
+          ignore = InvalidArgument("changed_cols: ignore_null must be a boolean, got " +
+                                   std::string(ignore->type_name()));
+        }
+        if (!ignore.ok()) {
+          record_error(ignore.status());
+          return std::nullopt;
+        }
+        auto check = [&](const std::string& name, const Value& v) {
+          if (ignore->as_bool() && v.is_null()) return;
+          Value& last = p.last[name];
+          if (v == last) return;
+          last = v;
+          put(p.name + name, v);
+        };
+        for (auto& [name, expr] : p.columns) {
+          if (!expr) {
+            std::vector<const Value*> objects{&t.fields};
+            for (const Value& j : t.joined) objects.push_back(&j);
+            for (const Value* obj : objects) {
+              if (!obj->is_object()) continue;
+              for (const auto& [k, x] : obj->as_object()) check(std::string(k), x);
+            }
+            continue;
+          }
+          auto v = expr->evaluate(row);
+          if (!v.ok()) {
+            record_error(v.status());
+            return std::nullopt;
+          }
+          check(name, *v);
+        }
         break;
       }
     }
   }
+  if (changed_cols_ && out.empty()) return std::nullopt;  // nothing changed: no row
   return Value(std::move(out));
 }
 

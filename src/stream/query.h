@@ -56,6 +56,9 @@ struct QueryOptions {
   std::size_t max_window_rows = 1'000'000;  // rows (or groups) held per window, beyond:
                                             // the oldest are dropped and counted
   std::size_t max_table_rows = 100'000;     // rows kept by a table without KEY
+  // Distinct OVER (PARTITION BY ...) keys kept per analytic call; an event with a new key
+  // beyond this reads NULL for that call (counted in dropped_overflow).
+  std::size_t max_analytic_partitions = 100'000;
   bool send_single = false;                 // sendSingle: see sink_payloads()
   // For `SELECT * ... WHERE <few fields>` on a schemaless stream: parse each payload once,
   // convert only the WHERE fields, and convert the rest only for events that pass (then
