@@ -202,6 +202,26 @@ TEST(EvalTest, AggregatesRegisteredLaterAreRejectedInScalarContext) {
             "line 1, column 1: aggregate function 'avg' is not allowed here");
 }
 
+TEST(EvalTest, AnalyticCallsNeedTheQueryEngineOrReadTheirSlot) {
+  auto c = compile(**parse_expression("1 + lag(t) OVER (PARTITION BY id)"), {});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(), "line 1, column 5: analytic function 'lag' is not allowed here");
+  auto star = compile(**parse_expression("concat(a, *)"), {});
+  ASSERT_FALSE(star.ok());
+  EXPECT_EQ(star.status().message(), "line 1, column 11: '*' is not allowed here");
+  // With a slot the compiled expression reads Row::analytics (NULL past its end).
+  CompileOptions o;
+  o.analytic_slot = [](const Expr& call) { return call.name == "latest" ? 1 : -1; };
+  auto ok = compile(**parse_expression("latest(t) * 2"), o);
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  std::vector<Value> slots{Value(), Value(21)};
+  Row row;
+  row.analytics = slots;
+  EXPECT_EQ(*ok->evaluate(row), Value(42));
+  EXPECT_TRUE(ok->evaluate(Row{})->is_null());
+  EXPECT_FALSE(compile(**parse_expression("lag(t)"), o).ok());
+}
+
 TEST(EvalTest, FunctionsAreCaseInsensitiveAndNullInNullOut) {
   EXPECT_EQ(eval("UPPER(name)"), Value("SENSOR-1"));
   EXPECT_TRUE(eval("upper(n)").is_null());

@@ -76,6 +76,12 @@ TEST(ParserTest, RoundTripsEkuiperDocStatements) {
       {"SELECT 'it\\'s', \"say \\\"hi\\\"\" FROM s", "SELECT 'it\\'s', 'say \"hi\"' FROM s"},
       {"SELECT lag(temp) OVER (PARTITION BY id WHEN temp > 1) FROM s",
        "SELECT lag(temp) OVER (PARTITION BY id WHEN temp > 1) FROM s"},
+      {"SELECT acc_sum(v) over (partition by a, b->c), latest(x) OVER (when had_changed(true, "
+       "*)) FROM s",
+       "SELECT acc_sum(v) OVER (PARTITION BY a, b->c), latest(x) OVER (WHEN had_changed(TRUE, "
+       "*)) FROM s"},
+      {"SELECT CHANGED_COLS(\"c_\", false, *, a) FROM s",
+       "SELECT CHANGED_COLS('c_', FALSE, *, a) FROM s"},
       {"SELECT * FROM s -- trailing comment\n", "SELECT * FROM s"},
       {"SELECT /* c */ 1.5, .5, 2. FROM s", "SELECT 1.5, 0.5, 2.0 FROM s"},
       {"CREATE STREAM demo (temperature FLOAT, humidity BIGINT) WITH (DATASOURCE=\"demo\", "
@@ -183,6 +189,24 @@ TEST(ParserTest, ErrorsCarryLineAndColumn) {
        "line 1, column 42: only one window is allowed in GROUP BY"},
       {"SELECT a FROM s GROUP BY TUMBLINGWINDOW(ss, 1) OVER (WHEN a)",
        "line 1, column 48: OVER (WHEN ...) is only allowed after SLIDINGWINDOW"},
+      {"SELECT lag(a) OVER FROM s", "line 1, column 20: expected '(' after OVER, found 'FROM'"},
+      {"SELECT lag(a) OVER () FROM s",
+       "line 1, column 21: expected PARTITION BY or WHEN in OVER, found ')'"},
+      {"SELECT lag(a) OVER (ORDER BY id) FROM s",
+       "line 1, column 21: expected PARTITION BY or WHEN in OVER, found 'ORDER'"},
+      {"SELECT lag(a) OVER (PARTITION id) FROM s",
+       "line 1, column 31: expected BY after PARTITION, found 'id'"},
+      {"SELECT lag(a) OVER (PARTITION BY) FROM s",
+       "line 1, column 33: expected expression after 'PARTITION BY', found ')'"},
+      {"SELECT lag(a) OVER (PARTITION BY id,) FROM s",
+       "line 1, column 37: expected expression after 'PARTITION BY', found ')'"},
+      {"SELECT lag(a) OVER (WHEN) FROM s",
+       "line 1, column 25: expected expression after 'WHEN', found ')'"},
+      {"SELECT lag(a) OVER (PARTITION BY id FROM s",
+       "line 1, column 37: expected ')' to close OVER, found 'FROM'"},
+      {"SELECT lag(a) OVER (WHEN a > 1 PARTITION BY id) FROM s",
+       "line 1, column 32: expected ')' to close OVER, found 'PARTITION'"},
+      {"SELECT f(a, * + 1) FROM s", "line 1, column 13: expected function argument, found '*'"},
       {"SELECT a FROM s LIMIT x", "line 1, column 23: expected a number after 'LIMIT', found 'x'"},
       {"SELECT a FROM s extra junk", "line 1, column 23: expected end of statement, found 'junk'"},
       {"SELECT a FROM s LEFT t", "line 1, column 22: expected JOIN after 'LEFT', found 't'"},
@@ -221,6 +245,17 @@ TEST(ParserTest, ErrorsCarryLineAndColumn) {
     std::string got = error_of(c[0]);
     EXPECT_EQ(got.substr(0, got.find('\n')), c[1]) << c[0];
   }
+}
+
+TEST(ParserTest, UnclosedOverPointsPastTheLastToken) {
+  EXPECT_EQ(error_of("SELECT lag(a) OVER (PARTITION BY id"),
+            "line 1, column 36: expected ')' to close OVER, found end of input\n"
+            "SELECT lag(a) OVER (PARTITION BY id\n"
+            "                                   ^");
+  EXPECT_EQ(error_of("SELECT id,\n  lag(a) OVER\n(WHEN a >) FROM s"),
+            "line 3, column 10: expected expression after '>', found ')'\n"
+            "(WHEN a >) FROM s\n"
+            "         ^");
 }
 
 TEST(ParserTest, CaretLinesUpUnderTabs) {
