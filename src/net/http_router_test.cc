@@ -45,5 +45,18 @@ TEST(SplitHostPort, AcceptsIpv4Ipv6AndRejectsJunk) {
   EXPECT_FALSE(split_host_port("a:x").ok());
 }
 
+TEST(ParseTarget, DecodesPathAndQuery) {
+  HttpRequest r;
+  parse_target("/v1/a%20b/c?metric=motor.rpm&where=site%3Deu-1&x&&from=-15m&t=a+b&bad=%zz%4", r);
+  EXPECT_EQ(r.path, "/v1/a b/c");
+  EXPECT_EQ(r.query.at("metric"), "motor.rpm");
+  EXPECT_EQ(r.query.at("where"), "site=eu-1");
+  EXPECT_EQ(r.query.at("x"), "");
+  EXPECT_EQ(r.query.at("from"), "-15m");
+  EXPECT_EQ(r.query.at("t"), "a b");
+  EXPECT_EQ(r.query.at("bad"), "%zz%4");
+  EXPECT_EQ(r.query.size(), 6u);
+}
+
 }  // namespace
 }  // namespace ganglion::net

@@ -125,6 +125,11 @@ class HttpServer {
   std::shared_ptr<Impl> impl_;
 };
 
+// Fills req.path (percent-decoded, without the query) and req.query (each "k=v" pair of
+// the query, percent-decoded with '+' as a space; a key without '=' maps to ""; a repeated
+// key keeps its last value) from a request target as sent ("/v1/query?metric=temp").
+void parse_target(std::string_view target, HttpRequest& req);
+
 // Splits "host:port" (also "[::1]:8080"). Errors name the text.
 Result<std::pair<std::string, std::uint16_t>> split_host_port(std::string_view text);
 
