@@ -201,7 +201,7 @@ Status Broker::attach_store(std::unique_ptr<SessionStore> store) {
   for (const auto& [id, left_ms] : expiries) {
     const std::uint64_t generation = routing_->by_id[id]->generation();
     timers_.schedule_after(std::chrono::milliseconds(left_ms),
-                           [this, id, generation] { expire_session(id, generation); });
+                           [this, id = id, generation] { expire_session(id, generation); });
   }
   spdlog::info(
       "broker store: restored {} sessions with {} queued messages and {} retained messages",
