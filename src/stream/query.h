@@ -1,7 +1,13 @@
 // Query: one continuous SELECT (an eKuiper rule's SQL) planned into a push-based pipeline.
 //
-//   event --decode/schema check--> [table lookup join] --WHERE--> window --> [stream join,
-//   WHERE] --> GROUP BY + aggregates --> HAVING --> ORDER BY --> LIMIT --> projection --> sink
+//   event --decode/schema check--> analytic functions --> [table lookup join] --WHERE-->
+//   window --> [stream join, table lookup join, WHERE] --> GROUP BY + aggregates -->
+//   [analytic functions over aggregates] --> HAVING --> ORDER BY --> LIMIT --> projection
+//   --> sink
+//
+// Analytic functions (lag, latest, changed_col, had_changed, acc_*, with OVER (PARTITION BY
+// ... WHEN ...)) keep their state in the Query, per distinct call and partition key, and see
+// every event of the FROM stream whether WHERE keeps it or not (eKuiper's semantics).
 //
 // Start here:
 //   Catalog catalog;                       // CREATE STREAM / CREATE TABLE definitions
@@ -168,7 +174,8 @@ class Query {
 // Plans `select` against `catalog`. Errors (kInvalidArgument, with line and column where
 // the problem is in the SQL): unknown stream or field, GROUP BY or aggregates without a
 // window, a stream join without a window, nested aggregates, bad window arguments,
-// unknown function.
+// unknown function, bad analytic call (lag offset not a constant, CHANGED_COLS outside the
+// SELECT list, an analytic call over an aggregate in WHERE).
 Result<std::unique_ptr<Query>> plan(const sql::SelectStatement& select, const Catalog& catalog,
                                     Clock& clock, QueryOptions options, Sink sink);
 // Parses then plans.
