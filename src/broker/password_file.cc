@@ -97,6 +97,8 @@ Status parse_hash(std::string_view encoded, ParsedHash& out) {
 
 Status check_username(std::string_view user) {
   if (user.empty()) return InvalidArgument("username is empty");
+  // The file would read the line back as a comment and lose the user.
+  if (user.front() == '#') return InvalidArgument("username must not start with '#'");
   for (const char c : user) {
     if (c == ':' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
       return InvalidArgument("username must not contain ':' or control characters");

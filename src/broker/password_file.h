@@ -4,7 +4,7 @@
 //
 //   <username>:$pbkdf2-sha512$<iterations>$<salt base64>$<hash base64>
 //
-//   username    non-empty, no ':' and no control characters
+//   username    non-empty, no ':' and no control characters, not starting with '#'
 //   iterations  decimal, 1..kMaxPbkdf2Iterations
 //   salt        16 random bytes (RAND_bytes) when written here; any non-empty length is read
 //   hash        64 bytes: PBKDF2-HMAC-SHA512(password, salt, iterations)

@@ -82,6 +82,17 @@ TEST(PasswordFile, RejectsBadUsernames) {
   EXPECT_EQ(file.size(), 0u);
 }
 
+TEST(PasswordFile, RejectsUsernamesThatWouldReloadAsAComment) {
+  // Found by fuzz/broker_auth_fuzz: "#admin" was accepted, saved as "#admin:$pbkdf2...",
+  // and the next load skipped that line as a comment: the user silently disappeared.
+  PasswordFile file;
+  EXPECT_EQ(file.add_user("#admin", "x", kFast).code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(file.add_user("ad#min", "x", kFast).ok());
+  auto loaded = PasswordFile::parse(file.serialize());
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_TRUE(loaded->contains("ad#min"));
+}
+
 TEST(PasswordFile, SaveAndLoadRoundTripThroughEnv) {
   MemEnv env;
   ASSERT_TRUE(env.create_dirs("/etc/ganglion").ok());
