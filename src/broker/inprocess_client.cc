@@ -70,7 +70,9 @@ struct InProcessClient::Impl : std::enable_shared_from_this<InProcessClient::Imp
 
   void do_connect(ConnectCompletion done);
   void do_disconnect();
-  void on_packet(const std::shared_ptr<Pipe>& from, mqtt::Packet& packet);
+  // `stored_id`: for a PUBLISH, the broker's journal id of the delivery (Link::send_publish).
+  void on_packet(const std::shared_ptr<Pipe>& from, mqtt::Packet& packet,
+                 std::uint64_t stored_id);
   void on_pipe_closed(const std::shared_ptr<Pipe>& from);
   void send(mqtt::Packet packet) {
     if (conn) conn->on_packet(std::move(packet));
@@ -80,7 +82,7 @@ struct InProcessClient::Impl : std::enable_shared_from_this<InProcessClient::Imp
   void send_subscribe(Sub& s);
   void start_publish(OutPublish out);
   void pump();
-  void dispatch(const std::shared_ptr<Pipe>& from, mqtt::Publish& p);
+  void dispatch(const std::shared_ptr<Pipe>& from, mqtt::Publish& p, std::uint64_t stored_id);
   void send_delivery_ack(const std::shared_ptr<Pipe>& from, std::uint16_t id, QoS qos);
   void fail_pending(const Status& why);
   void arm_ping(std::uint16_t keep_alive_s);
@@ -119,12 +121,9 @@ class InProcessClient::Pipe final : public Link, public std::enable_shared_from_
  public:
   Pipe(std::weak_ptr<Impl> impl, Executor post) : impl_(std::move(impl)), post_(std::move(post)) {}
 
-  bool send(const mqtt::Packet& packet) override {
-    std::lock_guard lock(mu_);
-    if (closed_) return false;
-    inbox_.push_back(packet);
-    schedule_locked();
-    return true;
+  bool send(const mqtt::Packet& packet) override { return push(packet, 0); }
+  bool send_publish(const mqtt::Publish& publish, std::uint64_t stored_id) override {
+    return push(mqtt::Packet(publish), stored_id);
   }
   void set_protocol(mqtt::ProtocolVersion, std::uint32_t) override {}
   void close() override {
@@ -146,6 +145,14 @@ class InProcessClient::Pipe final : public Link, public std::enable_shared_from_
   }
 
  private:
+  bool push(mqtt::Packet packet, std::uint64_t stored_id) {
+    std::lock_guard lock(mu_);
+    if (closed_) return false;
+    inbox_.push_back({std::move(packet), stored_id});
+    schedule_locked();
+    return true;
+  }
+
   void schedule_locked() {
     if (drain_posted_) return;
     drain_posted_ = true;
@@ -153,7 +160,7 @@ class InProcessClient::Pipe final : public Link, public std::enable_shared_from_
   }
 
   void drain() {
-    std::deque<mqtt::Packet> batch;
+    std::deque<Item> batch;
     bool close_now = false;
     {
       std::lock_guard lock(mu_);
@@ -167,14 +174,18 @@ class InProcessClient::Pipe final : public Link, public std::enable_shared_from_
     auto impl = impl_.lock();
     if (!impl || !impl->open.load()) return;
     auto self = shared_from_this();
-    for (auto& p : batch) impl->on_packet(self, p);
+    for (auto& item : batch) impl->on_packet(self, item.packet, item.stored_id);
     if (close_now) impl->on_pipe_closed(self);
   }
 
   std::weak_ptr<Impl> impl_;
   Executor post_;
   mutable std::mutex mu_;
-  std::deque<mqtt::Packet> inbox_;
+  struct Item {
+    mqtt::Packet packet;
+    std::uint64_t stored_id = 0;
+  };
+  std::deque<Item> inbox_;
   bool drain_posted_ = false;
   bool closed_ = false;
   bool close_handled_ = false;
@@ -190,8 +201,11 @@ struct DeliveryAck::State {
     }
   };
   std::shared_ptr<Group> group;
+  std::uint64_t stored_id = 0;
   std::atomic<bool> done{false};
 };
+
+std::uint64_t DeliveryAck::stored_id() const { return state_ ? state_->stored_id : 0; }
 
 void DeliveryAck::operator()() const {
   if (!state_ || state_->done.exchange(true)) return;
@@ -328,7 +342,8 @@ void InProcessClient::Impl::arm_ping(std::uint16_t keep_alive_s) {
   });
 }
 
-void InProcessClient::Impl::on_packet(const std::shared_ptr<Pipe>& from, mqtt::Packet& packet) {
+void InProcessClient::Impl::on_packet(const std::shared_ptr<Pipe>& from, mqtt::Packet& packet,
+                                      std::uint64_t stored_id) {
   if (from != pipe) return;  // a previous connection's leftovers
   std::visit(
       [&](auto& p) {
@@ -355,7 +370,7 @@ void InProcessClient::Impl::on_packet(const std::shared_ptr<Pipe>& from, mqtt::P
           if (done) done(Status::Ok(), p.session_present);
           pump();
         } else if constexpr (std::is_same_v<T, mqtt::Publish>) {
-          dispatch(from, p);
+          dispatch(from, p, stored_id);
         } else if constexpr (std::is_same_v<T, mqtt::Puback> || std::is_same_v<T, mqtt::Pubcomp>) {
           auto it = inflight.find(p.packet_id);
           if (it == inflight.end()) return;
@@ -399,7 +414,8 @@ void InProcessClient::Impl::on_packet(const std::shared_ptr<Pipe>& from, mqtt::P
       packet);
 }
 
-void InProcessClient::Impl::dispatch(const std::shared_ptr<Pipe>& from, mqtt::Publish& p) {
+void InProcessClient::Impl::dispatch(const std::shared_ptr<Pipe>& from, mqtt::Publish& p,
+                                     std::uint64_t stored_id) {
   if (p.qos == QoS::kExactlyOnce) {
     auto it = inbound_qos2.find(p.packet_id);
     if (it != inbound_qos2.end()) {
@@ -439,6 +455,7 @@ void InProcessClient::Impl::dispatch(const std::shared_ptr<Pipe>& from, mqtt::Pu
       if (group) {
         auto st = std::make_shared<DeliveryAck::State>();
         st->group = group;
+        st->stored_id = stored_id;
         ack = DeliveryAck(std::move(st));
       }
       // Copies: a deferred handler may keep the message past this call.

@@ -70,6 +70,11 @@ class DeliveryAck {
   explicit DeliveryAck(std::shared_ptr<State> state) : state_(std::move(state)) {}
   void operator()() const;
   explicit operator bool() const { return static_cast<bool>(state_); }
+  // The id under which our persistent session journaled this delivery, 0 when it was not
+  // journaled. Stable across broker restarts and never reused: after a crash the broker
+  // delivers unacknowledged messages again under the same id, so a handler that made the
+  // message durable itself before the crash can recognise it.
+  std::uint64_t stored_id() const;
 
  private:
   std::shared_ptr<State> state_;

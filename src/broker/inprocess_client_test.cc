@@ -8,8 +8,10 @@
 
 #include <deque>
 
+#include "base/mem_env.h"
 #include "broker/broker.h"
 #include "broker/connection.h"
+#include "broker/session_store.h"
 
 namespace ganglion::broker {
 namespace {
@@ -86,6 +88,7 @@ class InProcessClientTest : public ::testing::Test {
   BrokerOptions options;
   ManualClock clock;
   MetricsRegistry metrics;
+  MemEnv env;  // for a test that attaches a store; outlives the broker
   std::unique_ptr<Broker> broker_;
   ManualExecutor loop;
 };
@@ -174,6 +177,40 @@ TEST_F(InProcessClientTest, DeferredAckHoldsTheBrokersWindowUntilCalled) {
   acks[0]();  // a second call does nothing
   loop.drain();
   EXPECT_EQ(got, (std::vector<std::string>{"1", "2"}));
+}
+
+TEST_F(InProcessClientTest, DeferredAckCarriesTheIdOfAJournaledDelivery) {
+  SessionStoreOptions so;
+  so.dir = "/data/broker";
+  so.background = false;
+  ASSERT_TRUE(broker().attach_store(std::move(SessionStore::open(env, clock, so)).value()).ok());
+  ClientOptions persistent;
+  persistent.client_id = "uplink";
+  persistent.clean_start = false;
+  persistent.session_expiry = 3600;
+  auto journaled = client(persistent);
+  auto plain = client();
+  std::vector<std::uint64_t> ids;
+  for (auto* c : {journaled.get(), plain.get()}) {
+    c->connect();
+    c->subscribe_deferred("t", QoS::kAtLeastOnce, [&](const mqtt::Publish&, DeliveryAck ack) {
+      ids.push_back(ack.stored_id());
+      ack();
+    });
+  }
+  loop.drain();
+  auto dev = external("dev");
+  dev.send(make_publish("t", "1", QoS::kAtLeastOnce, 1));
+  dev.send(make_publish("t", "2", QoS::kAtLeastOnce, 2));
+  loop.drain();
+  ASSERT_EQ(ids.size(), 4u);
+  std::vector<std::uint64_t> nonzero;
+  for (auto id : ids) {
+    if (id != 0) nonzero.push_back(id);
+  }
+  // The persistent session's two deliveries have distinct ids; the clean session's none.
+  ASSERT_EQ(nonzero.size(), 2u);
+  EXPECT_NE(nonzero[0], nonzero[1]);
 }
 
 TEST_F(InProcessClientTest, Qos2DeliveryRunsTheHandlerOnceAndCompletesTheFlow) {

@@ -32,6 +32,7 @@ struct PublishView {
   bool retain = false;
   bool dup = false;
   std::uint16_t packet_id = 0;  // non-zero for QoS 1 and 2
+  std::uint64_t stored_id = 0;  // see Link::send_publish
 };
 
 // Remaining Length of `p` in `version`; nullopt when it cannot be encoded (a topic over
@@ -81,8 +82,15 @@ class Link {
   // Packet Size (MQTT 5 says to discard it as if it had been delivered) or the link is closed.
   virtual bool send(const mqtt::Packet& packet) = 0;
   // The same for a PUBLISH, without building a Packet (the fan-out path). The default
-  // wraps it in a Packet; transports that encode override it.
-  virtual bool send_publish(const mqtt::Publish& publish) { return send(mqtt::Packet(publish)); }
+  // wraps it in a Packet; transports that encode override it. `stored_id` is the id under
+  // which a persistent session journaled this delivery (0: not journaled). It is stable
+  // across broker restarts and never reused, so a consumer that made the message durable
+  // itself can recognise the redelivery that follows a crash; only the in-process client
+  // hands it on (DeliveryAck::stored_id), nothing puts it on the wire.
+  virtual bool send_publish(const mqtt::Publish& publish, std::uint64_t stored_id) {
+    (void)stored_id;
+    return send(mqtt::Packet(publish));
+  }
   // The same without building an mqtt::Publish at all; transports that encode write the
   // bytes directly. The default builds one.
   virtual bool send_plain_publish(const PublishView& p) {
@@ -93,7 +101,7 @@ class Link {
     publish.retain = p.retain;
     publish.dup = p.dup;
     publish.packet_id = p.packet_id;
-    return send_publish(publish);
+    return send_publish(publish, p.stored_id);
   }
   // Sets the protocol version used to encode (after CONNECT) and the largest packet the peer
   // accepts (MQTT 5 Maximum Packet Size; 0 = no limit). Called before the CONNACK is sent.

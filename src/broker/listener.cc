@@ -239,7 +239,7 @@ class StreamLink final : public Link,
     });
   }
 
-  bool send_publish(const mqtt::Publish& publish) override {
+  bool send_publish(const mqtt::Publish& publish, std::uint64_t /*stored_id*/) override {
     // Header and payload straight into the pending buffer: no Packet is built.
     return append_encoded(mqtt::PacketType::kPublish,
                           [&](mqtt::ProtocolVersion v, std::string& out) {

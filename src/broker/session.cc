@@ -38,7 +38,7 @@ std::uint64_t Session::deliver(const MessagePtr& message, std::uint8_t qos, bool
   }
   if (qos == 0) {
     if (link_) {
-      send_publish(*message, 0, retain_flag, subscription_ids, 0, false);
+      send_publish(*message, 0, retain_flag, subscription_ids, 0, false, 0);
     } else {
       counters_.messages_dropped_queue_full->inc();
     }
@@ -116,13 +116,13 @@ void Session::push_inflight(std::uint16_t packet_id, Pending p) {
 
 bool Session::send_publish(const Message& m, std::uint8_t qos, bool retain,
                            std::span<const std::uint32_t> subscription_ids, std::uint16_t packet_id,
-                           bool dup) {
+                           bool dup, std::uint64_t stored_id) {
   const bool v5 = limits_.version == mqtt::ProtocolVersion::kV5;
   if (!v5 || (!m.properties && m.expiry_ms == 0 && subscription_ids.empty() &&
               limits_.topic_alias_maximum == 0)) {
     // The fan-out path: nothing differs per subscriber but the packet id and flags, so no
     // mqtt::Publish (with its ~600-byte Properties and a copy of the topic) is built.
-    if (!link_->send_plain_publish(PublishView{m.topic, m.payload, qos, retain, dup, packet_id})) {
+    if (!link_->send_plain_publish(PublishView{m.topic, m.payload, qos, retain, dup, packet_id, stored_id})) {
       return false;
     }
     counters_.messages_sent->inc();
@@ -163,7 +163,7 @@ bool Session::send_publish(const Message& m, std::uint8_t qos, bool retain,
   } else {
     out.topic = m.topic;
   }
-  if (!link_->send_publish(out)) return false;
+  if (!link_->send_publish(out, stored_id)) return false;
   counters_.messages_sent->inc();
   return true;
 }

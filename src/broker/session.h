@@ -153,9 +153,10 @@ class Session {
   // REQUIRES: mu_ held.
   bool send_publish(const Message& m, std::uint8_t qos, bool retain,
                     std::span<const std::uint32_t> subscription_ids, std::uint16_t packet_id,
-                    bool dup);
+                    bool dup, std::uint64_t stored_id);
   bool send_publish(const Pending& p, std::uint16_t packet_id, bool dup) {
-    return send_publish(*p.message, p.qos, p.retain, p.subscription_ids, packet_id, dup);
+    return send_publish(*p.message, p.qos, p.retain, p.subscription_ids, packet_id, dup,
+                        p.stored_id);
   }
   void push_inflight(std::uint16_t packet_id, Pending p);
   void pump();

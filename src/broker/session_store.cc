@@ -19,6 +19,7 @@ enum RecordType : std::uint8_t {
   kDone = 5,
   kRetain = 6,
   kUnretain = 7,
+  kNextId = 8,
 };
 
 class Writer {
@@ -228,6 +229,12 @@ bool apply(StoreState& s, std::string_view body, std::uint64_t& live_bytes) {
     case kUnretain: {
       const std::string topic = r.str();
       s.retained.erase(topic);
+      break;
+    }
+    case kNextId: {
+      const std::uint64_t next = r.u64();
+      if (!r.ok()) return false;
+      s.next_message_id = std::max(s.next_message_id, next);
       break;
     }
     default:
@@ -544,6 +551,9 @@ Status SessionStore::flush() {
 Status SessionStore::compact_locked() {
   // REQUIRES: mu_ held and no write in progress. Writes the mirror as a fresh journal.
   std::string out(kJournalMagic, kJournalHeaderSize);
+  // Message ids are never reused, not even once every message was delivered: consumers
+  // (the uplink) recognise a redelivery after a crash by its id.
+  out += frame(Writer(kNextId).u64(state_.next_message_id).take());
   for (const auto& [id, m] : state_.messages) {
     Message tmp;
     tmp.topic = m.topic;

@@ -20,6 +20,8 @@
 //             5 DONE      client_id, u64 message_id
 //             6 RETAIN    topic, u8 qos, i64 expiry_wall_ms, properties, payload
 //             7 UNRETAIN  topic
+//             8 NEXT_ID   u64 next message id (first record of a compacted journal: message
+//                         ids are never reused, so a redelivery keeps a recognisable id)
 // Recovery replays the records in order and stops at the first torn or corrupt record, which
 // with everything after it is cut off (only a crash mid-append produces one). Records that
 // refer to unknown sessions or messages are ignored.

@@ -108,6 +108,24 @@ TEST(SessionStore, DoneAndEndSessionAreDurable) {
   store->read([](const StoreState& s) { EXPECT_EQ(s.sessions.count("b"), 0u); });
 }
 
+TEST(SessionStore, MessageIdsAreNeverReusedAcrossRestarts) {
+  // Every open compacts the journal; once every message was delivered nothing live is left
+  // to take the next id from. The uplink recognises redeliveries by id, so ids must still grow.
+  MemEnv env;
+  ManualClock clock;
+  std::uint64_t last = 0;
+  for (int run = 0; run < 3; ++run) {
+    auto store = *SessionStore::open(env, clock, manual_options());
+    store->put_session("a", 60, 0, {});
+    std::uint64_t id = 0;
+    store->enqueue("a", message("t", "x" + std::to_string(run)), 1, false, {}, id);
+    EXPECT_GT(id, last) << "run " << run;
+    last = id;
+    store->done("a", id);
+    ASSERT_TRUE(store->flush().ok());
+  }
+}
+
 TEST(SessionStore, WaitersRunOnlyOnceTheirRecordsAreDurable) {
   MemEnv env;
   ManualClock clock;
@@ -214,6 +232,12 @@ class FakeLink final : public Link {
     sent.push_back(p);
     return true;
   }
+  bool send_publish(const mqtt::Publish& p, std::uint64_t stored_id) override {
+    std::lock_guard lock(mu);
+    sent.push_back(p);
+    stored_ids.push_back(stored_id);
+    return true;
+  }
   void set_protocol(ProtocolVersion, std::uint32_t) override {}
   void close() override { closed = true; }
   std::size_t queued_bytes() const override { return 0; }
@@ -228,6 +252,7 @@ class FakeLink final : public Link {
   }
   std::mutex mu;
   std::vector<mqtt::Packet> sent;
+  std::vector<std::uint64_t> stored_ids;  // of each PUBLISH, in order
   bool closed = false;
 };
 
@@ -300,6 +325,44 @@ TEST(BrokerRestart, AcknowledgesOnlyDurableMessagesAndDeliversThemAfterRestart) 
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].payload.view(), "kept");
   EXPECT_EQ(node.broker->retained_count(), 0u);
+}
+
+TEST(BrokerRestart, ARedeliveryAfterACrashCarriesTheSameStoredId) {
+  MemEnv mem;
+  FaultEnv env(mem);
+  ManualClock clock;
+  std::vector<std::uint64_t> first_ids;
+  {
+    Node node(env, clock);
+    auto [sub_link, sub] = node.connect("sub", true, 3600);
+    mqtt::Subscribe s;
+    s.packet_id = 1;
+    s.subscriptions.push_back({"plant/#", QoS::kAtLeastOnce});
+    sub->on_packet(s);
+    auto [pub_link, pub] = node.connect("pub", true, 0);
+    pub->on_packet(publish("plant/1", "a", 10));
+    pub->on_packet(publish("plant/2", "b", 11));
+    ASSERT_TRUE(node.store_ptr->flush().ok());
+    ASSERT_EQ(sub_link->all<mqtt::Publish>().size(), 2u);
+    first_ids = sub_link->stored_ids;
+    ASSERT_EQ(first_ids.size(), 2u);
+    EXPECT_NE(first_ids[0], 0u);
+    EXPECT_NE(first_ids[0], first_ids[1]);
+    // The subscriber made both durable and acknowledged the first; the crash comes before the
+    // broker journals that.
+    sub->on_packet(mqtt::Puback{sub_link->all<mqtt::Publish>()[0].packet_id, ReasonCode::kSuccess, {}});
+    ASSERT_TRUE(env.crash().ok());
+  }
+  env.restart();
+  Node node(env, clock);
+  auto [link, conn] = node.connect("sub", false, 3600);
+  ASSERT_EQ(link->all<mqtt::Publish>().size(), 2u);
+  EXPECT_EQ(link->stored_ids, first_ids);
+  // A new message after the restart gets a new id.
+  auto [pub_link, pub] = node.connect("pub", true, 0);
+  pub->on_packet(publish("plant/3", "c", 12));
+  ASSERT_EQ(link->stored_ids.size(), 3u);
+  EXPECT_GT(link->stored_ids[2], std::max(first_ids[0], first_ids[1]));
 }
 
 TEST(BrokerRestart, RetainedMessagesAndSubscriptionsSurviveARestart) {

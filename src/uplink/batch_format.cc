@@ -54,11 +54,17 @@ struct Reader {
 
 }  // namespace
 
-Result<std::string> encode_record(std::string_view topic, std::string_view payload) {
+Result<std::string> encode_record(std::string_view topic, std::string_view payload,
+                                  std::uint64_t stored_id) {
   if (topic.size() > 0xffff) return InvalidArgument("uplink record: topic longer than 65535 bytes");
   std::string out;
-  out.reserve(3 + topic.size() + payload.size());
-  put_u8(out, kRecordVersion);
+  out.reserve(11 + topic.size() + payload.size());
+  if (stored_id == 0) {
+    put_u8(out, kRecordVersion);
+  } else {
+    put_u8(out, kRecordVersionStoredId);
+    put_u64(out, stored_id);
+  }
   put_u16(out, static_cast<std::uint16_t>(topic.size()));
   out.append(topic);
   out.append(payload);
@@ -67,11 +73,15 @@ Result<std::string> encode_record(std::string_view topic, std::string_view paylo
 
 Result<RecordFields> decode_record(std::string_view bytes) {
   Reader r{bytes};
-  if (r.uint(1) != kRecordVersion || !r.ok) return Corruption("uplink record: unknown version");
+  const auto version = r.uint(1);
+  if (!r.ok || (version != kRecordVersion && version != kRecordVersionStoredId)) {
+    return Corruption("uplink record: unknown version");
+  }
+  const std::uint64_t stored_id = version == kRecordVersionStoredId ? r.uint(8) : 0;
   const auto n = r.uint(2);
   std::string_view topic = r.bytes(n);
   if (!r.ok) return Corruption("uplink record: truncated topic");
-  return RecordFields{topic, bytes.substr(r.pos)};
+  return RecordFields{topic, bytes.substr(r.pos), stored_id};
 }
 
 BatchBuilder::BatchBuilder(Compression compression, int level)

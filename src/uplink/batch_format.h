@@ -3,11 +3,15 @@
 //
 // 1. Uplink record: one message as stored in the durable log (one log record each). The log
 //    record already carries its offset and timestamp (log/format.h), so the record adds the
-//    topic:
+//    topic, and for a message that came from the broker's journal its stored id:
 //
-//      u8  kRecordVersion (1)
+//      u8  kRecordVersion (1) or kRecordVersionStoredId (2)
+//      u64 stored id (big-endian; version 2 only): the id under which the broker journaled
+//          the delivery (broker::DeliveryAck::stored_id), so that after a crash the uplink
+//          recognises the broker's redelivery of a message it had already logged
 //      u16 topic length (big-endian), topic bytes (UTF-8)
 //      payload bytes (the rest; after the data policy was applied)
+//    The stored id stays on the node: batches carry topic and payload only.
 //
 // 2. Batch: the payload of one MQTT PUBLISH (QoS 1) to ganglion/v1/<node>/up/<class>.
 //    All integers big-endian.
@@ -51,6 +55,7 @@
 namespace ganglion::uplink {
 
 inline constexpr std::uint8_t kRecordVersion = 1;
+inline constexpr std::uint8_t kRecordVersionStoredId = 2;
 inline constexpr std::string_view kBatchMagic = "GUB1";
 inline constexpr std::uint8_t kBatchVersion = 1;
 inline constexpr std::size_t kBatchFixedHeader = 32;
@@ -58,13 +63,15 @@ inline constexpr std::size_t kRecordOverhead = 8 + 8 + 2 + 4;  // per record in 
 
 enum class Compression : std::uint8_t { kNone = 0, kZstd = 1 };
 
-// Encodes an uplink record (format 1 above). Errors: kInvalidArgument for a topic over 65535
-// bytes.
-Result<std::string> encode_record(std::string_view topic, std::string_view payload);
+// Encodes an uplink record (format 1 above; version 2 when `stored_id` is not 0). Errors:
+// kInvalidArgument for a topic over 65535 bytes.
+Result<std::string> encode_record(std::string_view topic, std::string_view payload,
+                                  std::uint64_t stored_id = 0);
 
 struct RecordFields {
   std::string_view topic;
   std::string_view payload;
+  std::uint64_t stored_id = 0;  // 0: the record has none (version 1)
 };
 // Views into `bytes`. Errors: kCorruption for a bad version or a short record.
 Result<RecordFields> decode_record(std::string_view bytes);

@@ -14,8 +14,23 @@ TEST(UplinkRecord, RoundTripsTopicAndPayload) {
   EXPECT_EQ(f->payload, "{\"v\":1}");
 }
 
+TEST(UplinkRecord, CarriesTheBrokersStoredIdWhenItHasOne) {
+  auto plain = encode_record("t/1", "x");
+  auto with_id = encode_record("t/1", "x", 0x0102030405060708ULL);
+  ASSERT_TRUE(plain.ok() && with_id.ok());
+  EXPECT_EQ(with_id->size(), plain->size() + 8);
+  EXPECT_EQ(decode_record(*plain)->stored_id, 0u);
+  auto f = decode_record(*with_id);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->stored_id, 0x0102030405060708ULL);
+  EXPECT_EQ(f->topic, "t/1");
+  EXPECT_EQ(f->payload, "x");
+  // A version-2 record cut inside its id is corrupt, not a short topic.
+  EXPECT_EQ(decode_record(with_id->substr(0, 5)).status().code(), StatusCode::kCorruption);
+}
+
 TEST(UplinkRecord, RejectsUnknownVersionAndTruncation) {
-  EXPECT_EQ(decode_record(std::string("\x02\x00\x01t", 4)).status().code(),
+  EXPECT_EQ(decode_record(std::string("\x03\x00\x01t", 4)).status().code(),
             StatusCode::kCorruption);
   EXPECT_EQ(decode_record(std::string("\x01\x00\x09t", 4)).status().code(),
             StatusCode::kCorruption);

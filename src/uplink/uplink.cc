@@ -19,6 +19,7 @@
 #include "mqtt/topic.h"
 #include "net/http_server.h"
 #include "uplink/batch_format.h"
+#include "uplink/redelivery_filter.h"
 
 namespace ganglion::uplink {
 
@@ -212,6 +213,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
 
   std::unique_ptr<log::LogStore> store;
   std::unique_ptr<DataPolicy> policy;
+  RedeliveryFilter redeliveries;
   std::unique_ptr<client::MqttClient> remote;
   std::unique_ptr<MqttTransport> transport;
   std::unique_ptr<Sender> sender;
@@ -221,6 +223,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
 
   struct ClassCounters {
     std::atomic<std::uint64_t> logged{0}, quota{0}, disk{0}, local_only{0}, unparseable{0};
+    std::atomic<std::uint64_t> redelivered{0};  // broker redeliveries already logged
   };
   std::map<std::string, std::unique_ptr<ClassCounters>, std::less<>> counters;  // fixed
   struct RouteCounters {
@@ -235,7 +238,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
   struct ClassMetrics {
     Gauge *backlog_records, *backlog_bytes, *oldest_age, *eta, *rate;
     Mirror logged, acked, batches_sent, batches_acked, batches_refused, bytes_raw, bytes_sent;
-    Mirror quota, disk, oldest, ttl, local_only, unparseable;
+    Mirror quota, disk, oldest, ttl, local_only, unparseable, redelivered;
   };
   std::map<std::string, ClassMetrics> class_metrics;
   Gauge* link_up = nullptr;
@@ -249,8 +252,9 @@ struct Uplink::Impl : std::enable_shared_from_this<Uplink::Impl> {
   void subscribe_routes();
   void on_route_message(std::size_t route, const mqtt::Publish& m, broker::DeliveryAck ack);
   // Policy + append; `on_done` gets the durable status. Immediate errors are returned.
+  // `stored_id`: the broker's journal id of the delivery (0: none), see RedeliveryFilter.
   Status log_message(std::string_view cls, std::string_view topic, std::string_view payload,
-                     std::function<void(Status)> on_done);
+                     std::uint64_t stored_id, std::function<void(Status)> on_done);
   void count_failure(std::string_view cls, const Status& s);
   void register_metrics();
   void refresh_metrics();
@@ -286,6 +290,10 @@ Status Uplink::Impl::open() {
   auto st = log::LogStore::open(env, clock, options.dir, std::move(so));
   if (!st.ok()) return st.status().with_context("uplink log");
   store = std::move(*st);
+  // A delivery the broker can still redeliver is at most the in-flight window plus what
+  // arrived during one journal commit behind the newest record; read well beyond that.
+  GANGLION_RETURN_IF_ERROR(
+      redeliveries.scan(*store, 4 * std::uint64_t{options.local_inflight} + 16384));
   GANGLION_ASSIGN_OR_RETURN(policy, DataPolicy::create(options.policy));
   return Status::Ok();
 }
@@ -308,7 +316,8 @@ void Uplink::Impl::count_failure(std::string_view cls, const Status& s) {
 }
 
 Status Uplink::Impl::log_message(std::string_view cls, std::string_view topic,
-                                 std::string_view payload, std::function<void(Status)> on_done) {
+                                 std::string_view payload, std::uint64_t stored_id,
+                                 std::function<void(Status)> on_done) {
   auto cit = counters.find(cls);
   if (cit == counters.end()) return NotFound("uplink: unknown class " + std::string(cls));
   PolicyOutcome out = policy->apply(topic, payload);
@@ -324,7 +333,12 @@ Status Uplink::Impl::log_message(std::string_view cls, std::string_view topic,
   }
   GANGLION_ASSIGN_OR_RETURN(
       std::string record,
-      encode_record(topic, out.rewritten ? std::string_view(out.payload) : payload));
+      encode_record(topic, out.rewritten ? std::string_view(out.payload) : payload, stored_id));
+  if (stored_id != 0 && redeliveries.take(cls, record)) {
+    cit->second->redelivered.fetch_add(1);
+    if (on_done) on_done(Status::Ok());
+    return Status::Ok();
+  }
   std::weak_ptr<Impl> weak = weak_from_this();
   auto r = store->append_async(
       cls, record, clock.wall_ms(),
@@ -354,7 +368,8 @@ void Uplink::Impl::on_route_message(std::size_t route, const mqtt::Publish& m,
   // Acknowledged to the broker once durable, or once dropped by policy/failure (counted):
   // a full disk must not stall devices and local processing.
   Status s =
-      log_message(options.routes[route].cls, m.topic, m.payload.view(), [ack](Status) { ack(); });
+      log_message(options.routes[route].cls, m.topic, m.payload.view(), ack.stored_id(),
+                  [ack](Status) { ack(); });
   if (!s.ok()) ack();
 }
 
@@ -427,7 +442,8 @@ void Uplink::Impl::register_metrics() {
       "ganglion_uplink_dropped_total",
       "Messages not uplinked, by class and reason: quota (refused by the class quota or the disk "
       "budget), disk (write failed), oldest (unsent records deleted by drop-oldest), ttl (unsent "
-      "records expired), local_only and unparseable (data policy).",
+      "records expired), local_only and unparseable (data policy), redelivered (the broker "
+      "delivered again after a crash a message that was already logged).",
       {"class", "reason"});
   for (const auto& spec : options.classes) {
     const std::string& n = spec.name;
@@ -448,7 +464,8 @@ void Uplink::Impl::register_metrics() {
                     {&dropped.with({n, "oldest"})},
                     {&dropped.with({n, "ttl"})},
                     {&dropped.with({n, "local_only"})},
-                    {&dropped.with({n, "unparseable"})}};
+                    {&dropped.with({n, "unparseable"})},
+                    {&dropped.with({n, "redelivered"})}};
     class_metrics.emplace(n, cm);
   }
   link_up = &m.gauge("ganglion_uplink_link_up", "1 while connected to the uplink receiver.").get();
@@ -499,6 +516,7 @@ void Uplink::Impl::refresh_metrics() {
     cm.ttl.set(c.expired);
     cm.local_only.set(cc.local_only.load());
     cm.unparseable.set(cc.unparseable.load());
+    cm.redelivered.set(cc.redelivered.load());
   }
   link_up->set(ss.link_up ? 1 : 0);
   disk_bytes->set(static_cast<double>(store->disk_bytes()));
@@ -595,7 +613,8 @@ std::string Uplink::Impl::status_json() const {
          ",\"oldest\":" + std::to_string(c.dropped_by_quota) +
          ",\"ttl\":" + std::to_string(c.expired) +
          ",\"local_only\":" + std::to_string(cc.local_only.load()) +
-         ",\"unparseable\":" + std::to_string(cc.unparseable.load()) + "}}";
+         ",\"unparseable\":" + std::to_string(cc.unparseable.load()) +
+         ",\"redelivered\":" + std::to_string(cc.redelivered.load()) + "}}";
   }
   o += "]}";
   return o;
@@ -680,7 +699,7 @@ void Uplink::stop() {
 Status Uplink::submit(std::string_view cls, const Event& event, std::function<void(Status)> done) {
   Impl& i = *impl_;
   if (i.stopped) return FailedPrecondition("uplink stopped");
-  Status s = i.log_message(cls, event.topic(), event.payload(), std::move(done));
+  Status s = i.log_message(cls, event.topic(), event.payload(), 0, std::move(done));
   if (s.ok()) {
     i.submitted.fetch_add(1);
   } else {
