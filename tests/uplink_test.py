@@ -1,6 +1,7 @@
 """The store-and-forward uplink end to end: real `ganglion edge`, Debian's mosquitto as the
 upstream receiver, paho publishers. Batches are decoded here (format: src/uplink/README.md),
 zstd bodies through the `zstd` command line tool."""
+import getpass
 import json
 import os
 import random
@@ -15,7 +16,7 @@ import unittest
 
 import paho.mqtt.client as paho
 
-from support import EdgeProcess, http_get, wait_for
+from support import CertificateAuthority, EdgeProcess, http_get, wait_for
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 ZSTD = shutil.which("zstd")
@@ -79,10 +80,19 @@ class Mosquitto:
         self.conf = os.path.join(tmp, "mosquitto.conf")
         self.log_path = os.path.join(tmp, "mosquitto.log")
         with open(self.conf, "w") as f:
-            f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+            # Run as root, mosquitto would switch to the user "mosquitto", which cannot read
+            # the test's private temporary folder.
+            f.write(f"user {getpass.getuser()}\n"
+                    f"listener {port} 127.0.0.1\nallow_anonymous true\n"
                     f"persistence true\npersistence_location {tmp}/\n"
                     "max_queued_messages 0\nmax_inflight_messages 100\n")
         self.proc = None
+
+    def add_mutual_tls_listener(self, port, ca, cert, key):
+        """A second listener that requires a client certificate signed by `ca`."""
+        with open(self.conf, "a") as f:
+            f.write(f"listener {port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+                    "require_certificate true\nuse_identity_as_username true\n")
 
     def start(self):
         self.log = open(self.log_path, "ab")
@@ -149,8 +159,8 @@ class Collector:
         self.client.disconnect()
 
 
-def uplink_args(port, *extra):
-    return ["--uplink.url", f"tcp://127.0.0.1:{port}",
+def uplink_args(port, *extra, url=None):
+    return ["--uplink.url", url or f"tcp://127.0.0.1:{port}",
             "--uplink.routes", "factory/+/alerts/# alert,factory/+/telemetry/# telemetry",
             "--uplink.batch_linger", "50ms", "--uplink.reconnect_min", "100ms",
             "--uplink.reconnect_max", "500ms", "--node.id", "site-7", *extra]
@@ -249,6 +259,48 @@ class UplinkTest(unittest.TestCase):
         _, metrics = http_get(self.edge.url("/metrics"))
         self.assertIn('ganglion_uplink_records_acked_total{class="telemetry"} 50', metrics)
         self.assertIn('ganglion_uplink_dropped_total{class="telemetry",reason="local_only"} 1', metrics)
+
+    def test_uplink_over_mutual_tls_to_mosquitto_and_a_foreign_ca_is_refused(self):
+        ca = CertificateAuthority(self.tmp.name)
+        server_cert, server_key = ca.issue("upstream", server=True)
+        node_cert, node_key = ca.issue("site-7")
+        foreign = CertificateAuthority(os.path.join(self.tmp.name), name="foreign-ca")
+        tls_port = free_port()
+        self.mosquitto.add_mutual_tls_listener(tls_port, ca.cert, server_cert, server_key)
+        self.mosquitto.start()
+        self.collector = Collector(self.port)  # reads on the plain listener
+        url = f"tls://127.0.0.1:{tls_port}"
+        data_dir = os.path.join(self.tmp.name, "edge-data")
+        # A node that trusts another CA refuses the receiver's certificate: nothing goes up,
+        # the records wait in the log.
+        self.edge = EdgeProcess(*uplink_args(self.port, "--uplink.tls.ca", foreign.cert,
+                                             "--uplink.tls.certificate", node_cert,
+                                             "--uplink.tls.key", node_key, url=url),
+                                data_dir=data_dir)
+        self.edge.start()
+        wait_for(lambda: status(self.edge)["routes_subscribed"], what="routes")
+        msgs = [(f"factory/a/telemetry/t{i % 3}", json.dumps({"n": i})) for i in range(30)]
+        self.assertTrue(publish_all(self.edge.mqtt(), msgs[:10]))
+        wait_for(lambda: status(self.edge)["last_error"] != "", what="a TLS error")
+        st = status(self.edge)
+        self.assertNotEqual(st["link"], "connected")
+        self.assertIn("certificate", st["last_error"].lower())
+        self.assertEqual(class_status(self.edge, "telemetry")["backlog_records"], 10)
+        self.assertEqual(self.collector.count("telemetry"), 0)
+        self.edge.close()
+        # With the right CA and its certificate the backlog drains over mutual TLS.
+        self.edge = EdgeProcess(*uplink_args(self.port, "--uplink.tls.ca", ca.cert,
+                                             "--uplink.tls.certificate", node_cert,
+                                             "--uplink.tls.key", node_key, url=url),
+                                data_dir=data_dir)
+        self.edge.start()
+        wait_for(lambda: status(self.edge)["routes_subscribed"], what="routes")
+        self.assertTrue(publish_all(self.edge.mqtt(), msgs[10:]))
+        wait_for(lambda: self.collector.count("telemetry") == 30, timeout=20, what="30 records upstream")
+        self.assertEqual([json.loads(p)["n"] for p in self.collector.payloads("telemetry")],
+                         list(range(30)))
+        self.assertEqual(status(self.edge)["link"], "connected")
+        self.assertEqual(self.collector.errors, [])
 
     def test_records_pile_up_while_upstream_is_down_then_drain_in_priority_order(self):
         # Register the collector's persistent session, then take the receiver away.
