@@ -172,6 +172,10 @@ def status(edge):
     return json.loads(body)
 
 
+def redelivered_dropped(edge):
+    return sum(c["dropped"]["redelivered"] for c in status(edge)["classes"])
+
+
 def class_status(edge, cls):
     for c in status(edge)["classes"]:
         if c["name"] == cls:
@@ -369,6 +373,7 @@ class UplinkTest(unittest.TestCase):
         acked = set()
         seq = 0
         kills = 0
+        recognised = 0  # broker redeliveries the uplink recognised, over all incarnations
         for round_ in range(6):
             edge = EdgeProcess(*uplink_args(self.port, "--uplink.fsync", "always"), data_dir=data_dir)
             edge.start()
@@ -400,6 +405,7 @@ class UplinkTest(unittest.TestCase):
                 seq += 1
                 if seq % 50 == 0:
                     time.sleep(0.005)
+            recognised += redelivered_dropped(edge)
             edge.kill()  # SIGKILL while publishing and draining
             kills += 1
             pub.loop_stop()
@@ -421,10 +427,10 @@ class UplinkTest(unittest.TestCase):
         # broker's redeliveries after a kill (delivered to the uplink, logged, acknowledged, but
         # the acknowledgement not yet journaled) were recognised by their stored id and not
         # logged again.
-        redelivered_dropped = sum(c["dropped"]["redelivered"] for c in status(self.edge)["classes"])
+        recognised += redelivered_dropped(self.edge)
         print(f"\nkill-9: {kills} kills, {seq} published, {len(acked)} acknowledged, all upstream; "
               f"{self.collector.duplicates} duplicate records dropped by sequence, "
-              f"{redelivered_dropped} broker redeliveries recognised by the last incarnation, "
+              f"{recognised} broker redeliveries recognised and not logged again, "
               f"{redelivered} records logged twice", flush=True)
         self.assertEqual(redelivered, 0, "a message reached the receiver under two offsets")
         self.assertEqual(self.collector.errors, [])
