@@ -266,11 +266,12 @@ class Deduplicate final : public Accumulator {
     std::vector<const Value*> seen;
     ValueArray rows;
     bool last_new = false;
-    for (const auto& [k, r] : entries_) {
+    for (const auto& entry : entries_) {
+      const Value& k = entry.first;  // not a structured binding: clang 14 cannot capture one
       last_new = std::none_of(seen.begin(), seen.end(), [&](const Value* s) { return *s == k; });
       if (last_new) {
         seen.push_back(&k);
-        if (all_) rows.push_back(r);
+        if (all_) rows.push_back(entry.second);
       }
     }
     if (all_) return Value(std::move(rows));

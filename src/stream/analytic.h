@@ -50,7 +50,6 @@ bool is_analytic_function(std::string_view name);
 // offset is an integer constant in [1, kMaxLagOffset]; acc_* take 1 or 3 arguments;
 // `*` is allowed only as an argument of had_changed after the first. Errors carry no
 // position (the caller adds the call's).
-Result<AnalyticFactory> analytic_factory(std::string_view name,
-                                         std::span<const sql::ExprPtr> args);
+Result<AnalyticFactory> analytic_factory(std::string_view name, std::span<const sql::ExprPtr> args);
 
 }  // namespace ganglion::stream

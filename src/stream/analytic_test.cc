@@ -50,9 +50,9 @@ TEST_F(AnalyticTest, LagWithIgnoreNullSkipsNullValues) {
   h.push("demo", R"({})");
   h.push("demo", R"({"t": 4})");
   h.push("demo", R"({"t": 5})");
-  EXPECT_EQ(h.take(), (Outputs{R"([{"a":-1,"b":null}])", R"([{"a":1,"b":1}])",
-                               R"([{"a":1,"b":null}])", R"([{"a":1,"b":null}])",
-                               R"([{"a":4,"b":4}])"}));
+  EXPECT_EQ(h.take(),
+            (Outputs{R"([{"a":-1,"b":null}])", R"([{"a":1,"b":1}])", R"([{"a":1,"b":null}])",
+                     R"([{"a":1,"b":null}])", R"([{"a":4,"b":4}])"}));
 }
 
 TEST_F(AnalyticTest, LagPartitionByKeepsOneHistoryPerKey) {
@@ -61,9 +61,9 @@ TEST_F(AnalyticTest, LagPartitionByKeepsOneHistoryPerKey) {
   h.push("demo", R"({"id": 2, "t": 20})");
   h.push("demo", R"({"id": 1, "t": 11})");
   h.push("demo", R"({"id": 2.0, "t": 21})");  // keys compare numbers by value
-  EXPECT_EQ(h.take(), (Outputs{R"([{"id":1,"p":null,"any":null}])",
-                               R"([{"id":2,"p":null,"any":10}])", R"([{"id":1,"p":10,"any":20}])",
-                               R"([{"id":2,"p":20,"any":11}])"}));
+  EXPECT_EQ(h.take(),
+            (Outputs{R"([{"id":1,"p":null,"any":null}])", R"([{"id":2,"p":null,"any":10}])",
+                     R"([{"id":1,"p":10,"any":20}])", R"([{"id":2,"p":20,"any":11}])"}));
 }
 
 // eKuiper's documented example: the duration of the previous status, with had_changed()
@@ -77,11 +77,11 @@ TEST_F(AnalyticTest, LagOverWhenHadChangedMeasuresStatusDurations) {
   h.push("demo", R"({"ts": 3, "status": "b"})");
   h.push("demo", R"({"ts": 5, "status": "b"})");
   h.push("demo", R"({"ts": 6, "status": "c"})");
-  EXPECT_EQ(h.take(), (Outputs{R"([{"ts":1,"prev":null,"duration":0}])",
-                               R"([{"ts":2,"prev":"a","duration":1}])",
-                               R"([{"ts":3,"prev":"a","duration":2}])",
-                               R"([{"ts":5,"prev":"b","duration":2}])",
-                               R"([{"ts":6,"prev":"b","duration":3}])"}));
+  EXPECT_EQ(
+      h.take(),
+      (Outputs{R"([{"ts":1,"prev":null,"duration":0}])", R"([{"ts":2,"prev":"a","duration":1}])",
+               R"([{"ts":3,"prev":"a","duration":2}])", R"([{"ts":5,"prev":"b","duration":2}])",
+               R"([{"ts":6,"prev":"b","duration":3}])"}));
 }
 
 TEST_F(AnalyticTest, AnalyticStateIsUpdatedByEventsWhereRejects) {
@@ -101,17 +101,15 @@ TEST_F(AnalyticTest, TheSameCallInWhereAndSelectIsComputedOncePerEvent) {
 }
 
 TEST_F(AnalyticTest, LatestKeepsTheLastNonNullValueAndHonoursWhen) {
-  plan(
-      "SELECT latest(t) AS l, latest(t, 'none') AS d, latest(t) OVER (WHEN ok) AS w FROM demo");
+  plan("SELECT latest(t) AS l, latest(t, 'none') AS d, latest(t) OVER (WHEN ok) AS w FROM demo");
   h.push("demo", R"({"ok": true})");
   h.push("demo", R"({"t": 1, "ok": false})");
   h.push("demo", R"({"t": 2, "ok": true})");
   h.push("demo", R"({"t": null, "ok": true})");
   h.push("demo", R"({"t": 3, "ok": false})");
-  EXPECT_EQ(h.take(),
-            (Outputs{R"([{"l":null,"d":"none","w":null}])", R"([{"l":1,"d":1,"w":null}])",
-                     R"([{"l":2,"d":2,"w":2}])", R"([{"l":2,"d":2,"w":2}])",
-                     R"([{"l":3,"d":3,"w":2}])"}));
+  EXPECT_EQ(h.take(), (Outputs{R"([{"l":null,"d":"none","w":null}])", R"([{"l":1,"d":1,"w":null}])",
+                               R"([{"l":2,"d":2,"w":2}])", R"([{"l":2,"d":2,"w":2}])",
+                               R"([{"l":3,"d":3,"w":2}])"}));
 }
 
 // eKuiper's documented examples for the change-detection functions.
@@ -180,25 +178,23 @@ TEST_F(ChangeTest, HadChangedStarWatchesEveryField) {
 }
 
 TEST_F(ChangeTest, HadChangedOverPartitionAndWhen) {
-  plan(
-      "SELECT id, had_changed(true, v) OVER (PARTITION BY id WHEN v >= 0) AS c FROM demo");
+  plan("SELECT id, had_changed(true, v) OVER (PARTITION BY id WHEN v >= 0) AS c FROM demo");
   h.push("demo", R"({"id": "a", "v": 1})");
   h.push("demo", R"({"id": "b", "v": 1})");
   h.push("demo", R"({"id": "a", "v": -5})");  // not valid: false, state kept
   h.push("demo", R"({"id": "a", "v": 1})");
   h.push("demo", R"({"id": "b", "v": 2})");
-  EXPECT_EQ(h.take(),
-            (Outputs{R"([{"id":"a","c":true}])", R"([{"id":"b","c":true}])",
-                     R"([{"id":"a","c":false}])", R"([{"id":"a","c":false}])",
-                     R"([{"id":"b","c":true}])"}));
+  EXPECT_EQ(h.take(), (Outputs{R"([{"id":"a","c":true}])", R"([{"id":"b","c":true}])",
+                               R"([{"id":"a","c":false}])", R"([{"id":"a","c":false}])",
+                               R"([{"id":"b","c":true}])"}));
 }
 
 TEST_F(ChangeTest, ChangedColsEmitsOnlyTheChangedColumnsAndDropsEmptyRows) {
   plan(R"(SELECT CHANGED_COLS("c_", true, temperature, humidity) FROM demo)");
   push_documented_inputs();
-  EXPECT_EQ(h.take(), (Outputs{R"([{"c_temperature":23,"c_humidity":88}])",
-                               R"([{"c_temperature":25}])", R"([{"c_humidity":90}])",
-                               R"([{"c_humidity":91}])"}));
+  EXPECT_EQ(h.take(),
+            (Outputs{R"([{"c_temperature":23,"c_humidity":88}])", R"([{"c_temperature":25}])",
+                     R"([{"c_humidity":90}])", R"([{"c_humidity":91}])"}));
   plan(R"(SELECT ts, CHANGED_COLS("", false, temperature) FROM demo)");
   push_documented_inputs();
   Outputs got = h.take();
@@ -215,9 +211,9 @@ TEST_F(ChangeTest, ChangedColsStarComparesEveryField) {
   h.push("demo", R"({"temperature":25,"humidity":88})");
   h.push("demo", R"({"temperature":25,"humidity":90})");
   h.push("demo", R"({"temperature":25,"humidity":91})");
-  EXPECT_EQ(h.take(), (Outputs{R"([{"c_temperature":23,"c_humidity":88}])",
-                               R"([{"c_temperature":25}])", R"([{"c_humidity":90}])",
-                               R"([{"c_humidity":91}])"}));
+  EXPECT_EQ(h.take(),
+            (Outputs{R"([{"c_temperature":23,"c_humidity":88}])", R"([{"c_temperature":25}])",
+                     R"([{"c_humidity":90}])", R"([{"c_humidity":91}])"}));
 }
 
 TEST_F(ChangeTest, ChangedColsOfAnAggregateComparesWindowResults) {
@@ -260,10 +256,9 @@ TEST_F(AnalyticTest, AccumulatingFunctionsPerPartitionAndWhen) {
   h.push("demo", R"({"id": "b", "v": 500})");
   h.push("demo", R"({"id": "a", "v": 7})");
   h.push("demo", R"({"id": "b", "v": 2})");
-  EXPECT_EQ(h.take(), (Outputs{R"([{"id":"a","s":1,"m":1,"n":0}])",
-                               R"([{"id":"b","s":500,"m":1,"n":1}])",
-                               R"([{"id":"a","s":8,"m":7,"n":1}])",
-                               R"([{"id":"b","s":502,"m":7,"n":2}])"}));
+  EXPECT_EQ(h.take(),
+            (Outputs{R"([{"id":"a","s":1,"m":1,"n":0}])", R"([{"id":"b","s":500,"m":1,"n":1}])",
+                     R"([{"id":"a","s":8,"m":7,"n":1}])", R"([{"id":"b","s":502,"m":7,"n":2}])"}));
 }
 
 TEST_F(AnalyticTest, AccumulatingFunctionsWithBeginAndResetConditions) {
@@ -284,8 +279,7 @@ TEST_F(AnalyticTest, PartitionsAreBoundedAndOverflowIsCounted) {
   h.push("demo", R"({"id": 2})");
   h.push("demo", R"({"id": 3})");
   h.push("demo", R"({"id": 1})");
-  EXPECT_EQ(h.take(), (Outputs{R"([{"n":1}])", R"([{"n":1}])", R"([{"n":null}])",
-                               R"([{"n":2}])"}));
+  EXPECT_EQ(h.take(), (Outputs{R"([{"n":1}])", R"([{"n":1}])", R"([{"n":null}])", R"([{"n":2}])"}));
   EXPECT_EQ(h.query->metrics().dropped_overflow, 1u);
   EXPECT_EQ(h.query->metrics().last_error, "acc_count: at most 2 partitions are kept");
 }

@@ -26,21 +26,21 @@ struct SourcePos {
 };
 
 enum class ExprKind {
-  kLiteral,  // literal
-  kField,    // [qualifier.]name
-  kUnary,    // unary_op args[0]
-  kBinary,   // args[0] binary_op args[1]
-  kIn,       // args[0] [NOT] IN (args[1..])
-  kBetween,  // args[0] [NOT] BETWEEN args[1] AND args[2]
-  kLike,     // args[0] [NOT] LIKE args[1]
-  kIsNull,   // args[0] IS [NOT] NULL
-  kCase,     // CASE [args[0] if has_operand] (WHEN a THEN b)... [ELSE last if has_else] END
-  kCall,     // name(args...) or name(*) when star; optional OVER clause
-  kCast,     // CAST(args[0] AS cast_type)
-  kArrow,    // args[0] -> name
-  kIndex,    // args[0][args[1]]
-  kSlice,    // args[0][args[1]? : args[2]?]  (missing bounds are nullptr)
-  kWildcard, // `*` as a function argument beside others: had_changed(true, *)
+  kLiteral,   // literal
+  kField,     // [qualifier.]name
+  kUnary,     // unary_op args[0]
+  kBinary,    // args[0] binary_op args[1]
+  kIn,        // args[0] [NOT] IN (args[1..])
+  kBetween,   // args[0] [NOT] BETWEEN args[1] AND args[2]
+  kLike,      // args[0] [NOT] LIKE args[1]
+  kIsNull,    // args[0] IS [NOT] NULL
+  kCase,      // CASE [args[0] if has_operand] (WHEN a THEN b)... [ELSE last if has_else] END
+  kCall,      // name(args...) or name(*) when star; optional OVER clause
+  kCast,      // CAST(args[0] AS cast_type)
+  kArrow,     // args[0] -> name
+  kIndex,     // args[0][args[1]]
+  kSlice,     // args[0][args[1]? : args[2]?]  (missing bounds are nullptr)
+  kWildcard,  // `*` as a function argument beside others: had_changed(true, *)
 };
 
 enum class UnaryOp { kNot, kNeg };

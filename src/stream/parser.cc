@@ -730,6 +730,10 @@ class Parser {
   }
 
   Result<ExprPtr> call() {
+    // A window is not a function: `GROUP BY +COUNTWINDOW(1)` would print as a window.
+    if (window_ahead()) {
+      return error_at(cur().pos, upper(cur().text) + " is only allowed in GROUP BY");
+    }
     ExprPtr e = node(ExprKind::kCall, cur().pos);
     e->name = cur().text;
     bump();
@@ -740,8 +744,8 @@ class Parser {
     } else if (!is(TokenKind::kRParen)) {
       do {
         // `*` beside other arguments (had_changed(true, *), changed_cols("p", true, *)).
-        if (is(TokenKind::kStar) && (peek_tok().kind == TokenKind::kComma ||
-                                     peek_tok().kind == TokenKind::kRParen)) {
+        if (is(TokenKind::kStar) &&
+            (peek_tok().kind == TokenKind::kComma || peek_tok().kind == TokenKind::kRParen)) {
           e->args.push_back(node(ExprKind::kWildcard, cur().pos));
           bump();
           continue;

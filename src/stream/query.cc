@@ -186,9 +186,9 @@ struct TableState {
 
 struct Projection {
   enum Kind { kExpr, kAll, kAllOf, kChangedCols } kind = kExpr;
-  std::string name;  // kChangedCols: the prefix
+  std::string name;                  // kChangedCols: the prefix
   std::optional<CompiledExpr> expr;  // kChangedCols: ignore_null
-  int slot = -1;  // kAllOf: -1 the FROM stream, else the join index
+  int slot = -1;                     // kAllOf: -1 the FROM stream, else the join index
   // CHANGED_COLS(prefix, ignore_null, x, ...): the columns (nullopt expr: `*`) and the last
   // value each one emitted, by column name.
   std::vector<std::pair<std::string, std::optional<CompiledExpr>>> columns;
@@ -257,8 +257,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   Status collect_aggregates(const Expr& e);
   Status collect_analytics(const Expr& e, bool aggregates_allowed, bool& has_aggregate);
   Status compile_analytic(AnalyticCall& c);
-  Status plan_changed_cols(const Expr& call, const std::string& alias, Projection& p,
-                           int& unnamed);
+  Status plan_changed_cols(const Expr& call, const std::string& alias, Projection& p, int& unnamed);
   const sql::FunctionRegistry& registry() const {
     return options_.functions ? *options_.functions : sql::FunctionRegistry::builtins();
   }
@@ -856,8 +855,8 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
   if (decode_all_ || decode_fields_.empty()) decode_fields_.clear();
   // Analytic functions see every event, also those WHERE rejects: no early filtering.
   if (options_.selective_decode && analytics_.empty() && where_ && !where_after_join_ &&
-      joins_.empty() &&
-      from_def_->schemaless() && decode_fields_.empty() && !where_->referenced_fields().empty()) {
+      joins_.empty() && from_def_->schemaless() && decode_fields_.empty() &&
+      !where_->referenced_fields().empty()) {
     selective_ = true;
     where_fields_ = where_->referenced_fields();
   }
@@ -1584,8 +1583,8 @@ void Engine::finish(std::vector<Out>& outs, const sql::WindowBounds* b) {
     for (std::size_t i = 0; i < outs.size(); ++i) {
       std::vector<Value> k;
       for (auto& ok : order_) {
-        auto v =
-            ok.expr.evaluate(make_row(*outs[i].tuple, outs[i].aggs, b, outs[i].analytics_or_null()));
+        auto v = ok.expr.evaluate(
+            make_row(*outs[i].tuple, outs[i].aggs, b, outs[i].analytics_or_null()));
         if (!v.ok()) record_error(v.status());
         k.push_back(v.ok() ? std::move(v).value() : Value());
       }

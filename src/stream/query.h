@@ -65,7 +65,7 @@ struct QueryOptions {
   // Distinct OVER (PARTITION BY ...) keys kept per analytic call; an event with a new key
   // beyond this reads NULL for that call (counted in dropped_overflow).
   std::size_t max_analytic_partitions = 100'000;
-  bool send_single = false;                 // sendSingle: see sink_payloads()
+  bool send_single = false;  // sendSingle: see sink_payloads()
   // For `SELECT * ... WHERE <few fields>` on a schemaless stream: parse each payload once,
   // convert only the WHERE fields, and convert the rest only for events that pass (then
   // shared with later readers through Event::share_fields()). Events another reader has

@@ -1,0 +1,1 @@
+SELECT a, lag(a) AS p, lag(b, 2, 0, true) OVER (PARTITION BY s) AS q FROM s

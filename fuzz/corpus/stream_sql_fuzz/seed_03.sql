@@ -1,0 +1,1 @@
+SELECT ts, lag(s) AS prev, ts - lag(ts, 1, ts, true) OVER (WHEN had_changed(true, s)) AS duration FROM s

@@ -1,0 +1,1 @@
+SELECT latest(b, 'none') OVER (PARTITION BY a WHEN b > 0) AS l FROM s WHERE a = 1

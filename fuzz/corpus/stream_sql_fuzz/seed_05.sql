@@ -1,0 +1,1 @@
+SELECT CHANGED_COL(true, a) AS ca, changed_col(false, n) FROM s WHERE had_changed(true, a, b) = true

@@ -1,0 +1,1 @@
+SELECT a FROM s WHERE had_changed(false, *)

@@ -1,0 +1,1 @@
+SELECT CHANGED_COLS("c_", true, a, b, arr[0]) FROM s

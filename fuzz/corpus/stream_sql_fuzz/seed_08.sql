@@ -1,0 +1,1 @@
+SELECT CHANGED_COLS("", false, *) FROM s

@@ -1,0 +1,1 @@
+SELECT acc_sum(a) AS s1, acc_min(b), acc_max(b) OVER (PARTITION BY s), acc_avg(a) OVER (WHEN a > 1), acc_count(n) FROM s

@@ -1,0 +1,1 @@
+SELECT acc_sum(a, a > 1, b < 0) AS x, acc_count(a, true, false) FROM s

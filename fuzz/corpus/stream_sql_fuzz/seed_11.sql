@@ -1,0 +1,1 @@
+SELECT avg(b) AS m, lag(avg(b)) AS prev, changed_col(true, max(a)) FROM s GROUP BY COUNTWINDOW(2) HAVING acc_count(avg(b)) > 1

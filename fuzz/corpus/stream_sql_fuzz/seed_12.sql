@@ -1,0 +1,1 @@
+SELECT CHANGED_COLS("t", true, avg(b)) FROM s GROUP BY TUMBLINGWINDOW(ss, 1)

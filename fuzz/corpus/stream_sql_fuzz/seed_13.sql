@@ -1,0 +1,1 @@
+SELECT a, count(*), lag(a) FROM s GROUP BY a, HOPPINGWINDOW(ms, 1000, 500) ORDER BY a DESC LIMIT 2

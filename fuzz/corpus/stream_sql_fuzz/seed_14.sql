@@ -1,0 +1,1 @@
+SELECT s.a, o.b, tb.s FROM s INNER JOIN o ON s.a = o.a LEFT JOIN tb ON tb.a = s.a GROUP BY TUMBLINGWINDOW(ms, 1500)

@@ -1,0 +1,1 @@
+SELECT count(*) FROM s JOIN tb ON tb.a = s.a FULL JOIN o ON s.a = o.a WHERE tb.s IS NOT NULL GROUP BY SLIDINGWINDOW(ms, 1000) OVER (WHEN lag(a) = 1)

@@ -1,0 +1,1 @@
+SELECT lag(a, 100000) FROM s

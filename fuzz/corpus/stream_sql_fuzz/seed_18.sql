@@ -1,0 +1,1 @@
+SELECT lag(a) OVER (WHEN lag(a) OVER (WHEN latest(b) > 0) > 0) FROM s
