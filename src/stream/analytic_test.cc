@@ -312,16 +312,20 @@ TEST_F(AnalyticTest, AnalyticOverAnAggregateRunsOncePerWindowRow) {
   EXPECT_EQ(h.take(), (Outputs{R"([{"m":5,"prev":5,"ch":null}])", R"([{"m":3,"prev":5,"ch":3}])"}));
 }
 
-TEST_F(AnalyticTest, WithAStreamJoinOnlyTheFromStreamUpdatesTheState) {
+TEST_F(AnalyticTest, WithAStreamJoinEveryStreamUpdatesTheStateAndRowsReadTheFromRow) {
+  // As eKuiper's plan: analytic functions sit over every stream source, before the join.
   plan(
-      "SELECT demo.id, acc_count(demo.id) AS n, other.v FROM demo INNER JOIN other ON demo.id = "
-      "other.id GROUP BY TUMBLINGWINDOW(ss, 10)");
+      "SELECT demo.id, other.v, acc_count(demo.id) AS n, acc_count(1) AS events FROM demo RIGHT "
+      "JOIN other ON demo.id = other.id GROUP BY TUMBLINGWINDOW(ss, 10)");
   h.push("demo", R"({"id": 1})");
-  h.push("other", R"({"id": 1, "v": "x"})");
+  h.push("other", R"({"id": 1, "v": "x"})");  // demo.id is NULL here: n does not count it
   h.push("demo", R"({"id": 2})");
   h.push("other", R"({"id": 2, "v": "y"})");
+  h.push("other", R"({"id": 3, "v": "z"})");  // no demo row: reads its own values
   h.advance_ms(10000);
-  EXPECT_EQ(h.take(), (Outputs{R"([{"id":1,"n":1,"v":"x"},{"id":2,"n":2,"v":"y"}])"}));
+  EXPECT_EQ(h.take(), (Outputs{R"([{"id":1,"v":"x","n":1,"events":1},)"
+                               R"({"id":2,"v":"y","n":2,"events":3},)"
+                               R"({"id":null,"v":"z","n":2,"events":5}])"}));
 }
 
 TEST_F(AnalyticTest, PlanErrorsPointAtTheCall) {

@@ -949,9 +949,10 @@ Status Engine::push_locked(std::string_view source, const Event& event) {
     t.joined[side - 1] = std::move(row).value();
   }
   const Value& own = side == 0 ? t.fields : t.joined[side - 1];
-  // Analytic functions run first, for every event of the FROM stream (eKuiper: they are
-  // not affected by WHERE). Joined streams' events do not update them.
-  if (side == 0 && !analytics_.empty()) compute_analytics(t);
+  // Analytic functions run first, for every event of every stream the rule reads (eKuiper:
+  // not affected by WHERE, computed before the window and the join; a joined row reads the
+  // values of its FROM stream's row).
+  if (!analytics_.empty()) compute_analytics(t);
 
   if (window_ && window_->kind == WindowKind::kCount) {
     t.ts = clock_.wall_ms();
@@ -1495,6 +1496,7 @@ std::vector<Tuple> Engine::join_streams(const std::vector<const Tuple*>& rows) {
         c.joined.resize(joins_.size());
         c.joined[j] = right[i]->joined[j];
         c.ts = right[i]->ts;
+        c.analytics = right[i]->analytics;  // no FROM row: the joined event's values
         next.push_back(std::move(c));
       }
     }
