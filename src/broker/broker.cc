@@ -171,6 +171,7 @@ Status Broker::attach_store(std::unique_ptr<SessionStore> store) {
         }
         if (routing_->tree.subscribe(inner, group, id, o).ok()) session->subscriptions[filter] = o;
       }
+      session->restore_inbound_qos2(stored.inbound_qos2);
       for (const auto& d : stored.queue) {
         auto m = messages.find(d.message_id);
         if (m == messages.end()) continue;

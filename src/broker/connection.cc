@@ -326,11 +326,14 @@ void Connection::handle(mqtt::Publish& p) {
   const Broker::Routed routed = broker_.route(m);
   const ReasonCode reason =
       v5() && routed.deliveries == 0 ? ReasonCode::kNoMatchingSubscribers : ReasonCode::kSuccess;
-  if (qos == 0 || routed.durable_seq == 0 || !broker_.store_) return ack(reason);
+  // After the routing's records, so that the id is never durable without them.
+  const std::uint64_t qos2_seq = qos == 2 ? session_->journal_inbound_qos2(p.packet_id) : 0;
+  const std::uint64_t durable_seq = std::max(routed.durable_seq, qos2_seq);
+  if (qos == 0 || durable_seq == 0 || !broker_.store_) return ack(reason);
   // Acknowledge only once the message is durable in every persistent session it was queued
   // for (and the retained store): that is what "nothing acknowledged is lost" rests on.
   const bool version5 = v5();
-  broker_.store_->when_durable(routed.durable_seq, [link = link_, qos, id = p.packet_id, reason,
+  broker_.store_->when_durable(durable_seq, [link = link_, qos, id = p.packet_id, reason,
                                                     version5](const Status& s) {
     if (!s.ok()) {
       // Not durable: refuse (MQTT 5) or close without acknowledging (3.1.1), so the
@@ -352,11 +355,19 @@ void Connection::handle(mqtt::Pubrec& p) { session_->on_pubrec(p.packet_id, p.re
 void Connection::handle(mqtt::Pubcomp& p) { session_->on_pubcomp(p.packet_id); }
 
 void Connection::handle(mqtt::Pubrel& p) {
-  const bool known = session_->release_inbound_qos2(p.packet_id);
-  link_->send(
-      mqtt::Pubcomp{p.packet_id,
-                    known || !v5() ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound,
-                    {}});
+  std::uint64_t durable_seq = 0;
+  const bool known = session_->release_inbound_qos2(p.packet_id, durable_seq);
+  mqtt::Pubcomp done{
+      p.packet_id, known || !v5() ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound,
+      {}};
+  if (durable_seq == 0 || !broker_.store_) return (void)link_->send(done);
+  // A persistent session: PUBCOMP only once the release is durable, or after a crash the id
+  // would still look in use and a new message reusing it would be taken for a resend. When
+  // it cannot be written, close instead: the client sends the PUBREL again.
+  broker_.store_->when_durable(durable_seq, [link = link_, done](const Status& s) {
+    if (!s.ok()) return link->close();
+    link->send(done);
+  });
 }
 
 void Connection::handle(mqtt::Subscribe& s) {

@@ -259,9 +259,26 @@ Result<bool> Session::begin_inbound_qos2(std::uint16_t packet_id, std::size_t li
   return true;
 }
 
-bool Session::release_inbound_qos2(std::uint16_t packet_id) {
+std::uint64_t Session::journal_inbound_qos2(std::uint16_t packet_id) {
+  if (!store_ || expiry_interval.load() == 0) return 0;
+  return store_->qos2_received(client_id_, packet_id);
+}
+
+bool Session::release_inbound_qos2(std::uint16_t packet_id, std::uint64_t& durable_seq) {
+  durable_seq = 0;
   std::lock_guard lock(mu_);
-  return inbound_qos2_ && inbound_qos2_->erase(packet_id) > 0;
+  const bool known = inbound_qos2_ && inbound_qos2_->erase(packet_id) > 0;
+  if (known && store_ && expiry_interval.load() > 0) {
+    durable_seq = store_->qos2_released(client_id_, packet_id);
+  }
+  return known;
+}
+
+void Session::restore_inbound_qos2(const std::set<std::uint16_t>& packet_ids) {
+  if (packet_ids.empty()) return;
+  std::lock_guard lock(mu_);
+  inbound_qos2_ = std::make_unique<std::unordered_set<std::uint16_t>>(packet_ids.begin(),
+                                                                        packet_ids.end());
 }
 
 void Session::bind(std::shared_ptr<Link> link, ClientLimits limits,

@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -101,8 +102,15 @@ class Session {
   // Inbound QoS 2: true when `packet_id` is new (route the message), false for a resend.
   // Errors with kResourceExhausted when more than `limit` are awaiting PUBREL.
   Result<bool> begin_inbound_qos2(std::uint16_t packet_id, std::size_t limit);
-  // True when the id was awaiting PUBREL.
-  bool release_inbound_qos2(std::uint16_t packet_id);
+  // After routing a new QoS 2 message: a persistent session journals its packet id, so that a
+  // resend after a broker restart is not routed twice. Returns the store sequence to wait
+  // for before the PUBREC (0 when nothing was journaled).
+  std::uint64_t journal_inbound_qos2(std::uint16_t packet_id);
+  // True when the id was awaiting PUBREL. `durable_seq` is set to the store sequence to wait
+  // for before the PUBCOMP (0 when nothing was journaled).
+  bool release_inbound_qos2(std::uint16_t packet_id, std::uint64_t& durable_seq);
+  // Packet ids awaiting PUBREL recovered from the store (start-up only).
+  void restore_inbound_qos2(const std::set<std::uint16_t>& packet_ids);
 
   // A connection took the session: sends the in-flight again, then drains the queue.
   void bind(std::shared_ptr<Link> link, ClientLimits limits,

@@ -20,6 +20,8 @@ enum RecordType : std::uint8_t {
   kRetain = 6,
   kUnretain = 7,
   kNextId = 8,
+  kQos2Received = 9,
+  kQos2Released = 10,
 };
 
 class Writer {
@@ -29,6 +31,7 @@ class Writer {
     out_.push_back(static_cast<char>(v));
     return *this;
   }
+  Writer& u16(std::uint16_t v) { return raw(&v, 2); }
   Writer& u32(std::uint32_t v) { return raw(&v, 4); }
   Writer& u64(std::uint64_t v) { return raw(&v, 8); }
   Writer& i64(std::int64_t v) { return raw(&v, 8); }
@@ -54,6 +57,11 @@ class Reader {
   std::uint8_t u8() {
     std::uint8_t v = 0;
     raw(&v, 1);
+    return v;
+  }
+  std::uint16_t u16() {
+    std::uint16_t v = 0;
+    raw(&v, 2);
     return v;
   }
   std::uint32_t u32() {
@@ -229,6 +237,20 @@ bool apply(StoreState& s, std::string_view body, std::uint64_t& live_bytes) {
     case kUnretain: {
       const std::string topic = r.str();
       s.retained.erase(topic);
+      break;
+    }
+    case kQos2Received:
+    case kQos2Released: {
+      const std::string client = r.str();
+      const std::uint16_t packet_id = r.u16();
+      if (!r.ok()) return false;
+      auto sess = s.sessions.find(client);
+      if (sess == s.sessions.end()) break;
+      if (type == kQos2Received) {
+        sess->second.inbound_qos2.insert(packet_id);
+      } else {
+        sess->second.inbound_qos2.erase(packet_id);
+      }
       break;
     }
     case kNextId: {
@@ -439,6 +461,18 @@ SessionStore::Seq SessionStore::done(const std::string& client_id, std::uint64_t
   return seq;
 }
 
+SessionStore::Seq SessionStore::qos2_received(const std::string& client_id,
+                                              std::uint16_t packet_id) {
+  std::lock_guard lock(mu_);
+  return commit_locked(Writer(kQos2Received).str(client_id).u16(packet_id).take());
+}
+
+SessionStore::Seq SessionStore::qos2_released(const std::string& client_id,
+                                              std::uint16_t packet_id) {
+  std::lock_guard lock(mu_);
+  return commit_locked(Writer(kQos2Released).str(client_id).u16(packet_id).take());
+}
+
 SessionStore::Seq SessionStore::put_retained(const Message& m) {
   auto props = encode_properties(m.properties.get());
   const std::int64_t expiry_wall =
@@ -577,6 +611,9 @@ Status SessionStore::compact_locked() {
           .u32(o.subscription_id);
     }
     out += frame(w.take());
+    for (const std::uint16_t packet_id : s.inbound_qos2) {
+      out += frame(Writer(kQos2Received).str(client).u16(packet_id).take());
+    }
     for (const auto& d : s.queue) {
       Writer e(kEnqueue);
       e.str(client)

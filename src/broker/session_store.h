@@ -22,6 +22,9 @@
 //             7 UNRETAIN  topic
 //             8 NEXT_ID   u64 next message id (first record of a compacted journal: message
 //                         ids are never reused, so a redelivery keeps a recognisable id)
+//             9 QOS2_RECEIVED  client_id, u16 packet_id (an inbound QoS 2 message was routed;
+//                              a resend of it must not be routed again)
+//            10 QOS2_RELEASED  client_id, u16 packet_id (its PUBREL arrived)
 // Recovery replays the records in order and stops at the first torn or corrupt record, which
 // with everything after it is cut off (only a crash mid-append produces one). Records that
 // refer to unknown sessions or messages are ignored.
@@ -37,6 +40,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -85,6 +89,8 @@ struct StoredSession {
   std::int64_t offline_since_wall_ms = 0;  // 0: was online when last written
   std::map<std::string, SubscriptionOptions> subscriptions;
   std::deque<StoredDelivery> queue;
+  // Packet ids of inbound QoS 2 messages routed and awaiting PUBREL.
+  std::set<std::uint16_t> inbound_qos2;
 };
 
 // The live durable state (the mirror of the journal).
@@ -131,6 +137,12 @@ class SessionStore {
               bool retain, std::span<const std::uint32_t> subscription_ids,
               std::uint64_t& message_id);
   Seq done(const std::string& client_id, std::uint64_t message_id);
+  // Inbound QoS 2 of a persistent session: the message with `packet_id` was routed (append
+  // it after the routing's records, so it is never durable without them), and its PUBREL
+  // arrived (durable before the PUBCOMP, or a later message reusing the id would be taken
+  // for a resend).
+  Seq qos2_received(const std::string& client_id, std::uint16_t packet_id);
+  Seq qos2_released(const std::string& client_id, std::uint16_t packet_id);
   Seq put_retained(const Message& message);
   Seq erase_retained(const std::string& topic);
 

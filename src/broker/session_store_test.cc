@@ -365,6 +365,84 @@ TEST(BrokerRestart, ARedeliveryAfterACrashCarriesTheSameStoredId) {
   EXPECT_GT(link->stored_ids[2], std::max(first_ids[0], first_ids[1]));
 }
 
+TEST(BrokerRestart, AQos2ResendAfterARestartIsNotRoutedTwice) {
+  MemEnv mem;
+  FaultEnv env(mem);
+  ManualClock clock;
+  auto qos2 = [](std::string payload, std::uint16_t id, bool dup = false) {
+    mqtt::Publish p = publish("plant/1", std::move(payload), id);
+    p.qos = QoS::kExactlyOnce;
+    p.dup = dup;
+    return p;
+  };
+  {
+    Node node(env, clock);
+    auto [sub_link, sub] = node.connect("sub", true, 3600);
+    mqtt::Subscribe s;
+    s.packet_id = 1;
+    s.subscriptions.push_back({"plant/#", QoS::kExactlyOnce});
+    sub->on_packet(s);
+    sub->on_closed();
+    auto [pub_link, pub] = node.connect("pub", true, 3600);
+    pub->on_packet(qos2("once", 5));
+    ASSERT_TRUE(node.store_ptr->flush().ok());
+    ASSERT_EQ(pub_link->all<mqtt::Pubrec>().size(), 1u);
+    // The PUBREC is lost with the crash: the publisher will send the PUBLISH again.
+    ASSERT_TRUE(env.crash().ok());
+  }
+  env.restart();
+  Node node(env, clock);
+  auto [pub_link, pub] = node.connect("pub", false, 3600);
+  pub->on_packet(qos2("once", 5, /*dup=*/true));
+  ASSERT_TRUE(node.store_ptr->flush().ok());
+  ASSERT_EQ(pub_link->all<mqtt::Pubrec>().size(), 1u);
+  pub->on_packet(mqtt::Pubrel{5, ReasonCode::kSuccess, {}});
+  EXPECT_TRUE(pub_link->all<mqtt::Pubcomp>().empty()) << "PUBCOMP before the release is durable";
+  ASSERT_TRUE(node.store_ptr->flush().ok());
+  ASSERT_EQ(pub_link->all<mqtt::Pubcomp>().size(), 1u);
+  // Released: the id may carry a new message, which is routed.
+  pub->on_packet(qos2("next", 5));
+  ASSERT_TRUE(node.store_ptr->flush().ok());
+  auto [sub_link, sub] = node.connect("sub", false, 3600);
+  std::vector<std::string> got;
+  for (const auto& p : sub_link->all<mqtt::Publish>()) got.emplace_back(p.payload.view());
+  EXPECT_EQ(got, (std::vector<std::string>{"once", "next"}));
+}
+
+TEST(BrokerRestart, AReleasedQos2IdStaysReleasedAfterARestart) {
+  MemEnv mem;
+  FaultEnv env(mem);
+  ManualClock clock;
+  {
+    Node node(env, clock);
+    auto [sub_link, sub] = node.connect("sub", true, 3600);
+    mqtt::Subscribe s;
+    s.packet_id = 1;
+    s.subscriptions.push_back({"plant/#", QoS::kExactlyOnce});
+    sub->on_packet(s);
+    sub->on_closed();
+    auto [pub_link, pub] = node.connect("pub", true, 3600);
+    mqtt::Publish p = publish("plant/1", "first", 9);
+    p.qos = QoS::kExactlyOnce;
+    pub->on_packet(p);
+    pub->on_packet(mqtt::Pubrel{9, ReasonCode::kSuccess, {}});
+    ASSERT_TRUE(node.store_ptr->flush().ok());
+    ASSERT_EQ(pub_link->all<mqtt::Pubcomp>().size(), 1u);
+    ASSERT_TRUE(env.crash().ok());
+  }
+  env.restart();
+  Node node(env, clock);
+  auto [pub_link, pub] = node.connect("pub", false, 3600);
+  mqtt::Publish p = publish("plant/1", "second", 9);
+  p.qos = QoS::kExactlyOnce;
+  pub->on_packet(p);
+  ASSERT_TRUE(node.store_ptr->flush().ok());
+  auto [sub_link, sub] = node.connect("sub", false, 3600);
+  std::vector<std::string> got;
+  for (const auto& m : sub_link->all<mqtt::Publish>()) got.emplace_back(m.payload.view());
+  EXPECT_EQ(got, (std::vector<std::string>{"first", "second"}));
+}
+
 TEST(BrokerRestart, RetainedMessagesAndSubscriptionsSurviveARestart) {
   MemEnv env;
   ManualClock clock;
