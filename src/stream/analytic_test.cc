@@ -261,6 +261,26 @@ TEST_F(AnalyticTest, AccumulatingFunctionsPerPartitionAndWhen) {
                      R"([{"id":"a","s":8,"m":7,"n":1}])", R"([{"id":"b","s":502,"m":7,"n":2}])"}));
 }
 
+TEST_F(AnalyticTest, EveryFunctionKeepsStatePerPartitionAndIgnoresEventsFailingWhen) {
+  plan(
+      "SELECT latest(v) OVER (PARTITION BY id WHEN ok) AS l, changed_col(true, v) OVER "
+      "(PARTITION BY id WHEN ok) AS c, acc_min(v) OVER (PARTITION BY id WHEN ok) AS mn, "
+      "acc_avg(v) OVER (PARTITION BY id WHEN ok) AS av, lag(v) OVER (PARTITION BY id WHEN ok) "
+      "AS lg FROM demo");
+  h.push("demo", R"({"id": "a", "v": 5, "ok": true})");
+  h.push("demo", R"({"id": "b", "v": 1, "ok": true})");
+  h.push("demo", R"({"id": "a", "v": 3, "ok": false})");
+  h.push("demo", R"({"id": "a", "v": 5, "ok": true})");
+  h.push("demo", R"({"id": "a", "v": 2, "ok": true})");
+  h.push("demo", R"({"id": "b", "v": 3, "ok": true})");
+  EXPECT_EQ(h.take(), (Outputs{R"([{"l":5,"c":5,"mn":5,"av":5,"lg":null}])",
+                               R"([{"l":1,"c":1,"mn":1,"av":1,"lg":null}])",
+                               R"([{"l":5,"c":null,"mn":5,"av":5,"lg":5}])",
+                               R"([{"l":5,"c":null,"mn":5,"av":5,"lg":5}])",
+                               R"([{"l":2,"c":2,"mn":2,"av":4,"lg":5}])",
+                               R"([{"l":3,"c":3,"mn":1,"av":2,"lg":1}])"}));
+}
+
 TEST_F(AnalyticTest, AccumulatingFunctionsWithBeginAndResetConditions) {
   // eKuiper's accFuncWithCond: nothing accumulates before on_begin; the on_reset event is
   // still counted, the next one starts again from zero.
