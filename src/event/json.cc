@@ -120,8 +120,20 @@ bool convert_od(simdjson::ondemand::value v, Value& out, int depth = 0) {
         if (v.get_int64().get(i)) return false;
         out = Value(i);
       } else {
+        // simdjson 3.0's On-Demand parser (the kernel this build selects) returns wrong
+        // doubles for numbers with more than 19 significant digits (0.1000000000000000000001
+        // read as 0.000387...; the DOM parser is right): read those tokens with from_chars.
+        std::string_view raw = v.raw_json_token();
         double d;
         if (v.get_double().get(d)) return false;
+        while (!raw.empty() && static_cast<unsigned char>(raw.back()) <= ' ') raw.remove_suffix(1);
+        const auto exponent = raw.find_first_of("eE");
+        const std::string_view mantissa = raw.substr(0, exponent);
+        if (std::count_if(mantissa.begin(), mantissa.end(),
+                          [](char c) { return c >= '0' && c <= '9'; }) > 19) {
+          auto r = std::from_chars(raw.data(), raw.data() + raw.size(), d);
+          if (r.ec != std::errc() || r.ptr != raw.data() + raw.size()) return false;
+        }
         out = Value(d);
       }
       return true;
@@ -256,6 +268,16 @@ Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const 
 
 namespace {
 
+// Writes finite `d` in shortest round-trip form; returns the end. From 2^64 on, the shortest
+// form can be an integer literal ("18446744073709551616") that simdjson, and so
+// parse_json(), refuses as too large: those get an exponent ("1.8446744073709552e+19"),
+// which reads back as the same double.
+char* format_float(double d, char* buf, std::size_t size) {
+  return std::fabs(d) >= 18446744073709551616.0
+             ? std::to_chars(buf, buf + size, d, std::chars_format::scientific).ptr
+             : std::to_chars(buf, buf + size, d).ptr;
+}
+
 // A number token as append_json() would write the value parse_json() reads from it.
 bool canonical_number(std::string_view tok) {
   bool is_float = tok.find_first_of(".eE") != std::string_view::npos;
@@ -268,8 +290,8 @@ bool canonical_number(std::string_view tok) {
   auto r = std::from_chars(tok.data(), tok.data() + tok.size(), d);
   if (r.ec != std::errc() || r.ptr != tok.data() + tok.size() || !std::isfinite(d)) return false;
   char buf[32];
-  auto w = std::to_chars(buf, buf + sizeof buf, d);
-  return std::string_view(buf, static_cast<std::size_t>(w.ptr - buf)) == tok;
+  char* end = format_float(d, buf, sizeof buf);
+  return std::string_view(buf, static_cast<std::size_t>(end - buf)) == tok;
 }
 
 }  // namespace
@@ -327,8 +349,7 @@ void append_json(const Value& v, std::string& out) {
         return;
       }
       char buf[32];
-      auto r = std::to_chars(buf, buf + sizeof buf, d);
-      out.append(buf, r.ptr);
+      out.append(buf, format_float(d, buf, sizeof buf));
       return;
     }
     case Value::Type::kString:

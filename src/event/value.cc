@@ -99,6 +99,14 @@ void ValueObject::set(std::string key, Value v) {
 bool operator==(const ValueObject& a, const ValueObject& b) {
   // Key order does not matter for equality.
   if (a.size() != b.size()) return false;
+  // Same keys in the same order: compare entry by entry. Besides being the common case, this
+  // keeps an object with a duplicated key ({"a":1,"a":2}, kept as parsed) equal to itself:
+  // the lookup below sees only the first "a".
+  bool same_order = true;
+  for (std::size_t i = 0; i < a.size() && same_order; ++i) {
+    same_order = a.at(i).first == b.at(i).first && a.at(i).second == b.at(i).second;
+  }
+  if (same_order) return true;
   for (const auto& [k, v] : a) {
     const Value* o = b.find(k);
     if (o == nullptr || !(*o == v)) return false;

@@ -38,6 +38,21 @@ TEST(ValueTest, ObjectKeepsInsertionOrderAndEqualityIgnoresOrder) {
   EXPECT_EQ(Value(o), Value(ValueObject{{"a", 2}, {"c", 3}, {"b", 4}}));
 }
 
+TEST(ValueTest, ObjectWithDuplicatedKeyEqualsItsCopy) {
+  // Found by fuzz/event_json_fuzz: parse_json keeps duplicated keys, and equality looked each
+  // key up in the other object, which sees only the first "a": the object was unequal to an
+  // identical copy.
+  ValueObject o;
+  o.append("a", 1);
+  o.append("a", 2);
+  ValueObject copy = o;
+  EXPECT_EQ(Value(o), Value(copy));
+  ValueObject swapped;
+  swapped.append("a", 2);
+  swapped.append("a", 1);
+  EXPECT_NE(Value(o), Value(swapped));  // lookups see a different first "a"
+}
+
 TEST(ValueTest, HintedLookupFindsMovedKeys) {
   ValueObject o{{"a", 1}, {"b", 2}, {"c", 3}};
   std::size_t hint = 99;
