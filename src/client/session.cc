@@ -244,7 +244,9 @@ void ClientSession::on_connack(const mqtt::Connack& ack) {
     inflight_by_id_.clear();
     // Restore the subscriptions, except those about to be sent anyway.
     PendingAck again;
-    for (const auto& [filter, sub] : subscriptions_) {
+    for (const auto& entry : subscriptions_) {
+      const auto& filter = entry.first;  // a plain reference: clang 14 cannot capture a binding
+      const auto& sub = entry.second;
       const bool pending =
           std::any_of(unsent_acks_.begin(), unsent_acks_.end(), [&](const PendingAck& a) {
             return a.subscribe &&
