@@ -2,7 +2,8 @@
 // again and prints identically (to_sql is a fixed point after one round). SELECT
 // conditions are also compiled and evaluated against a fixed row, and a SELECT is planned
 // as a rule over streams s and o and table tb and fed a few events (analytic functions and
-// their OVER state, windows, joins): nothing may crash. Seeds: fuzz/corpus/stream_sql_fuzz.
+// their OVER state, windows, joins): nothing may crash. Seeds: fuzz/corpus/stream_sql_fuzz;
+// dictionary: fuzz/stream_sql_fuzz.dict (-dict=...).
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
