@@ -128,6 +128,13 @@ const ConfigSchema& edge_schema() {
                    "lowered to this (Server Keep Alive).",
            .min = 0,
            .max = 65535});
+    s.add({.key = "mqtt.connect_timeout",
+           .type = OptionType::kDuration,
+           .default_value = "10s",
+           .help = "A connection that has not sent a complete CONNECT by then is closed (slow or "
+                   "idle clients holding sockets; the TLS handshake counts too).",
+           .min = 100,
+           .max = 3'600'000});
     s.add({.key = "mqtt.max_session_expiry",
            .type = OptionType::kDuration,
            .default_value = "7d",

@@ -207,6 +207,7 @@ Status EdgeNode::start_broker() {
     options->tls.key_file = config_.str("mqtt.tls.key");
     options->tls.ca_file = config_.str("mqtt.tls.ca");
     options->tls.require_client_certificate = config_.flag("mqtt.tls.require_client_certificate");
+    options->connect_timeout = std::chrono::milliseconds(config_.integer("mqtt.connect_timeout"));
     auto listener = std::make_unique<broker::MqttListener>(b, pool_, std::move(*options));
     GANGLION_RETURN_IF_ERROR(listener->start());
     spdlog::info("mqtt listening on {}", listener->url());
