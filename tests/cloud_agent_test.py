@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import ssl
 import stat
 import subprocess
@@ -33,9 +34,10 @@ def has_cloud_command():
 class CloudProcess:
     """A real `ganglion cloud` on loopback port 0 with short health grace periods."""
 
-    def __init__(self, *args):
+    def __init__(self, *args, mqtt_listen="tls://127.0.0.1:0"):
         self.tmp = tempfile.TemporaryDirectory(prefix="ganglion-cloud-test-")
         self.data_dir = os.path.join(self.tmp.name, "cloud")
+        self.mqtt_listen = mqtt_listen
         self.args = list(args)
         self.proc = None
         self.admin_token = None
@@ -48,7 +50,7 @@ class CloudProcess:
         self.out = open(self.out_path, "ab")
         self.proc = subprocess.Popen(
             [GANGLION, "cloud", "--cloud.data_dir", self.data_dir,
-             "--cloud.api.listen", "127.0.0.1:0", "--cloud.mqtt.listen", "tls://127.0.0.1:0",
+             "--cloud.api.listen", "127.0.0.1:0", "--cloud.mqtt.listen", self.mqtt_listen,
              *self.args],
             stdout=self.out, stderr=subprocess.STDOUT)
         wait_for(lambda: os.path.exists(endpoints) or self.proc.poll() is not None,
@@ -234,6 +236,60 @@ class CloudAgentTest(unittest.TestCase):
         self.assertNotRegex(open(out_path).read(), r"refused [1-9]")
         sim.send_signal(signal.SIGINT)
         self.assertEqual(sim.wait(30), 0)
+
+    def simulator(self, cloud, count, *extra):
+        """`ganglion sim nodes` enrolled with `cloud`; returns (process, path of its output)."""
+        tmp = tempfile.TemporaryDirectory(prefix="ganglion-sim-test-")
+        self.addCleanup(tmp.cleanup)
+        status, body = cloud.api("POST", "/v1/tokens", {"uses": count, "ttl": "10m"})
+        self.assertEqual(status, 201, body)
+        out_path = os.path.join(tmp.name, "sim.out")
+        with open(out_path, "wb") as out:
+            sim = subprocess.Popen(
+                [GANGLION, "sim", "nodes", "--count", str(count), "--cloud", cloud.endpoints["api"],
+                 "--token", body["token"], "--ca", cloud.endpoints["ca"], "--status-interval", "200ms",
+                 "--data", os.path.join(tmp.name, "sim"), "--prefix", "simr", *extra],
+                stdout=out, stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: sim.poll() is None and (sim.kill(), sim.wait()))
+        return sim, out_path
+
+    @staticmethod
+    def status_lines(path, after=0):
+        with open(path) as f:
+            return [line for line in f.read().splitlines() if line.startswith("[")][after:]
+
+    @staticmethod
+    def tail(path):
+        with open(path) as f:
+            return f.read()[-3000:]
+
+    def test_simulated_fleet_survives_controller_restarts(self):
+        # The controller closing every node's connection at once (SIGTERM) crashed the
+        # simulator (segfault within one or two restarts): MqttClient destroyed a node's TLS
+        # stream when a write failed while its read was pending, and when that read then
+        # completed (end of stream), Asio went on using the freed SSL engine.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cloud = CloudProcess(mqtt_listen=f"tls://127.0.0.1:{port}").start()
+        self.addCleanup(cloud.close)
+        sim, out_path = self.simulator(cloud, 40, "--heartbeat", "500ms", "--batch-interval", "100ms")
+        wait_for(lambda: any("connected 40 " in l for l in self.status_lines(out_path)), timeout=60,
+                 what="40 simulated nodes connected")
+        for i in range(3):
+            mark = len(self.status_lines(out_path))
+            cloud.stop()
+            wait_for(lambda: sim.poll() is not None or
+                     any("connected 0 " in l for l in self.status_lines(out_path, mark)),
+                     timeout=20, what=f"every simulated node's link down (restart {i + 1})")
+            self.assertIsNone(sim.poll(), "the simulator exited: " + self.tail(out_path))
+            cloud.out.close()
+            cloud.start()
+            mark = len(self.status_lines(out_path))
+            wait_for(lambda: any("connected 40 " in l for l in self.status_lines(out_path, mark)),
+                     timeout=90, what=f"40 simulated nodes connected again (restart {i + 1})")
+        sim.send_signal(signal.SIGINT)
+        self.assertEqual(sim.wait(30), 0, self.tail(out_path))
 
     def test_a_wrong_token_is_a_configuration_error(self):
         edge = self.edge("edge-4", "--cloud.token", "gbt_00000000000000000000000000000000")

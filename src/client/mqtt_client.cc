@@ -1,6 +1,13 @@
 // Asio adapter for ClientSession. Everything below runs on the client's io_context; each
 // connection attempt has a generation number so that handlers of a previous socket, which
 // may still complete after it was closed, do nothing.
+//
+// The socket (or TLS stream) and the bytes being written are held by shared_ptr, and every
+// handler of an operation on them holds them too: closing a connection (lost()) drops the
+// client's reference, but the stream lives until its last pending operation has completed.
+// An ssl::stream destroyed with an operation pending is used after free when that operation
+// completes (its composed operation goes on using the stream's SSL engine): the fleet
+// simulator crashed that way when the controller closed 500+ connections at once.
 #include <utility>  // Boost 1.74's Asio needs this before its headers.
 
 #include "client/mqtt_client.h"
@@ -118,15 +125,14 @@ struct MqttClient::Impl : std::enable_shared_from_this<MqttClient::Impl> {
   asio::steady_timer session_timer;
   asio::steady_timer reconnect_timer;
   asio::steady_timer connect_timer;
-  std::optional<tcp::socket> tcp_socket;
-  std::optional<ssl::stream<tcp::socket>> tls_stream;
+  std::shared_ptr<tcp::socket> tcp_socket;
+  std::shared_ptr<ssl::stream<tcp::socket>> tls_stream;
   std::uint64_t generation = 0;
   bool open = false;  // the transport is up (after the TLS handshake)
   bool write_active = false;
   bool half_closed = false;  // stopping: our side is shut down, waiting for the server's close
   bool stopped = false;
   bool started = false;
-  std::string writing;
   std::array<char, 16 * 1024> read_buffer{};
   MessageHandler message_handler;
   StateHandler state_handler;
@@ -148,7 +154,11 @@ struct MqttClient::Impl : std::enable_shared_from_this<MqttClient::Impl> {
   void set_state(ConnectionState s, const Status& why = Status::Ok());
   void refresh_stats();
   tcp::socket& lowest() { return tls_stream ? tls_stream->next_layer() : *tcp_socket; }
-  bool has_socket() const { return tls_stream.has_value() || tcp_socket.has_value(); }
+  bool has_socket() const { return tls_stream || tcp_socket; }
+  // Keeps the current transport alive until a handler that holds it has run.
+  std::shared_ptr<void> transport() const {
+    return tls_stream ? std::shared_ptr<void>(tls_stream) : std::shared_ptr<void>(tcp_socket);
+  }
 };
 
 Status MqttClient::Impl::setup_tls() {
@@ -211,9 +221,10 @@ void MqttClient::Impl::attempt() {
         if (gen != self->generation) return;
         if (ec)
           return self->lost(Unavailable("resolve " + self->address.host + ": " + ec.message()));
-        self->tcp_socket.emplace(self->loop);
+        self->tcp_socket = std::make_shared<tcp::socket>(self->loop);
         asio::async_connect(*self->tcp_socket, results,
-                            [self, gen](boost::system::error_code ec2, const tcp::endpoint&) {
+                            [self, gen, keep = self->tcp_socket](boost::system::error_code ec2,
+                                                                 const tcp::endpoint&) {
                               if (gen != self->generation) return;
                               if (ec2)
                                 return self->lost(Unavailable("connect " + self->options.url +
@@ -227,14 +238,15 @@ void MqttClient::Impl::on_tcp_connected(std::uint64_t gen) {
   boost::system::error_code ec;
   tcp_socket->set_option(tcp::no_delay(true), ec);
   if (!address.tls) return on_open(gen);
-  tls_stream.emplace(std::move(*tcp_socket), tls_context);
+  tls_stream = std::make_shared<ssl::stream<tcp::socket>>(std::move(*tcp_socket), tls_context);
   tcp_socket.reset();
   const std::string name = options.tls.server_name.empty() ? address.host : options.tls.server_name;
   // SNI, so a server hosting several names presents the right certificate.
   SSL_set_tlsext_host_name(tls_stream->native_handle(), name.c_str());
   if (options.tls.verify) tls_stream->set_verify_callback(ssl::host_name_verification(name));
   tls_stream->async_handshake(
-      ssl::stream_base::client, [self = shared_from_this(), gen](boost::system::error_code ec2) {
+      ssl::stream_base::client,
+      [self = shared_from_this(), gen, keep = tls_stream](boost::system::error_code ec2) {
         if (gen != self->generation) return;
         if (ec2)
           return self->lost(
@@ -252,7 +264,8 @@ void MqttClient::Impl::on_open(std::uint64_t gen) {
 }
 
 void MqttClient::Impl::read(std::uint64_t gen) {
-  auto handler = [self = shared_from_this(), gen](boost::system::error_code ec, std::size_t n) {
+  auto handler = [self = shared_from_this(), gen, keep = transport()](boost::system::error_code ec,
+                                                                      std::size_t n) {
     if (gen != self->generation) return;
     if (ec)
       return self->lost(
@@ -282,8 +295,8 @@ void MqttClient::Impl::after_event() {
 
 void MqttClient::Impl::flush() {
   if (!open || write_active) return;
-  writing = session.take_output();
-  if (writing.empty()) {
+  std::string out = session.take_output();
+  if (out.empty()) {
     if (session.close_requested()) {
       if (stopped) {  // see stop(): wait for the server's close
         if (!half_closed) {
@@ -299,8 +312,10 @@ void MqttClient::Impl::flush() {
     return;
   }
   write_active = true;
+  auto bytes = std::make_shared<const std::string>(std::move(out));
   const std::uint64_t gen = generation;
-  auto handler = [self = shared_from_this(), gen](boost::system::error_code ec, std::size_t) {
+  auto handler = [self = shared_from_this(), gen, keep = transport(), bytes](
+                     boost::system::error_code ec, std::size_t) {
     if (gen != self->generation) return;
     self->write_active = false;
     if (ec) return self->lost(Unavailable("write to " + self->options.url + ": " + ec.message()));
@@ -308,9 +323,9 @@ void MqttClient::Impl::flush() {
     self->refresh_stats();
   };
   if (tls_stream) {
-    asio::async_write(*tls_stream, asio::buffer(writing), std::move(handler));
+    asio::async_write(*tls_stream, asio::buffer(*bytes), std::move(handler));
   } else {
-    asio::async_write(*tcp_socket, asio::buffer(writing), std::move(handler));
+    asio::async_write(*tcp_socket, asio::buffer(*bytes), std::move(handler));
   }
 }
 
@@ -343,7 +358,6 @@ void MqttClient::Impl::close_transport() {
   open = false;
   write_active = false;
   half_closed = false;
-  writing.clear();
 }
 
 void MqttClient::Impl::lost(const Status& why) {
