@@ -22,6 +22,15 @@ const ConfigSchema& cloud_schema() {
            .help = "Largest request body the API accepts.",
            .min = 1024,
            .max = 64LL << 20});
+    s.add({.key = "cloud.api.threads",
+           .type = OptionType::kInt,
+           .default_value = "2",
+           .help = "Threads of the REST API's own event loops, apart from the nodes' MQTT "
+                   "loops (io.threads), so that API requests never queue behind MQTT work. "
+                   "Handlers that write to the store (enrolment, labels, tokens) block their "
+                   "loop while they wait for the disk: two let reads pass a slow write.",
+           .min = 1,
+           .max = 64});
     s.add({.key = "cloud.mqtt.listen",
            .type = OptionType::kString,
            .default_value = "tls://127.0.0.1:8883",

@@ -1087,7 +1087,12 @@ Status Controller::start() {
   ho.listen = config_.str("cloud.api.listen");
   ho.max_body_bytes = static_cast<std::size_t>(config_.integer("cloud.api.max_body"));
   ho.tls = net::HttpTlsOptions{server_cert, server_key, p.ca_file};
-  p.http = std::make_unique<net::HttpServer>(pool_, p.router, ho);
+  // The API's own loops: at 10,000 nodes each MQTT loop has thousands of TLS connections'
+  // work queued, and a request that waited behind it took up to a second (p99).
+  api_pool_ = std::make_unique<net::IoPool>(
+      static_cast<std::size_t>(config_.integer("cloud.api.threads")));
+  api_pool_->start();
+  p.http = std::make_unique<net::HttpServer>(*api_pool_, p.router, ho);
   GANGLION_RETURN_IF_ERROR(p.http->start());
 
   const std::string api =
@@ -1109,6 +1114,10 @@ void Controller::stop() {
   p.flush_tick.reset();
   p.events.close_all();
   if (p.http) p.http->stop();
+  // Joins the API threads: a handler still running finishes (the store and the writer are
+  // still open), and none starts while the broker and the writer stop. Open connections'
+  // handlers stay queued on the stopped loops until release().
+  if (api_pool_) api_pool_->stop();
   if (p.listener) p.listener->stop();
   if (p.broker) p.broker->shutdown();
   // Writes the queued batches and the node state still in memory.
@@ -1120,6 +1129,9 @@ void Controller::release() {
   Parts& p = *parts_;
   p.client.reset();
   p.http.reset();
+  // After the server (its acceptor uses a loop's services); destroying the loops destroys
+  // the handlers of connections still open, which hold the server's state.
+  api_pool_.reset();
   p.listener.reset();
   p.timers.reset();
   p.broker.reset();

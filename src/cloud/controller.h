@@ -4,12 +4,18 @@
 // filter for revoked nodes), an in-process MQTT client that consumes heartbeats, reported
 // twins and uplink batches, the health tracker, and the HTTPS REST API (docs/api.md).
 //
-// Threads: MQTT handlers run on one IoPool loop (the in-process client's executor); API
-// handlers on any loop; health and retention timers on the Clock's thread. Shared state is
-// the Store (thread-safe) and the registry cache below (guarded by mu_).
+// Threads: the nodes' MQTT connections run on the given IoPool; MQTT handlers on its loop 0
+// (the in-process client's executor). The REST API runs on the controller's own loops
+// (`cloud.api.threads`, an IoPool owned here), so a request never queues behind MQTT work;
+// API handlers may block on the store (enrolment waits for its fsync) but never wait for an
+// MQTT loop (publishing a desired twin or disconnecting a revoked node only takes the
+// broker's routing lock). Health and retention timers run on the Clock's thread. Shared
+// state is the Store (thread-safe) and the registry cache (guarded by its mutexes).
 //
-// Lifetime (like EdgeNode): start() after IoPool::start(); on shutdown stop(), then
-// IoPool::stop(), then release() (destroys the in-process client before the broker).
+// Lifetime (like EdgeNode): start() after IoPool::start(); on shutdown stop() (stops the
+// API and joins its threads first, so no handler runs while the rest stops), then
+// IoPool::stop(), then release() (destroys the in-process client before the broker, the
+// HTTP server before the API loops).
 #pragma once
 
 #include <memory>
@@ -53,6 +59,9 @@ class Controller {
   Env& env_;
   Clock& clock_;
   net::IoPool& pool_;
+  // The REST API's loops; created and started by start(), stopped by stop(), destroyed by
+  // release() after the HTTP server.
+  std::unique_ptr<net::IoPool> api_pool_;
   MetricsRegistry metrics_;
   std::unique_ptr<Parts> parts_;
   std::string initial_admin_token_;
