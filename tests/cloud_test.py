@@ -447,6 +447,27 @@ class CloudTest(unittest.TestCase):
                            GANGLION_URL="", GANGLION_TOKEN=""), capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 2)
 
+    def test_ctl_get_nodes_reads_every_page(self):
+        site = unique("paged")
+        token = self.cloud.token(labels=f"site={site}", uses=5)
+        ids = sorted(Node(self.cloud, unique("pg")).enroll_ok(token)["node_id"] for _ in range(5))
+        env = dict(os.environ, GANGLION_URL=self.cloud.endpoints["api"], GANGLION_TOKEN=self.cloud.admin,
+                   GANGLION_CA=self.cloud.ca, HOME=self.cloud.tmp.name)
+        # Two per page: three requests (limit=2, then continue twice), one list.
+        r = subprocess.run([GANGLION, "ctl", "get", "nodes", "-l", f"site={site}", "--chunk-size", "2", "-o", "json"],
+                           env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        body = json.loads(r.stdout)
+        self.assertEqual([n["id"] for n in body["items"]], ids)
+        self.assertNotIn("continue", body)
+        r = subprocess.run([GANGLION, "ctl", "get", "nodes", "-l", f"site={site}", "--chunk-size", "1"],
+                           env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([line.split()[0] for line in r.stdout.splitlines()[1:]], ids)
+        r = subprocess.run([GANGLION, "ctl", "get", "nodes", "--chunk-size", "0"], env=env, capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 2)
+
 
 class CloudRestartTest(unittest.TestCase):
     def test_restart_keeps_registry_and_does_not_print_a_new_token(self):

@@ -72,17 +72,19 @@ std::string url_encode(std::string_view s) {
   return out;
 }
 
-// Runs one request; prints errors. Returns the parsed body, or nullopt with `code` set.
-std::optional<json> call(const CtlSettings& s, const std::string& method, const std::string& target,
-                         const std::string& body, int& code) {
+bool configured(const CtlSettings& s, int& code) {
   if (s.url.empty() || s.token.empty()) {
     std::cerr << "ganglion ctl: set the controller address and token (--url/--token, GANGLION_URL/"
                  "GANGLION_TOKEN, or ~/.config/ganglion/ctl.yaml)\n";
     code = kExitUsage;
-    return std::nullopt;
+    return false;
   }
-  cloud::ApiClientOptions o{s.url, s.token, s.ca};
-  auto r = cloud::api_request(o, method, target, body);
+  return true;
+}
+
+// Prints what went wrong with `r`, if anything; the parsed body otherwise.
+std::optional<json> answer(const std::string& method, const std::string& target,
+                           const Result<cloud::ApiResponse>& r, int& code) {
   if (!r.ok()) {
     std::cerr << "ganglion ctl: " << r.status().message() << "\n";
     code = r.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
@@ -104,6 +106,23 @@ std::optional<json> call(const CtlSettings& s, const std::string& method, const 
   }
   code = kExitOk;
   return j;
+}
+
+// Runs one request; prints errors. Returns the parsed body, or nullopt with `code` set.
+std::optional<json> call(const CtlSettings& s, const std::string& method, const std::string& target,
+                         const std::string& body, int& code) {
+  if (!configured(s, code)) return std::nullopt;
+  cloud::ApiClientOptions o{s.url, s.token, s.ca};
+  return answer(method, target, cloud::api_request(o, method, target, body), code);
+}
+
+// GETs every page of a list (`limit`/`continue`, `page_size` items each); the body is
+// {"items": [...all...]}. Errors as call().
+std::optional<json> call_list(const CtlSettings& s, const std::string& target,
+                              std::size_t page_size, int& code) {
+  if (!configured(s, code)) return std::nullopt;
+  cloud::ApiClientOptions o{s.url, s.token, s.ca};
+  return answer("GET", target, cloud::api_list(o, target, page_size), code);
 }
 
 void print_table(const std::vector<std::string>& header,
@@ -179,12 +198,16 @@ void add_ctl_command(CLI::App& app, Runner& run) {
   auto* get_nodes = get->add_subcommand("nodes", "List nodes");
   auto selector = std::make_shared<std::string>();
   get_nodes->add_option("-l,--selector", *selector, "Label selector k=v[,k=v]");
-  get_nodes->callback([set, s, selector] {
-    set([s, selector] {
+  auto chunk_size = std::make_shared<std::size_t>(500);
+  get_nodes->add_option("--chunk-size", *chunk_size,
+                        "Nodes per request: the list is read page by page (limit/continue)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10'000}));
+  get_nodes->callback([set, s, selector, chunk_size] {
+    set([s, selector, chunk_size] {
       int code = 0;
-      auto j = call(*s, "GET",
-                    "/v1/nodes" + (selector->empty() ? "" : "?selector=" + url_encode(*selector)),
-                    "", code);
+      auto j = call_list(
+          *s, "/v1/nodes" + (selector->empty() ? "" : "?selector=" + url_encode(*selector)),
+          *chunk_size, code);
       if (!j) return code;
       if (s->output == "json") {
         print_json(*j);

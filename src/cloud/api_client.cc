@@ -9,6 +9,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cctype>
 
 namespace ganglion::cloud {
 
@@ -46,7 +49,61 @@ Result<ApiResponse> exchange(Stream& stream, const std::string& host, std::strin
   return ApiResponse{static_cast<int>(parser.get().result_int()), parser.get().body()};
 }
 
+// Query-component encoding of a `continue` token (node ids need none today; tokens are
+// opaque to clients).
+std::string encode_query_value(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+Result<ApiResponse> collect_pages(const ApiGet& get, std::string_view path,
+                                  std::size_t page_size) {
+  using json = nlohmann::json;
+  if (page_size == 0) return InvalidArgument("page size: expected at least 1");
+  const std::string first = std::string(path) +
+                            (path.find('?') == std::string_view::npos ? "?" : "&") +
+                            "limit=" + std::to_string(page_size);
+  json items = json::array();
+  std::string token;
+  for (std::size_t page = 1;; ++page) {
+    const std::string target = token.empty() ? first : first + "&continue=" + encode_query_value(token);
+    GANGLION_ASSIGN_OR_RETURN(ApiResponse r, get(target));
+    if (r.status < 200 || r.status >= 300) return r;
+    json j = json::parse(r.body, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("items") || !j["items"].is_array())
+      return Corruption("GET " + target + ": page " + std::to_string(page) +
+                      " is not a list ({\"items\": [...]})");
+    for (auto& item : j["items"]) items.push_back(std::move(item));
+    auto next = j.find("continue");
+    if (next == j.end() || next->is_null()) break;
+    if (!next->is_string() || next->get<std::string>().empty() ||
+        next->get<std::string>() == token)
+      return Corruption("GET " + target + ": page " + std::to_string(page) +
+                      " has a bad or repeated continue token");
+    token = next->get<std::string>();
+  }
+  return ApiResponse{200, json{{"items", std::move(items)}}.dump(
+                              -1, ' ', false, json::error_handler_t::replace)};
+}
+
+Result<ApiResponse> api_list(const ApiClientOptions& options, std::string_view path,
+                             std::size_t page_size) {
+  return collect_pages(
+      [&](const std::string& target) { return api_request(options, "GET", target); }, path,
+      page_size);
+}
 
 Result<ApiResponse> api_request(const ApiClientOptions& o, std::string_view method,
                                 std::string_view target, std::string_view body) {
