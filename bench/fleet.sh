@@ -15,6 +15,9 @@
 # Identities are cached in one --data folder, so the 5,000 run reuses the 1,000 enrolled
 # nodes and enrols 4,000 new ones.
 #
+# The bootstrap token allows $TOKEN_USES enrolments (default: the largest count + 10%: an
+# enrolment retried after a timeout uses one more).
+#
 # Usage: bench/fleet.sh [--build DIR] [--counts "1000 5000 10000"] [--out FILE]
 # Needs: ulimit -n above the largest count + 200 (the script raises it when it can).
 set -euo pipefail
@@ -81,6 +84,7 @@ sim_connected() { tail -n +"$(( ${2:-0} + 1 ))" "$1" 2>/dev/null | grep -o 'conn
 wait_connected() {  # file count timeout [after-line] -> seconds waited, or "timeout"
   local start; start=$(now)
   for _ in $(seq $(( $3 * 5 ))); do
+    if [[ -n $SIM_PID ]] && ! kill -0 "$SIM_PID" 2>/dev/null; then echo "simulator-exited"; return 0; fi
     local c; c=$(sim_connected "$1" "${4:-0}"); c=${c:-0}
     if (( c >= $2 )); then python3 -c "print(f'{$(now) - $start:.1f}')"; return 0; fi
     sleep 0.2
@@ -114,7 +118,8 @@ ADMIN=$(grep -o 'admin API token[^:]*: [^ ]*' "$WORK/cloud.out" | head -1 | awk 
 API=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api"])' "$WORK/cloud/endpoints.json")
 CA=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ca"])' "$WORK/cloud/endpoints.json")
 MAX=$(for c in $COUNTS; do echo "$c"; done | sort -n | tail -1)
-TOKEN=$(python3 - "$API" "$ADMIN" "$CA" "$MAX" <<'EOF'
+TOKEN_USES=${TOKEN_USES:-$(( MAX + MAX / 10 ))}
+TOKEN=$(python3 - "$API" "$ADMIN" "$CA" "$TOKEN_USES" <<'EOF'
 import json, ssl, sys, urllib.request
 api, admin, ca, uses = sys.argv[1:5]
 req = urllib.request.Request(api + "/v1/tokens", method="POST",
@@ -129,8 +134,8 @@ echo "controller pid $CLOUD_PID api $API mqtt tls://127.0.0.1:$MQTT_PORT; idle R
 
 RESULTS="$WORK/results.md"
 {
-  echo "| nodes | all connected after | controller CPU (1 core) | CPU per 1k nodes | controller RSS | RSS per node | sim RSS per node | hb/s seen by sim | GET /v1/nodes?limit=100 p50 / p99 | GET /v1/nodes/{id} p50 / p99 | GET /v1/nodes (all) p50 / p99 | reconnect storm: all back after |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| nodes | all connected after | controller CPU (1 core) | CPU per 1k nodes | controller RSS | RSS per node | sim RSS per node | hb/s seen by sim | GET /v1/nodes?limit=100 p50 / p99 | GET /v1/nodes/{id} p50 / p99 | GET /v1/nodes (all) p50 / p99 | reconnect storm: all back after | load avg (1 min) |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 } >"$RESULTS"
 
 for N in $COUNTS; do
@@ -149,6 +154,7 @@ for N in $COUNTS; do
   sleep_left=$(python3 -c "print(max(0, $WINDOW - ($(now) - $T0)))")
   sleep "$sleep_left"
   C1=$(cpu_seconds "$CLOUD_PID"); T1=$(now)
+  LOAD=$(cut -d' ' -f1 /proc/loadavg)
   CPU=$(python3 -c "print(f'{100 * ($C1 - $C0) / ($T1 - $T0):.1f}')")
   RSS=$(rss_bytes "$CLOUD_PID")
   SIM_RSS=$(rss_bytes "$SIM_PID")
@@ -164,15 +170,16 @@ for N in $COUNTS; do
   STORM=$(wait_connected "$SIM_OUT" "$N" "$CONNECT_TIMEOUT" "$MARK")
   echo "[$N] reconnect storm: all connected again ${STORM}s after the controller was ready"
 
-  python3 - "$N" "$UP" "$CPU" "$RSS" "$BASE_RSS" "$SIM_RSS" "$HB" "$LAT" "$LAT_ONE" "$LAT_ALL" "$STORM" >>"$RESULTS" <<'EOF'
+  python3 - "$N" "$UP" "$CPU" "$RSS" "$BASE_RSS" "$SIM_RSS" "$HB" "$LAT" "$LAT_ONE" "$LAT_ALL" "$STORM" "$LOAD" >>"$RESULTS" <<'EOF'
 import sys
-n, up, cpu, rss, base, sim_rss, hb, lat, lat_one, lat_all, storm = sys.argv[1:12]
+n, up, cpu, rss, base, sim_rss, hb, lat, lat_one, lat_all, storm, load = sys.argv[1:13]
 n = int(n); rss = int(rss); base = int(base); sim_rss = int(sim_rss)
 pp = lambda s: " / ".join(s.split()) + " ms"
 print(f"| {n:,} | {up} s | {cpu}% | {float(cpu) / n * 1000:.2f}% | {rss / 2**20:.0f} MiB | "
-      f"{(rss - base) / n / 1024:.1f} KiB | {sim_rss / n / 1024:.1f} KiB | {hb} | {pp(lat)} | {pp(lat_one)} | {pp(lat_all)} | {storm} s |")
+      f"{(rss - base) / n / 1024:.1f} KiB | {sim_rss / n / 1024:.1f} KiB | {hb} | {pp(lat)} | {pp(lat_one)} | {pp(lat_all)} | {storm} s | {load} |")
 EOF
-  kill -INT "$SIM_PID"; wait "$SIM_PID" 2>/dev/null || true
+  kill -INT "$SIM_PID" 2>/dev/null; SIM_RC=0; wait "$SIM_PID" 2>/dev/null || SIM_RC=$?
+  (( SIM_RC == 0 )) || echo "[$N] the simulator exited with status $SIM_RC (see $SIM_OUT)"
   SIM_PID=""
   sleep 5
 done
