@@ -92,6 +92,9 @@ Result<ClassSpec> parse_class_spec(std::string_view text) {
     } else if (key == "ttl" || key == "linger") {
       auto ms = parse_duration_ms(value);
       if (!ms.ok()) return ms.status().with_context(where);
+      // Duration counts nanoseconds: beyond ~292 years the conversion would overflow.
+      if (*ms > std::chrono::duration_cast<std::chrono::milliseconds>(Duration::max()).count())
+        return InvalidArgument(where + ": " + key + " is longer than 292 years");
       (key == "ttl" ? c.ttl : c.linger.emplace()) = std::chrono::milliseconds(*ms);
     } else if (key == "quota") {
       auto b = parse_bytes(value);

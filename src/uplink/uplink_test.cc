@@ -25,6 +25,16 @@ TEST(UplinkConfig, ParsesClassSpecs) {
   EXPECT_FALSE(parse_class_spec("x ttl=forever").ok());
 }
 
+TEST(UplinkConfig, RefusesATtlTooLongForADuration) {
+  // Found by fuzz/uplink_policy_fuzz: ttl=9999999997d (fits in milliseconds) overflowed the
+  // conversion to nanoseconds (undefined behaviour, a negative ttl in practice).
+  EXPECT_FALSE(parse_class_spec("x ttl=9999999997d").ok());
+  EXPECT_FALSE(parse_class_spec("x linger=106752d").ok());
+  auto c = parse_class_spec("x ttl=36500d");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->ttl, std::chrono::hours(24 * 36500));
+}
+
 TEST(UplinkConfig, ParsesRoutes) {
   auto r = parse_route("factory/+/alerts/# alert");
   ASSERT_TRUE(r.ok());
