@@ -2,13 +2,15 @@
 # Runs every libFuzzer target (build/<dir>/fuzz/*_fuzz) for a bounded time, each with its seed
 # corpus fuzz/corpus/<target>/ when there is one. Usage: fuzz.sh <build-dir> <seconds>
 # Crash inputs go to <build-dir>/fuzz-artifacts/, each target's full output to
-# <build-dir>/fuzz-logs/<target>.log. Exits 1 when any target found a crash, a leak or a
-# timeout (the names are listed at the end).
+# <build-dir>/fuzz-logs/<target>.log. Exits 1 when any target found a crash, a leak,
+# undefined behaviour or a timeout (the names are listed at the end).
 set -eu
 build=$1
 seconds=$2
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$build/fuzz-artifacts" "$build/fuzz-logs"
+# UndefinedBehaviorSanitizer only prints by default; a finding must stop the target.
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 found=0
 failed=""
 for target in "$build"/fuzz/*_fuzz; do
