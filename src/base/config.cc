@@ -62,6 +62,7 @@ Result<std::int64_t> parse_with_units(std::string_view text,
   std::string_view unit = text.substr(i);
   if (unit.empty()) {
     if (unit_required) return InvalidArgument("missing unit");
+    if (n > 9.2e18) return InvalidArgument("too large");  // the cast would be undefined
     return static_cast<std::int64_t>(n);
   }
   for (const auto& [name, factor] : units) {

@@ -137,6 +137,15 @@ TEST(Config, ParsesDurationsAndSizes) {
   EXPECT_FALSE(parse_bytes("lots").ok());
 }
 
+TEST(Config, SizeTooLargeForInt64IsAnErrorNotUndefinedBehaviour) {
+  // Found with fuzz/config_yaml_fuzz: a size without a unit was cast from double to int64
+  // unchecked ("disk_budget: 99999999999999999999999" is undefined behaviour).
+  EXPECT_FALSE(parse_bytes("99999999999999999999999").ok());
+  EXPECT_FALSE(parse_bytes("9300000000000000000").ok());
+  EXPECT_EQ(*parse_bytes("9000000000000000000"), 9'000'000'000'000'000'000);
+  EXPECT_FALSE(parse_bytes("99999999999999999999TiB").ok());
+}
+
 TEST(Config, LoadsThroughEnvAndReportsMissingFile) {
   MemEnv env;
   ASSERT_TRUE(env.write_file_atomic("/etc/edge.yaml", "node: {id: n9}\n").ok());
