@@ -11,4 +11,10 @@ namespace ganglion {
 // Appends `s` as a quoted, escaped JSON string.
 void append_json_string(std::string_view s, std::string& out);
 
+// True when no array or object in `json` is nested deeper than `max_depth` ("[[1]]" has
+// depth 2). Brackets inside strings do not count; the text is not otherwise validated.
+// Untrusted JSON must pass this before a recursive parser or writer (nlohmann's copy and
+// dump() recurse once per level: ~100,000 levels, a 200 KB body, overflow a thread's stack).
+bool json_nesting_within(std::string_view json, std::size_t max_depth);
+
 }  // namespace ganglion

@@ -3,6 +3,8 @@
 #include <zstd.h>
 #include <nlohmann/json.hpp>
 
+#include "base/json_string.h"
+
 namespace ganglion::cloud {
 namespace {
 
@@ -99,6 +101,9 @@ Result<IngestBatch> decode_binary(std::string_view payload, const std::string& n
 
 Result<IngestBatch> decode_json(std::string_view payload, const std::string& node,
                                 const std::string& cls) {
+  if (!json_nesting_within(payload, kMaxJsonNesting)) {
+    return InvalidArgument("batch: JSON nested deeper than " + std::to_string(kMaxJsonNesting));
+  }
   auto j = nlohmann::json::parse(payload, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return InvalidArgument("batch: not a JSON object");
   IngestBatch b;

@@ -24,6 +24,10 @@ namespace ganglion::cloud {
 
 inline constexpr std::string_view kUplinkBatchMagic = "GUB1";
 inline constexpr std::size_t kUplinkBatchFixedHeader = 32;
+// JSON from nodes and API clients nested deeper than this is refused before nlohmann parses
+// it: copying or dumping a parsed document recurses once per level, and a few hundred KB of
+// '[' would overflow the stack of the thread that handles it.
+inline constexpr std::size_t kMaxJsonNesting = 256;
 
 // Splits "ganglion/v1/<node>/<rest>" into node and rest; false for other topics.
 bool split_node_topic(std::string_view topic, std::string& node, std::string& rest);
