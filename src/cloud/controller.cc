@@ -12,6 +12,7 @@
 #include <shared_mutex>
 #include <unordered_set>
 
+#include "base/json_string.h"
 #include "base/timer_scope.h"
 #include "broker/acl.h"
 #include "broker/broker.h"
@@ -291,7 +292,8 @@ struct Ctx {
 // --- MQTT side --------------------------------------------------------------------------
 
 void on_heartbeat(const Ctx& c, const std::string& node, std::string_view payload) {
-  json j = json::parse(payload, nullptr, false);
+  json j = json_nesting_within(payload, kMaxJsonNesting) ? json::parse(payload, nullptr, false)
+                                                         : json(json::value_t::discarded);
   if (j.is_discarded() || !j.is_object()) {
     spdlog::warn("node {}: heartbeat is not a JSON object; ignored", node);
     return;
@@ -313,7 +315,8 @@ void on_heartbeat(const Ctx& c, const std::string& node, std::string_view payloa
 }
 
 void on_reported(const Ctx& c, const std::string& node, std::string_view payload) {
-  json j = json::parse(payload, nullptr, false);
+  json j = json_nesting_within(payload, kMaxJsonNesting) ? json::parse(payload, nullptr, false)
+                                                         : json(json::value_t::discarded);
   if (j.is_discarded() || !j.is_object()) {
     spdlog::warn("node {}: reported twin is not a JSON object; ignored", node);
     return;
@@ -391,6 +394,8 @@ void handle_message(const Ctx& c, const mqtt::Publish& m, const broker::Delivery
   const Caller& caller = std::get<Caller>(caller##_or)
 
 std::optional<json> parse_body(const HttpRequest& req) {
+  // Copying or dumping a parsed document recurses once per level (see kMaxJsonNesting).
+  if (!json_nesting_within(req.body, kMaxJsonNesting)) return std::nullopt;
   json j = json::parse(req.body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   return j;
