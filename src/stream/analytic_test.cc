@@ -84,6 +84,28 @@ TEST_F(AnalyticTest, LagOverWhenHadChangedMeasuresStatusDurations) {
                R"([{"ts":6,"prev":"b","duration":3}])"}));
 }
 
+// examples/rules/status_changes.json: one row per status change of a device, with the
+// previous status and how long it lasted.
+TEST_F(AnalyticTest, StatusChangesPerDeviceExampleRule) {
+  plan(
+      "SELECT deviceId, status, lag(status) OVER (PARTITION BY deviceId) AS previous, ts - lag(ts, "
+      "1, ts, true) OVER (PARTITION BY deviceId WHEN had_changed(true, status) OVER (PARTITION BY "
+      "deviceId)) AS previous_ms FROM demo WHERE had_changed(true, status) OVER (PARTITION BY "
+      "deviceId)");
+  h.push("demo", R"({"deviceId": "d1", "ts": 1000, "status": "idle"})");
+  h.push("demo", R"({"deviceId": "d2", "ts": 1500, "status": "run"})");
+  h.push("demo", R"({"deviceId": "d1", "ts": 2000, "status": "idle"})");
+  h.push("demo", R"({"deviceId": "d1", "ts": 4000, "status": "run"})");
+  h.push("demo", R"({"deviceId": "d2", "ts": 4500, "status": "run"})");
+  h.push("demo", R"({"deviceId": "d2", "ts": 9500, "status": "fault"})");
+  EXPECT_EQ(
+      h.take(),
+      (Outputs{R"([{"deviceId":"d1","status":"idle","previous":null,"previous_ms":0}])",
+               R"([{"deviceId":"d2","status":"run","previous":null,"previous_ms":0}])",
+               R"([{"deviceId":"d1","status":"run","previous":"idle","previous_ms":3000}])",
+               R"([{"deviceId":"d2","status":"fault","previous":"run","previous_ms":8000}])"}));
+}
+
 TEST_F(AnalyticTest, AnalyticStateIsUpdatedByEventsWhereRejects) {
   plan("SELECT t, lag(t) AS p, acc_count(t) AS n FROM demo WHERE t > 5");
   h.push("demo", R"({"t": 1})");
