@@ -132,16 +132,24 @@ class Accumulate final : public AnalyticState {
  public:
   Accumulate(AccKind kind, std::string name) : kind_(kind), name_(std::move(name)) {}
   Status update(std::span<const Value> args, bool valid, Value& out) override {
-    if (args.size() == 3) {
-      GANGLION_ASSIGN_OR_RETURN(bool on_begin, boolean_arg(name_, "on_begin", args[1]));
-      GANGLION_ASSIGN_OR_RETURN(bool on_reset, boolean_arg(name_, "on_reset", args[2]));
+    const Value& v = args[0];
+    bool conditional = args.size() == 3;
+    bool on_begin = false, on_reset = false;
+    if (conditional) {
+      GANGLION_ASSIGN_OR_RETURN(on_begin, boolean_arg(name_, "on_begin", args[1]));
+      GANGLION_ASSIGN_OR_RETURN(on_reset, boolean_arg(name_, "on_reset", args[2]));
+    }
+    // Checked before anything changes, and only for a value that would be accumulated.
+    bool adds = valid && !v.is_null() && (!conditional || begun_ || on_begin);
+    if (adds && kind_ != AccKind::kCount && !v.is_number()) {
+      return InvalidArgument(name_ + ": the value must be a number, got " + describe(v));
+    }
+    if (conditional) {
       if (!begun_) reset();
       if (on_begin) begun_ = true;
-      if (begun_) GANGLION_RETURN_IF_ERROR(add(args[0], valid));
-      if (on_reset) begun_ = false;
-    } else {
-      GANGLION_RETURN_IF_ERROR(add(args[0], valid));
     }
+    if (adds) add(v);
+    if (on_reset) begun_ = false;
     result(out);
     return Status::Ok();
   }
@@ -153,20 +161,13 @@ class Accumulate final : public AnalyticState {
     extreme_.reset();
   }
 
-  Status add(const Value& v, bool valid) {
-    if (!valid || v.is_null()) return Status::Ok();
-    if (kind_ == AccKind::kCount) {
-      ++count_;
-      return Status::Ok();
-    }
-    if (!v.is_number()) {
-      return InvalidArgument(name_ + ": the value must be a number, got " + describe(v));
-    }
-    double x = v.number();
+  // Precondition: `v` is not NULL, and a number unless kind_ is kCount.
+  void add(const Value& v) {
     ++count_;
+    if (kind_ == AccKind::kCount) return;
+    double x = v.number();
     sum_ += x;
     if (!extreme_ || (kind_ == AccKind::kMin ? x < *extreme_ : x > *extreme_)) extreme_ = x;
-    return Status::Ok();
   }
 
   void result(Value& out) const {

@@ -34,7 +34,7 @@ class AnalyticState {
  public:
   virtual ~AnalyticState() = default;
   // `args` are the call's argument values for this event, in call order; an argument written
-  // as `*` (had_changed(true, *)) is the whole row (an object), see `wildcards` below.
+  // as `*` (had_changed(true, *)) is the whole row (an object).
   // Writes the result to `out`. Errors (kInvalidArgument): an argument of the wrong type
   // ("lag: ignore_null must be a boolean, got string(x)"); the state is then unchanged.
   virtual Status update(std::span<const Value> args, bool valid, Value& out) = 0;

@@ -313,6 +313,16 @@ TEST_F(AnalyticTest, AccumulatingFunctionsWithBeginAndResetConditions) {
                                R"([{"s":35,"c":3}])"}));
 }
 
+TEST_F(AnalyticTest, ANonNumberIsAnErrorOnlyWhenItWouldBeAccumulated) {
+  plan("SELECT acc_sum(v, b, false) AS s FROM demo");
+  h.push("demo", R"({"v": "x", "b": false})");  // not begun: ignored, as eKuiper
+  h.push("demo", R"({"v": 2, "b": true})");
+  h.push("demo", R"({"v": "x", "b": false})");  // begun: an error, the sum stays
+  h.push("demo", R"({"v": 3, "b": false})");
+  EXPECT_EQ(h.take(), (Outputs{R"([{"s":0}])", R"([{"s":2}])", R"([{"s":null}])", R"([{"s":5}])"}));
+  EXPECT_EQ(h.query->metrics().errors, 1u);
+}
+
 TEST_F(AnalyticTest, PartitionsAreBoundedAndOverflowIsCounted) {
   QueryOptions o;
   o.max_analytic_partitions = 2;
