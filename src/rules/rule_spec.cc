@@ -1,6 +1,7 @@
 #include "rules/rule_spec.h"
 
 #include <cctype>
+#include <cmath>
 
 #include "event/json.h"
 
@@ -40,8 +41,9 @@ Result<std::int64_t> int_prop(const Value& props, std::string_view key, std::str
   const Value* v = props.find(key);
   if (v == nullptr || v->is_null()) return fallback;
   if (v->is_int()) return v->as_int();
-  if (v->is_float() &&
-      v->as_float() == static_cast<double>(static_cast<std::int64_t>(v->as_float()))) {
+  // Range first: casting a double outside int64 (1e300) is undefined behaviour.
+  if (v->is_float() && v->as_float() >= -9223372036854775808.0 &&
+      v->as_float() < 9223372036854775808.0 && v->as_float() == std::floor(v->as_float())) {
     return static_cast<std::int64_t>(v->as_float());
   }
   return InvalidArgument(where_key(where, key) + ": expects an integer");
