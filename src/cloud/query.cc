@@ -83,7 +83,8 @@ Result<QueryParams> parse_query_params(const std::map<std::string, std::string>&
     GANGLION_ASSIGN_OR_RETURN(p.to_ms, parse_time(*t, now_ms, "to"));
   }
   if (p.to_ms < p.from_ms) return InvalidArgument("to: before from");
-  if ((p.to_ms - p.from_ms) / p.bucket_ms > 100'000)
+  std::int64_t span = 0;  // to - from overflows for from=-1d&to=9223372036854775807
+  if (__builtin_sub_overflow(p.to_ms, p.from_ms, &span) || span / p.bucket_ms > 100'000)
     return InvalidArgument("bucket: too many buckets for the range");
   if (auto* s = get("source")) {
     if (*s == "rollup") {
