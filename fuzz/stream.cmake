@@ -2,3 +2,8 @@
 ganglion_fuzz(stream_sql_fuzz
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/stream_sql_fuzz.cc
   DEPS ganglion::stream)
+# The stream's decoder of device payloads into rows (src/stream/catalog.h): JSON checked and
+# converted against a schema with every column type, strict and not, whole and projected.
+ganglion_fuzz(stream_row_fuzz
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/stream_row_fuzz.cc
+  DEPS ganglion::stream)

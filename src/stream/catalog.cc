@@ -83,7 +83,9 @@ Result<Value> conform(const Value& v, const sql::TypeSpec& type, bool strict) {
       return mismatch(type, v);
     case TypeKind::kDatetime:
       if (v.is_int()) return v;
-      if (!strict && v.is_float() && std::isfinite(v.as_float()))
+      // In range first: casting a double outside int64 ({"ts": 1.7e52}) is undefined.
+      if (!strict && v.is_float() && std::isfinite(v.as_float()) &&
+          std::fabs(v.as_float()) < 9.2e18)
         return Value(static_cast<std::int64_t>(v.as_float()));
       return mismatch(type, v);
     case TypeKind::kBytea: {
