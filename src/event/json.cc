@@ -219,12 +219,12 @@ Result<Value> parse_json_fields(std::string_view json, std::span<const std::stri
 
 Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const std::string> fields,
                                          bool (*keep)(void* ctx, const Value& partial), void* ctx,
-                                         bool convert_whole, bool likely_kept) {
+                                         bool convert_whole) {
   // A parser of its own: keep() may parse JSON (SQL parse_json()) with thread_parser(),
   // which would overwrite the document `root` points into.
   thread_local simdjson::dom::parser filter_parser;
   FilteredJson out;
-  if (!likely_kept) {
+  {
     // Fast path: On-Demand for the few fields keep() reads; DOM only for kept documents.
     ValueObject partial;
     partial.reserve(fields.size());

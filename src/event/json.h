@@ -35,9 +35,6 @@ Result<Value> parse_json_fields(std::string_view json, std::span<const std::stri
 // is validated only as far as parse_json_fields() reads it. With `convert_whole` false a
 // kept document is validated (as parse_json() would) but not converted: `whole` stays NULL
 // and the caller keeps the bytes instead.
-// `likely_kept`: most documents are expected to be kept, so the document is parsed with DOM
-// at once (validating it whole, rejected ones too) instead of On-Demand first and DOM again
-// for each kept one: cheaper once more than about a third are kept.
 struct FilteredJson {
   Value partial;      // the `fields` found (an object), or the whole non-object document
   Value whole;        // the whole document when keep() returned true, else NULL
@@ -45,7 +42,7 @@ struct FilteredJson {
 };
 Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const std::string> fields,
                                          bool (*keep)(void* ctx, const Value& partial), void* ctx,
-                                         bool convert_whole = true, bool likely_kept = false);
+                                         bool convert_whole = true);
 
 // True when `json`, a document parse_json() accepts, is already what append_json() writes
 // for its value, byte for byte: compact (no whitespace between tokens), no escapes other

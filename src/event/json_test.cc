@@ -139,25 +139,6 @@ TEST(JsonFilteredTest, ConvertsTheWholeDocumentOnlyWhenKept) {
   EXPECT_FALSE(parse_json_filtered("{", fields, keep_hot, &calls).ok());
 }
 
-TEST(JsonFilteredTest, LikelyKeptGivesTheSameResultsAndValidatesRejectedDocumentsToo) {
-  std::vector<std::string> fields = {"t"};
-  for (const char* doc : {R"({"a":1,"t":20,"b":[1,2]})", R"({"a":1,"t":60,"b":[1,2]})",
-                          R"({"t":70,"t":10})", R"({"x":1})", "[1]"}) {
-    int calls_a = 0, calls_b = 0;
-    auto a = parse_json_filtered(doc, fields, keep_hot, &calls_a);
-    auto b = parse_json_filtered(doc, fields, keep_hot, &calls_b, true, /*likely_kept=*/true);
-    ASSERT_TRUE(a.ok() && b.ok()) << doc;
-    EXPECT_EQ(a->kept, b->kept) << doc;
-    EXPECT_EQ(a->partial, b->partial) << doc;
-    EXPECT_EQ(a->whole, b->whole) << doc;
-    EXPECT_EQ(calls_a, calls_b) << doc;
-  }
-  int calls = 0;
-  // On-Demand stops after the wanted key; DOM validates the rest even of a rejected document.
-  const char* broken_tail = R"({"t":20,"b":[1,})";
-  EXPECT_FALSE(parse_json_filtered(broken_tail, fields, keep_hot, &calls, true, true).ok());
-}
-
 TEST(JsonCanonicalTest, TrueOnlyWhenReencodingGivesTheSameBytes) {
   const std::vector<std::string> docs = {
       R"({"a":1,"b":"x","c":[true,false,null],"d":{"e":-12}})",

@@ -327,12 +327,6 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::vector<std::string> decode_fields_;
   bool decode_all_ = false;
   bool selective_ = false;  // see QueryOptions::selective_decode
-  // How many of the last kKeptSample selectively decoded events the WHERE kept: once more
-  // than a third pass, parsing each event whole at once is cheaper (parse_json_filtered's
-  // likely_kept).
-  static constexpr std::uint32_t kKeptSample = 256;
-  std::uint32_t sampled_ = 0, sampled_kept_ = 0;
-  bool likely_kept_ = false;
   std::vector<std::string> where_fields_;
   std::optional<CompiledExpr> where_;
   bool where_after_join_ = false;
@@ -910,15 +904,7 @@ Status Engine::push_locked(std::string_view source, const Event& event) {
       probe.fields = partial;
       return static_cast<Engine*>(self)->where_ok(probe);
     };
-    auto r = parse_json_filtered(event.payload(), where_fields_, keep, this, !json_rows_,
-                                 likely_kept_);
-    if (r.ok()) {
-      sampled_kept_ += r->kept ? 1 : 0;
-      if (++sampled_ == kKeptSample) {
-        likely_kept_ = sampled_kept_ * 3 > kKeptSample;
-        sampled_ = sampled_kept_ = 0;
-      }
-    }
+    auto r = parse_json_filtered(event.payload(), where_fields_, keep, this, !json_rows_);
     if (!r.ok()) {
       row = r.status();
     } else if (!r->partial.is_object()) {
