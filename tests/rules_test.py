@@ -124,6 +124,35 @@ class RulesTest(RulesTestBase):
         self.assertEqual(got, {f"avg/{dev}/a": {"deviceId": "a", "avg_t": 15.0, "n": 2},
                                f"avg/{dev}/b": {"deviceId": "b", "avg_t": 40.0, "n": 2}})
 
+    def test_example_rule_with_analytic_functions_over_partitions(self):
+        # examples/rules/status_changes.json as shipped (lag, had_changed, OVER (PARTITION BY
+        # ... WHEN ...)), only the stream and the rule renamed for this test.
+        s, dev = unique("demo").replace("-", "_"), unique("dev")
+        self.stream(s, f"machines/{dev}/+/status", fields="deviceId STRING, status STRING, ts BIGINT")
+        with open(os.path.join(EXAMPLES, "status_changes.json")) as f:
+            doc = json.load(f)
+        doc["id"] = s
+        doc["sql"] = doc["sql"].replace("FROM demo", f"FROM {s}")
+        doc["actions"][0]["mqtt"]["topic"] = f"{dev}/status/{{{{.deviceId}}}}"
+        self.rule(json.dumps(doc))
+        sub = self.sub(f"{dev}/status/#")
+        for device, ts, status in (("d1", 1000, "idle"), ("d2", 1500, "run"), ("d1", 2000, "idle"),
+                                   ("d1", 4000, "run"), ("d2", 4500, "run"), ("d2", 9500, "fault")):
+            self.pub(f"machines/{dev}/{device}/status", {"deviceId": device, "ts": ts, "status": status})
+        sub.wait_messages(4)
+        time.sleep(0.3)
+        got = sorted(sub.messages())
+        self.assertEqual(got, sorted([
+            f'{dev}/status/d1 {{"deviceId":"d1","status":"idle","previous":null,"previous_ms":0}}',
+            f'{dev}/status/d2 {{"deviceId":"d2","status":"run","previous":null,"previous_ms":0}}',
+            f'{dev}/status/d1 {{"deviceId":"d1","status":"run","previous":"idle","previous_ms":3000}}',
+            f'{dev}/status/d2 {{"deviceId":"d2","status":"fault","previous":"run","previous_ms":8000}}',
+        ]))
+        code, status = curl(self.edge, "GET", f"/rules/{s}/status")
+        st = json.loads(status)
+        self.assertEqual(st[f"source_{s}_0_records_in_total"], 6)
+        self.assertEqual(st["sink_mqtt_0_0_records_out_total"], 4)
+
     def test_webhook_sink_posts_each_row(self):
         server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
         server.received = []
