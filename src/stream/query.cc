@@ -1,6 +1,7 @@
 #include "stream/query.h"
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <limits>
 #include <map>
@@ -958,7 +959,9 @@ Status Engine::push_locked(std::string_view source, const Event& event) {
     t.ts = clock_.wall_ms();
   } else if (!def.timestamp_field.empty() && event_time_) {
     const Value* ts = own.find(def.timestamp_field);
-    if (ts == nullptr || !ts->is_number()) {
+    // A float outside int64 ({"ts": 1.7e52}) cannot be cast: undefined behaviour.
+    if (ts == nullptr || !ts->is_number() ||
+        (ts->is_float() && !(std::fabs(ts->as_float()) < 9.2e18))) {
       drop(metrics_.dropped_decode,
            "TIMESTAMP field '" + def.timestamp_field + "' is missing or not a number");
       return Status::Ok();

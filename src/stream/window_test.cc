@@ -187,6 +187,17 @@ TEST_F(WindowTest, EventTimeLateEventsAreDroppedAndCounted) {
   EXPECT_EQ(h.query->metrics().dropped_late, 1u);
 }
 
+TEST_F(WindowTest, EventTimeFromAFloatOutsideInt64IsDroppedAsUndecodable) {
+  // Like stream_row_fuzz's DATETIME finding: a float TIMESTAMP field was cast to int64
+  // unchecked (undefined behaviour for 1.7e52).
+  h.create(R"(CREATE STREAM ef () WITH (DATASOURCE="ef", TIMESTAMP="ts"))");
+  ASSERT_TRUE(h.plan("SELECT collect(id) AS ids FROM ef GROUP BY TUMBLINGWINDOW(ss, 10)").ok());
+  h.push("ef", R"({"id":1,"ts":1.7e52})");
+  h.push("ef", R"({"id":2,"ts":-1e300})");
+  EXPECT_EQ(h.query->metrics().dropped_decode, 2u);
+  EXPECT_TRUE(h.take().empty());
+}
+
 TEST_F(WindowTest, EventTimeLateToleranceHoldsTheWindowOpen) {
   QueryOptions o;
   o.late_tolerance_ms = 3000;
