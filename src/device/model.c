@@ -134,7 +134,15 @@ static void run_layer(const gd_layer* l, const int8_t* x, int8_t* y) {
     for (size_t o = 0; o < l->out; ++o) {
       float p = expf(l->pre_scale * (float)(y[o] - max)) / sum;
       float q = p / l->out_scale + (float)l->out_zero_point;
-      y[o] = clamp8((int64_t)(q >= 0 ? q + 0.5f : q - 0.5f));
+      /* Saturate before converting, as gd_model_quantize() does: valid but extreme scales
+       * give inf or NaN here, and converting those to an integer is undefined. */
+      if (!(q > -128.0f)) {
+        y[o] = -128; /* also NaN */
+      } else if (q > 127.0f) {
+        y[o] = 127;
+      } else {
+        y[o] = (int8_t)(q >= 0 ? (int)(q + 0.5f) : -(int)(-q + 0.5f));
+      }
     }
   }
 }

@@ -244,6 +244,27 @@ TEST(DeviceModel, SoftmaxOutputsAProbabilityVector) {
   EXPECT_EQ(std::vector<int>(out, out + 4), reference_int(q, {100, -50, 7}));
 }
 
+TEST(DeviceModel, SoftmaxWithExtremeScalesSaturatesInsteadOfConvertingInfinity) {
+  // Found by fuzz/device_model_fuzz once UBSan findings stopped it: a tiny (valid) output
+  // scale made p / out_scale infinite, and a huge pre-scale made exp() overflow to a NaN;
+  // both were converted to an integer (undefined behaviour).
+  std::mt19937 rng(3);
+  std::vector<LayerSpec> spec = {random_layer(rng, 3, 6, GD_ACT_RELU),
+                                 random_layer(rng, 6, 4, GD_ACT_SOFTMAX)};
+  const std::string good = serialize(quantize(spec, -1.0f, 1.0f, {{0.0f, 3.0f}, {-4.0f, 4.0f}}));
+  const size_t layer2 = 12 + 40 + 3 * 6 + 4 * 6;  // file header, layer 1: header, weights, biases
+  for (auto [offset, value] : {std::pair<size_t, float>{layer2 + 16, 1e-38f},   // out_scale
+                               std::pair<size_t, float>{layer2 + 36, 1e38f}}) {  // pre_scale
+    std::string file = good;
+    std::memcpy(&file[offset], &value, sizeof value);  // little-endian, as the format
+    gd_model m;
+    ASSERT_EQ(gd_model_load(&m, file.data(), file.size()), GD_OK) << offset;
+    const std::int8_t in[3] = {100, -50, 7};
+    std::int8_t out[4];
+    EXPECT_EQ(gd_model_run(&m, in, out), GD_OK);  // and no undefined behaviour (UBSan)
+  }
+}
+
 std::string valid_file() {
   std::mt19937 rng(1);
   std::vector<LayerSpec> spec = {random_layer(rng, 2, 8, GD_ACT_RELU),
