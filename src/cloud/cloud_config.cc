@@ -28,8 +28,9 @@ const ConfigSchema& cloud_schema() {
            .help = "Threads of the REST API's own event loops, apart from the nodes' MQTT "
                    "loops (io.threads), so that API requests never queue behind MQTT work. "
                    "Handlers that write to the store (enrolment, labels, tokens) block their "
-                   "loop while they wait for the disk: two let reads pass a slow write.",
-           .min = 1,
+                   "loop while they wait for the disk: two let reads pass a slow write. 0 runs "
+                   "the API on the nodes' loops (the behaviour before; for comparison).",
+           .min = 0,
            .max = 64});
     s.add({.key = "cloud.mqtt.listen",
            .type = OptionType::kString,

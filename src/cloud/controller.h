@@ -59,8 +59,9 @@ class Controller {
   Env& env_;
   Clock& clock_;
   net::IoPool& pool_;
-  // The REST API's loops; created and started by start(), stopped by stop(), destroyed by
-  // release() after the HTTP server.
+  // The REST API's loops; created and started by start() (unless cloud.api.threads is 0:
+  // then the API shares `pool_`), stopped by stop(), destroyed by release() after the HTTP
+  // server.
   std::unique_ptr<net::IoPool> api_pool_;
   MetricsRegistry metrics_;
   std::unique_ptr<Parts> parts_;

@@ -731,6 +731,22 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<IngestStats> node_ingest_stats(const std::string& node) override {
+    Reader r = reader();
+    sqlite3* db = r.db;
+    Stmt s(db,
+           "SELECT node, batches, records, duplicates, rejected, last_ingest, last_error FROM "
+           "ingest_stats WHERE node = ?");
+    s.bind(1, node);
+    const int rc = s.step();
+    if (rc == SQLITE_ROW)
+      return IngestStats{s.str(0), s.i64(1), s.i64(2), s.i64(3), s.i64(4), s.i64(5), s.str(6)};
+    if (rc != SQLITE_DONE) return conn_error(db, "ingest stats");
+    IngestStats none;
+    none.node = node;
+    return none;
+  }
+
   Result<std::int64_t> record_count(const std::string& node) override {
     Reader r = reader();
     sqlite3* db = r.db;

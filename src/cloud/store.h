@@ -223,6 +223,8 @@ class Store {
   virtual Status ingest_rejected(const std::string& node, const std::string& error,
                                  std::int64_t now_ms) = 0;
   virtual Result<std::vector<IngestStats>> ingest_stats() = 0;
+  // One node's row (zeros when it never sent a batch): one indexed read, not the fleet's.
+  virtual Result<IngestStats> node_ingest_stats(const std::string& node) = 0;
   virtual Result<std::int64_t> record_count(const std::string& node) = 0;
 
   // Analytics: runs a query built by build_query(); rows are (bucket, group, value, samples).

@@ -74,6 +74,15 @@ TEST_F(StoreTest, BatchIsStoredOnceAndResentRecordsAreSkipped) {
   ASSERT_EQ(stats->size(), 1u);
   EXPECT_EQ((*stats)[0].batches, 2);
   EXPECT_EQ((*stats)[0].duplicates, 1);
+  auto one = store->node_ingest_stats("n1");
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->batches, 2);
+  EXPECT_EQ(one->records, 8);
+  EXPECT_EQ(one->duplicates, 1);
+  auto none = store->node_ingest_stats("n2");
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->node, "n2");
+  EXPECT_EQ(none->batches, 0);
 }
 
 TEST_F(StoreTest, QueriesGroupByLabelAndRollupsAgree) {

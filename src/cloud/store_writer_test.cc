@@ -87,6 +87,9 @@ class RecordingStore final : public Store {
     return real_->ingest_rejected(n, e, now);
   }
   Result<std::vector<IngestStats>> ingest_stats() override { return real_->ingest_stats(); }
+  Result<IngestStats> node_ingest_stats(const std::string& n) override {
+    return real_->node_ingest_stats(n);
+  }
   Result<std::int64_t> record_count(const std::string& n) override {
     return real_->record_count(n);
   }
