@@ -199,8 +199,9 @@ void add_ctl_command(CLI::App& app, Runner& run) {
   auto selector = std::make_shared<std::string>();
   get_nodes->add_option("-l,--selector", *selector, "Label selector k=v[,k=v]");
   auto chunk_size = std::make_shared<std::size_t>(500);
-  get_nodes->add_option("--chunk-size", *chunk_size,
-                        "Nodes per request: the list is read page by page (limit/continue)")
+  get_nodes
+      ->add_option("--chunk-size", *chunk_size,
+                   "Nodes per request: the list is read page by page (limit/continue)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{10'000}));
   get_nodes->callback([set, s, selector, chunk_size] {
     set([s, selector, chunk_size] {

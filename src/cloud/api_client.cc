@@ -68,8 +68,7 @@ std::string encode_query_value(std::string_view s) {
 
 }  // namespace
 
-Result<ApiResponse> collect_pages(const ApiGet& get, std::string_view path,
-                                  std::size_t page_size) {
+Result<ApiResponse> collect_pages(const ApiGet& get, std::string_view path, std::size_t page_size) {
   using json = nlohmann::json;
   if (page_size == 0) return InvalidArgument("page size: expected at least 1");
   const std::string first = std::string(path) +
@@ -78,24 +77,24 @@ Result<ApiResponse> collect_pages(const ApiGet& get, std::string_view path,
   json items = json::array();
   std::string token;
   for (std::size_t page = 1;; ++page) {
-    const std::string target = token.empty() ? first : first + "&continue=" + encode_query_value(token);
+    const std::string target =
+        token.empty() ? first : first + "&continue=" + encode_query_value(token);
     GANGLION_ASSIGN_OR_RETURN(ApiResponse r, get(target));
     if (r.status < 200 || r.status >= 300) return r;
     json j = json::parse(r.body, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("items") || !j["items"].is_array())
       return Corruption("GET " + target + ": page " + std::to_string(page) +
-                      " is not a list ({\"items\": [...]})");
+                        " is not a list ({\"items\": [...]})");
     for (auto& item : j["items"]) items.push_back(std::move(item));
     auto next = j.find("continue");
     if (next == j.end() || next->is_null()) break;
-    if (!next->is_string() || next->get<std::string>().empty() ||
-        next->get<std::string>() == token)
+    if (!next->is_string() || next->get<std::string>().empty() || next->get<std::string>() == token)
       return Corruption("GET " + target + ": page " + std::to_string(page) +
-                      " has a bad or repeated continue token");
+                        " has a bad or repeated continue token");
     token = next->get<std::string>();
   }
-  return ApiResponse{200, json{{"items", std::move(items)}}.dump(
-                              -1, ' ', false, json::error_handler_t::replace)};
+  return ApiResponse{
+      200, json{{"items", std::move(items)}}.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 Result<ApiResponse> api_list(const ApiClientOptions& options, std::string_view path,

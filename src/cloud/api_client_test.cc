@@ -34,8 +34,10 @@ std::vector<std::string> ids(const ApiResponse& r) {
 
 TEST(ApiList, FollowsContinueUntilTheLastPage) {
   FakeList f;
-  f.pages["/v1/nodes?selector=site%3Da&limit=2"] = {200, R"({"items":[{"id":"a"},{"id":"b"}],"continue":"b"})"};
-  f.pages["/v1/nodes?selector=site%3Da&limit=2&continue=b"] = {200, R"({"items":[{"id":"c"},{"id":"d"}],"continue":"d"})"};
+  f.pages["/v1/nodes?selector=site%3Da&limit=2"] = {
+      200, R"({"items":[{"id":"a"},{"id":"b"}],"continue":"b"})"};
+  f.pages["/v1/nodes?selector=site%3Da&limit=2&continue=b"] = {
+      200, R"({"items":[{"id":"c"},{"id":"d"}],"continue":"d"})"};
   f.pages["/v1/nodes?selector=site%3Da&limit=2&continue=d"] = {200, R"({"items":[{"id":"e"}]})"};
   auto r = collect_pages(f.get(), "/v1/nodes?selector=site%3Da", 2);
   ASSERT_TRUE(r.ok()) << r.status().to_string();
