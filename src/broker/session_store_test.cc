@@ -283,6 +283,13 @@ struct Node {
   SessionStore* store_ptr = nullptr;
 };
 
+void subscribe(Connection& conn, std::string filter, QoS qos) {
+  mqtt::Subscribe s;
+  s.packet_id = 1;
+  s.subscriptions.push_back({std::move(filter), qos});
+  conn.on_packet(s);
+}
+
 mqtt::Publish publish(std::string topic, std::string payload, std::uint16_t id,
                       bool retain = false) {
   mqtt::Publish p;
@@ -301,10 +308,7 @@ TEST(BrokerRestart, AcknowledgesOnlyDurableMessagesAndDeliversThemAfterRestart) 
   {
     Node node(env, clock);
     auto [sub_link, sub] = node.connect("sub", true, 3600);
-    mqtt::Subscribe s;
-    s.packet_id = 1;
-    s.subscriptions.push_back({"plant/#", QoS::kAtLeastOnce});
-    sub->on_packet(s);
+    subscribe(*sub, "plant/#", QoS::kAtLeastOnce);
     sub->on_closed();
 
     auto [pub_link, pub] = node.connect("pub", true, 0);
@@ -335,10 +339,7 @@ TEST(BrokerRestart, ARedeliveryAfterACrashCarriesTheSameStoredId) {
   {
     Node node(env, clock);
     auto [sub_link, sub] = node.connect("sub", true, 3600);
-    mqtt::Subscribe s;
-    s.packet_id = 1;
-    s.subscriptions.push_back({"plant/#", QoS::kAtLeastOnce});
-    sub->on_packet(s);
+    subscribe(*sub, "plant/#", QoS::kAtLeastOnce);
     auto [pub_link, pub] = node.connect("pub", true, 0);
     pub->on_packet(publish("plant/1", "a", 10));
     pub->on_packet(publish("plant/2", "b", 11));
@@ -378,10 +379,7 @@ TEST(BrokerRestart, AQos2ResendAfterARestartIsNotRoutedTwice) {
   {
     Node node(env, clock);
     auto [sub_link, sub] = node.connect("sub", true, 3600);
-    mqtt::Subscribe s;
-    s.packet_id = 1;
-    s.subscriptions.push_back({"plant/#", QoS::kExactlyOnce});
-    sub->on_packet(s);
+    subscribe(*sub, "plant/#", QoS::kExactlyOnce);
     sub->on_closed();
     auto [pub_link, pub] = node.connect("pub", true, 3600);
     pub->on_packet(qos2("once", 5));
@@ -416,10 +414,7 @@ TEST(BrokerRestart, AReleasedQos2IdStaysReleasedAfterARestart) {
   {
     Node node(env, clock);
     auto [sub_link, sub] = node.connect("sub", true, 3600);
-    mqtt::Subscribe s;
-    s.packet_id = 1;
-    s.subscriptions.push_back({"plant/#", QoS::kExactlyOnce});
-    sub->on_packet(s);
+    subscribe(*sub, "plant/#", QoS::kExactlyOnce);
     sub->on_closed();
     auto [pub_link, pub] = node.connect("pub", true, 3600);
     mqtt::Publish p = publish("plant/1", "first", 9);
