@@ -213,8 +213,8 @@ class UplinkTest(unittest.TestCase):
         self.mosquitto.stop()
         self.tmp.cleanup()
 
-    def start_edge(self, *extra, data_dir=None):
-        self.edge = EdgeProcess(*uplink_args(self.port, *extra), data_dir=data_dir)
+    def start_edge(self, *extra, data_dir=None, url=None):
+        self.edge = EdgeProcess(*uplink_args(self.port, *extra, url=url), data_dir=data_dir)
         self.edge.start()
         wait_for(lambda: status(self.edge)["routes_subscribed"], what="uplink routes subscribed")
         return self.edge
@@ -277,12 +277,8 @@ class UplinkTest(unittest.TestCase):
         data_dir = os.path.join(self.tmp.name, "edge-data")
         # A node that trusts another CA refuses the receiver's certificate: nothing goes up,
         # the records wait in the log.
-        self.edge = EdgeProcess(*uplink_args(self.port, "--uplink.tls.ca", foreign.cert,
-                                             "--uplink.tls.certificate", node_cert,
-                                             "--uplink.tls.key", node_key, url=url),
-                                data_dir=data_dir)
-        self.edge.start()
-        wait_for(lambda: status(self.edge)["routes_subscribed"], what="routes")
+        client_cert = ("--uplink.tls.certificate", node_cert, "--uplink.tls.key", node_key)
+        self.start_edge("--uplink.tls.ca", foreign.cert, *client_cert, url=url, data_dir=data_dir)
         msgs = [(f"factory/a/telemetry/t{i % 3}", json.dumps({"n": i})) for i in range(30)]
         self.assertTrue(publish_all(self.edge.mqtt(), msgs[:10]))
         wait_for(lambda: status(self.edge)["last_error"] != "", what="a TLS error")
@@ -293,12 +289,7 @@ class UplinkTest(unittest.TestCase):
         self.assertEqual(self.collector.count("telemetry"), 0)
         self.edge.close()
         # With the right CA and its certificate the backlog drains over mutual TLS.
-        self.edge = EdgeProcess(*uplink_args(self.port, "--uplink.tls.ca", ca.cert,
-                                             "--uplink.tls.certificate", node_cert,
-                                             "--uplink.tls.key", node_key, url=url),
-                                data_dir=data_dir)
-        self.edge.start()
-        wait_for(lambda: status(self.edge)["routes_subscribed"], what="routes")
+        self.start_edge("--uplink.tls.ca", ca.cert, *client_cert, url=url, data_dir=data_dir)
         self.assertTrue(publish_all(self.edge.mqtt(), msgs[10:]))
         wait_for(lambda: self.collector.count("telemetry") == 30, timeout=20, what="30 records upstream")
         self.assertEqual([json.loads(p)["n"] for p in self.collector.payloads("telemetry")],
