@@ -28,7 +28,7 @@ struct Counters {
   std::atomic<std::uint64_t> telemetry{0}, events{0}, acked{0}, offline{0}, anomalies{0},
       ground_truth{0}, link_errors{0}, publish_errors{0};
   std::atomic<std::uint64_t> bytes{0};
-  std::atomic<std::uint64_t> per_kind[6] = {}, acked_per_kind[6] = {};
+  std::atomic<std::uint64_t> per_kind[6] = {}, acked_per_kind[6] = {}, settled_per_kind[6] = {};
 };
 
 struct Connection {
@@ -115,6 +115,7 @@ struct DeviceFleet::Impl {
     client::PublishCompletion done;
     if (qos != mqtt::QoS::kAtMostOnce) {
       done = [this, kind = static_cast<int>(d.kind())](Status s, mqtt::ReasonCode) {
+        counters.settled_per_kind[kind].fetch_add(1, std::memory_order_relaxed);
         if (s.ok()) {
           counters.acked.fetch_add(1, std::memory_order_relaxed);
           counters.acked_per_kind[kind].fetch_add(1, std::memory_order_relaxed);
@@ -238,6 +239,7 @@ DeviceFleetSnapshot DeviceFleet::snapshot() const {
   for (int i = 0; i < 6; ++i) {
     snap.per_kind[i] = k.per_kind[i].load();
     snap.acked_per_kind[i] = k.acked_per_kind[i].load();
+    snap.settled_per_kind[i] = k.settled_per_kind[i].load();
   }
   snap.rss_bytes = rss_bytes();
   return snap;

@@ -70,6 +70,9 @@ struct DeviceFleetSnapshot {
   std::uint64_t bytes = 0;               // topic + payload bytes of the messages sent
   std::uint64_t per_kind[6] = {};        // messages sent, indexed by DeviceKind
   std::uint64_t acked_per_kind[6] = {};  // of those, acknowledged (QoS 1)
+  // Of those, QoS 1 publishes that are over: acknowledged, refused, or failed/cancelled with
+  // the connection (the broker may still have received those). QoS 0 ones are not counted.
+  std::uint64_t settled_per_kind[6] = {};
   double rss_bytes = 0;
 };
 
