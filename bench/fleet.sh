@@ -22,6 +22,7 @@
 # Needs: ulimit -n above the largest count + 200 (the script raises it when it can).
 set -euo pipefail
 
+HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=build/h-agent
 COUNTS="1000 5000 10000"
 OUT=""
@@ -93,24 +94,7 @@ wait_connected() {  # file count timeout [after-line] -> seconds waited, or "tim
 }
 
 api_latency() {  # path count -> "p50 p99" in ms; "{id}" in the path becomes a random node id
-  python3 - "$API" "$ADMIN" "$CA" "$2" "$1" <<'EOF'
-import json, random, ssl, sys, time, urllib.request
-api, token, ca, n, path = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-ctx = ssl.create_default_context(cafile=ca)
-def get(p):
-    req = urllib.request.Request(api + p, headers={"Authorization": "Bearer " + token})
-    with urllib.request.urlopen(req, context=ctx, timeout=120) as r:
-        return r.read()
-ids = [i["id"] for i in json.loads(get("/v1/nodes?limit=1000"))["items"]] if "{id}" in path else []
-lat = []
-for _ in range(n):
-    p = path.replace("{id}", random.choice(ids)) if ids else path
-    t = time.perf_counter()
-    get(p)
-    lat.append((time.perf_counter() - t) * 1000)
-lat.sort()
-print(f"{lat[len(lat)//2]:.0f} {lat[min(len(lat)-1, int(len(lat)*0.99))]:.0f}")
-EOF
+  python3 "$HERE/api_latency.py" "$API" "$ADMIN" "$CA" "$2" "$1"
 }
 
 start_cloud

@@ -14,6 +14,7 @@
 #   cached identities name that MQTT port); COUNT at most the nodes enrolled there.
 set -uo pipefail
 [[ $# -ge 5 ]] || { sed -n 2,14p "$0" >&2; exit 2; }
+HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=$1; WORK=$2; N=$3; API_PORT=$4; MQTT_PORT=$5; MODES=${6:-"0 2 0 2"}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 OUT=$(mktemp -d /tmp/ganglion-fleet-ab-XXXXXX)
@@ -43,24 +44,7 @@ start_cloud() {
 }
 
 latency() {  # path count -> "p50 / p99" in ms
-  python3 - "$API" "$ADMIN" "$CA" "$2" "$1" <<'PY'
-import json, random, ssl, sys, time, urllib.request
-api, token, ca, n, path = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-ctx = ssl.create_default_context(cafile=ca)
-def get(p):
-    req = urllib.request.Request(api + p, headers={"Authorization": "Bearer " + token})
-    with urllib.request.urlopen(req, context=ctx, timeout=120) as r:
-        return r.read()
-ids = [i["id"] for i in json.loads(get("/v1/nodes?limit=1000"))["items"]] if "{id}" in path else []
-lat = []
-for _ in range(n):
-    p = path.replace("{id}", random.choice(ids)) if ids else path
-    t = time.perf_counter()
-    get(p)
-    lat.append((time.perf_counter() - t) * 1000)
-lat.sort()
-print(f"{lat[len(lat)//2]:.0f} / {lat[min(len(lat)-1, int(len(lat)*0.99))]:.0f}")
-PY
+  python3 "$HERE/api_latency.py" "$API" "$ADMIN" "$CA" "$2" "$1" | sed 's| | / |'
 }
 
 connected() { tail -n +"$(( $2 + 1 ))" "$1" | grep -o 'connected [0-9]*' | tail -1 | awk '{print $2+0}'; }
