@@ -253,6 +253,11 @@ NodeRecord read_node(Stmt& s) {
   return n;
 }
 
+// A row of SELECT node, batches, records, duplicates, rejected, last_ingest, last_error.
+IngestStats read_ingest(Stmt& s) {
+  return {s.str(0), s.i64(1), s.i64(2), s.i64(3), s.i64(4), s.i64(5), s.str(6)};
+}
+
 BootstrapToken read_bootstrap(Stmt& s) {
   BootstrapToken t;
   t.id = s.str(0);
@@ -725,7 +730,7 @@ class SqliteStore final : public Store {
     std::vector<IngestStats> out;
     int rc;
     while ((rc = s.step()) == SQLITE_ROW) {
-      out.push_back({s.str(0), s.i64(1), s.i64(2), s.i64(3), s.i64(4), s.i64(5), s.str(6)});
+      out.push_back(read_ingest(s));
     }
     if (rc != SQLITE_DONE) return conn_error(db, "ingest stats");
     return out;
@@ -740,7 +745,7 @@ class SqliteStore final : public Store {
     s.bind(1, node);
     const int rc = s.step();
     if (rc == SQLITE_ROW)
-      return IngestStats{s.str(0), s.i64(1), s.i64(2), s.i64(3), s.i64(4), s.i64(5), s.str(6)};
+      return read_ingest(s);
     if (rc != SQLITE_DONE) return conn_error(db, "ingest stats");
     IngestStats none;
     none.node = node;
