@@ -39,12 +39,11 @@ void RedeliveryFilter::remember(std::string_view cls, std::string_view record) {
   ++size_;
 }
 
-bool RedeliveryFilter::take(std::string_view cls, std::string_view record) {
-  auto fields = decode_record(record);
-  if (!fields.ok() || fields->stored_id == 0) return false;
+bool RedeliveryFilter::take(std::string_view cls, std::uint64_t stored_id,
+                            std::string_view record) {
+  if (stored_id == 0) return false;
   std::lock_guard lock(mu_);
-  if (size_ == 0) return false;
-  auto it = by_id_.find(fields->stored_id);
+  auto it = by_id_.find(stored_id);
   if (it == by_id_.end()) return false;
   const std::uint64_t digest = digest_of(record);
   auto& seen = it->second;

@@ -41,10 +41,10 @@ class RedeliveryFilter {
   Status scan(const log::LogStore& store, std::uint64_t tail_records);
   // Remembers one logged record of class `cls` (scan() calls it for every record it reads).
   void remember(std::string_view cls, std::string_view record);
-  // True when `record` (an encoded record with a stored id) was remembered for `cls` and not
-  // taken yet: the caller acknowledges the delivery without logging it. Each remembered
-  // record is taken once.
-  bool take(std::string_view cls, std::string_view record);
+  // True when `record`, encoded with `stored_id`, was remembered for `cls` and not taken yet:
+  // the caller acknowledges the delivery without logging it. Each remembered record is taken
+  // once.
+  bool take(std::string_view cls, std::uint64_t stored_id, std::string_view record);
   // Records remembered and not taken.
   std::size_t size() const;
 

@@ -41,15 +41,15 @@ TEST(RedeliveryFilter, RecognisesEachLoggedRecordOnceByIdClassAndContent) {
   ASSERT_TRUE(f.scan(*store, 1000).ok());
   EXPECT_EQ(f.size(), 3u);
   // Same id but another class, another payload, or no id: not a redelivery.
-  EXPECT_FALSE(f.take("bulk", rec("m/2", "{\"v\":2}", 8)));
-  EXPECT_FALSE(f.take("telemetry", rec("m/2", "{\"v\":3}", 8)));
-  EXPECT_FALSE(f.take("telemetry", rec("m/3", "{\"v\":2}", 8)));
-  EXPECT_FALSE(f.take("telemetry", rec("rule/out", "{}", 0)));
+  EXPECT_FALSE(f.take("bulk", 8, rec("m/2", "{\"v\":2}", 8)));
+  EXPECT_FALSE(f.take("telemetry", 8, rec("m/2", "{\"v\":3}", 8)));
+  EXPECT_FALSE(f.take("telemetry", 8, rec("m/3", "{\"v\":2}", 8)));
+  EXPECT_FALSE(f.take("telemetry", 0, rec("rule/out", "{}", 0)));
   // The redeliveries, each once (a message matching two routes was logged in two classes).
-  EXPECT_TRUE(f.take("telemetry", rec("m/2", "{\"v\":2}", 8)));
-  EXPECT_FALSE(f.take("telemetry", rec("m/2", "{\"v\":2}", 8)));
-  EXPECT_TRUE(f.take("telemetry", rec("m/1", "{\"v\":1}", 7)));
-  EXPECT_TRUE(f.take("alerts", rec("m/1", "{\"v\":1}", 7)));
+  EXPECT_TRUE(f.take("telemetry", 8, rec("m/2", "{\"v\":2}", 8)));
+  EXPECT_FALSE(f.take("telemetry", 8, rec("m/2", "{\"v\":2}", 8)));
+  EXPECT_TRUE(f.take("telemetry", 7, rec("m/1", "{\"v\":1}", 7)));
+  EXPECT_TRUE(f.take("alerts", 7, rec("m/1", "{\"v\":1}", 7)));
   EXPECT_EQ(f.size(), 0u);
 }
 
@@ -63,9 +63,9 @@ TEST(RedeliveryFilter, ReadsOnlyTheTailOfEachClass) {
   RedeliveryFilter f;
   ASSERT_TRUE(f.scan(*store, 10).ok());
   EXPECT_EQ(f.size(), 10u);
-  EXPECT_FALSE(f.take("telemetry", rec("m", "90", 90)));
-  EXPECT_TRUE(f.take("telemetry", rec("m", "91", 91)));
-  EXPECT_TRUE(f.take("telemetry", rec("m", "100", 100)));
+  EXPECT_FALSE(f.take("telemetry", 90, rec("m", "90", 90)));
+  EXPECT_TRUE(f.take("telemetry", 91, rec("m", "91", 91)));
+  EXPECT_TRUE(f.take("telemetry", 100, rec("m", "100", 100)));
 }
 
 TEST(RedeliveryFilter, AnEmptyLogRemembersNothing) {
@@ -75,7 +75,7 @@ TEST(RedeliveryFilter, AnEmptyLogRemembersNothing) {
   RedeliveryFilter f;
   ASSERT_TRUE(f.scan(*store, 1000).ok());
   EXPECT_EQ(f.size(), 0u);
-  EXPECT_FALSE(f.take("telemetry", rec("m", "x", 1)));
+  EXPECT_FALSE(f.take("telemetry", 1, rec("m", "x", 1)));
 }
 
 }  // namespace

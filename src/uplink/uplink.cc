@@ -337,7 +337,7 @@ Status Uplink::Impl::log_message(std::string_view cls, std::string_view topic,
   GANGLION_ASSIGN_OR_RETURN(
       std::string record,
       encode_record(topic, out.rewritten ? std::string_view(out.payload) : payload, stored_id));
-  if (stored_id != 0 && redeliveries.take(cls, record)) {
+  if (stored_id != 0 && redeliveries.take(cls, stored_id, record)) {
     cit->second->redelivered.fetch_add(1);
     if (on_done) on_done(Status::Ok());
     return Status::Ok();
