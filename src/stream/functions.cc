@@ -885,15 +885,19 @@ FunctionRegistry make_builtins() {
   add("json_path_exists", 2, 2, fn_json_path_exists);
   add("json_path_query", 2, 2, fn_json_path_query);
   add("json_path_query_first", 2, 2, fn_json_path_query_first);
-  // Aggregates: names and arity only; stream/aggregate.h implements them.
-  auto agg = [&r](std::string name, int min, int max) {
+  // Aggregate and analytic functions are declared here by name and arity only.
+  auto declare = [&r](FunctionKind kind, std::string name, int min, int max) {
     FunctionDef d;
     d.name = std::move(name);
-    d.kind = FunctionKind::kAggregate;
+    d.kind = kind;
     d.min_args = min;
     d.max_args = max;
     d.handles_null = true;
     (void)r.add(std::move(d));
+  };
+  // Aggregates: stream/aggregate.h implements them.
+  auto agg = [&](std::string name, int min, int max) {
+    declare(FunctionKind::kAggregate, std::move(name), min, max);
   };
   agg("count", 0, 1);  // count(*) has no argument
   agg("sum", 1, 1);
@@ -911,16 +915,10 @@ FunctionRegistry make_builtins() {
   agg("merge_agg", 0, 1);  // merge_agg(*)
   agg("deduplicate", 2, 2);
   agg("last_value", 1, 2);
-  // Analytic functions: names and arity only; stream/analytic.h implements them and the
+  // Analytic functions: stream/analytic.h implements them and the
   // query engine keeps their state (per rule, per OVER (PARTITION BY ...) key).
-  auto analytic = [&r](std::string name, int min, int max) {
-    FunctionDef d;
-    d.name = std::move(name);
-    d.kind = FunctionKind::kAnalytic;
-    d.min_args = min;
-    d.max_args = max;
-    d.handles_null = true;
-    (void)r.add(std::move(d));
+  auto analytic = [&](std::string name, int min, int max) {
+    declare(FunctionKind::kAnalytic, std::move(name), min, max);
   };
   analytic("lag", 1, 4);
   analytic("latest", 1, 2);
