@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 namespace ganglion {
 namespace {
@@ -113,26 +114,27 @@ bool convert_od(simdjson::ondemand::value v, Value& out, int depth = 0) {
       return true;
     }
     case json_type::number: {
-      simdjson::ondemand::number_type nt;
-      if (v.get_number_type().get(nt)) return false;
-      if (nt == simdjson::ondemand::number_type::signed_integer) {
-        std::int64_t i;
-        if (v.get_int64().get(i)) return false;
-        out = Value(i);
+      // The token first: get_number() consumes the value.
+      std::string_view raw = v.raw_json_token();
+      simdjson::ondemand::number n;
+      if (v.get_number().get(n)) return false;
+      if (n.is_int64()) {
+        out = Value(n.get_int64());
+      } else if (n.is_uint64()) {
+        out = Value(static_cast<double>(n.get_uint64()));  // as the DOM path: above int64
       } else {
         // simdjson 3.0's On-Demand parser (the kernel this build selects) returns wrong
         // doubles for numbers with more than 19 significant digits (0.1000000000000000000001
         // read as 0.000387...; the DOM parser is right): read those tokens with from_chars.
-        std::string_view raw = v.raw_json_token();
-        double d;
-        if (v.get_double().get(d)) return false;
-        while (!raw.empty() && static_cast<unsigned char>(raw.back()) <= ' ') raw.remove_suffix(1);
-        const auto exponent = raw.find_first_of("eE");
-        const std::string_view mantissa = raw.substr(0, exponent);
-        if (std::count_if(mantissa.begin(), mantissa.end(),
-                          [](char c) { return c >= '0' && c <= '9'; }) > 19) {
-          auto r = std::from_chars(raw.data(), raw.data() + raw.size(), d);
-          if (r.ec != std::errc() || r.ptr != raw.data() + raw.size()) return false;
+        double d = n.get_double();
+        if (raw.size() > 19) {  // (a shorter token cannot hold 20 digits)
+          while (!raw.empty() && static_cast<unsigned char>(raw.back()) <= ' ') raw.remove_suffix(1);
+          const std::string_view mantissa = raw.substr(0, raw.find_first_of("eE"));
+          if (std::count_if(mantissa.begin(), mantissa.end(),
+                            [](char c) { return c >= '0' && c <= '9'; }) > 19) {
+            auto r = std::from_chars(raw.data(), raw.data() + raw.size(), d);
+            if (r.ec != std::errc() || r.ptr != raw.data() + raw.size()) return false;
+          }
         }
         out = Value(d);
       }
@@ -157,33 +159,58 @@ bool convert_od(simdjson::ondemand::value v, Value& out, int depth = 0) {
   return false;
 }
 
+// One thread's On-Demand parser and the padded copy of the document it iterates.
+struct OnDemand {
+  simdjson::ondemand::parser parser;
+  std::string padded;  // the document, then SIMDJSON_PADDING zeroes: stage 1 reads past the end
+  std::uint64_t generation = 0;  // bumped each time another document is loaded
+};
+OnDemand& on_demand() {
+  thread_local OnDemand od;
+  return od;
+}
+
 // The projection with simdjson On-Demand: stops after the last wanted key, so the rest of
 // the document is only indexed (stage 1), never parsed. Returns false when the document is
 // not an object or On-Demand reports an error; the caller then takes the DOM path, which
 // validates the whole document and reports the error.
-// The copy of the document project_on_demand() iterates: json, then SIMDJSON_PADDING zeroes.
-std::string& padded_copy() {
-  thread_local std::string padded;
-  return padded;
-}
-thread_local std::uint64_t padded_generation = 0;  // bumped each time padded_copy() is refilled
-
 bool project_on_demand(std::string_view json, std::span<const std::string> fields,
                        ValueObject& out) {
-  thread_local simdjson::ondemand::parser parser;
-  std::string& padded = padded_copy();
+  OnDemand& od = on_demand();
   if (json.size() > 0xFFFFFFF) return false;
-  ++padded_generation;
-  padded.assign(json);
-  padded.resize(json.size() + simdjson::SIMDJSON_PADDING);  // zeroes: stage 1 reads past the end
+  ++od.generation;
+  od.padded.assign(json);
+  od.padded.resize(json.size() + simdjson::SIMDJSON_PADDING);
   simdjson::ondemand::document doc;
-  if (parser.iterate(padded.data(), json.size(), padded.size()).get(doc)) return false;
+  if (od.parser.iterate(od.padded.data(), json.size(), od.padded.size()).get(doc)) return false;
   simdjson::ondemand::object obj;
   if (doc.get_object().get(obj)) return false;
   for (auto field : obj) {
     std::string_view key;
-    if (field.unescaped_key().get(key)) return false;
-    if (std::find(fields.begin(), fields.end(), key) == fields.end() || out.find(key) != nullptr)
+    if (field.error()) return false;
+    // A key without escapes is its raw bytes up to the closing quote (stage 1 has checked
+    // that every string is closed): no unescaping copy for the keys the filter skips.
+    const char* raw = field.value_unsafe().key().raw();
+    const char* end = raw;
+    bool escaped = false;
+    for (; *end != '"'; ++end) {
+      if (*end == '\\') {
+        escaped = true;
+        break;
+      }
+    }
+    if (!escaped) {
+      key = std::string_view(raw, static_cast<std::size_t>(end - raw));
+    } else if (field.unescaped_key().get(key)) {
+      return false;
+    }
+    // Lengths first: most keys are skipped on their length alone.
+    if (std::none_of(fields.begin(), fields.end(),
+                     [&](const std::string& f) {
+                       return f.size() == key.size() &&
+                              std::memcmp(f.data(), key.data(), key.size()) == 0;
+                     }) ||
+        out.find(key) != nullptr)
       continue;
     simdjson::ondemand::value v;
     if (field.value().get(v)) return false;
@@ -226,19 +253,29 @@ Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const 
   FilteredJson out;
   {
     // Fast path: On-Demand for the few fields keep() reads; DOM only for kept documents.
-    ValueObject partial;
-    partial.reserve(fields.size());
-    if (project_on_demand(json, fields, partial)) {
-      const std::uint64_t generation = padded_generation;
-      out.partial = Value(std::move(partial));
+    // The partial row is a per-thread scratch object refilled in place unless the previous
+    // caller still holds it: no allocation per event.
+    thread_local std::shared_ptr<ValueObject> scratch;
+    if (scratch && scratch.use_count() == 1) {
+      scratch->clear();
+    } else {
+      scratch = std::make_shared<ValueObject>();
+      scratch->reserve(fields.size());
+    }
+    if (project_on_demand(json, fields, *scratch)) {
+      OnDemand& od = on_demand();
+      const std::uint64_t generation = od.generation;
+      out.partial = Value(std::shared_ptr<const ValueObject>(scratch));
       out.kept = keep(ctx, out.partial);
       if (out.kept) {
         // Unless keep() projected another document, the padded copy still holds this one:
-        // DOM parsing it needs no second copy.
-        const bool reuse = generation == padded_generation;
+        // DOM parsing it needs no second copy. (Validating with On-Demand from the same
+        // stage-1 index instead was slower: its kernel here is the portable one, the DOM
+        // parser's is chosen at run time.)
+        const bool reuse = generation == od.generation;
         GANGLION_ASSIGN_OR_RETURN(
             simdjson::dom::element root,
-            parse_dom(reuse ? std::string_view(padded_copy().data(), json.size()) : json,
+            parse_dom(reuse ? std::string_view(od.padded.data(), json.size()) : json,
                       filter_parser, reuse));
         if (convert_whole) out.whole = convert(root);
       }

@@ -139,6 +139,65 @@ TEST(JsonFilteredTest, ConvertsTheWholeDocumentOnlyWhenKept) {
   EXPECT_FALSE(parse_json_filtered("{", fields, keep_hot, &calls).ok());
 }
 
+bool keep_all(void*, const Value&) { return true; }
+
+// A kept document whose row stays bytes (convert_whole false) is validated from On-Demand's
+// stage-1 index instead of a DOM parse: it must accept exactly what parse_json() accepts,
+// also for faults after the projected field, which the projection itself never reads.
+TEST(JsonFilteredTest, KeptBytesAreValidatedAsTheDomParserWould) {
+  const std::vector<std::string> fields = {"t"};
+  const std::vector<std::string> docs = {
+      R"({"t":1,"a":"x","b":[1,2.5,-3e7,true,false,null],"c":{"d":{"e":[]}}})",
+      R"({"t":1} )",
+      R"({"t":1} x)",
+      R"({"t":1}{"t":2})",
+      R"({"t":1}])",
+      R"({"t":1,"a":tru})",
+      R"({"t":1,"a":truex})",
+      R"({"t":1,"a":nul})",
+      R"({"t":1,"a":01})",
+      R"({"t":1,"a":1.})",
+      R"({"t":1,"a":-})",
+      R"({"t":1,"a":1e})",
+      R"({"t":1,"a":1e400})",
+      R"({"t":1,"a":123456789012345678901234567890})",
+      R"({"t":1,"a":0.1000000000000000000001})",
+      R"({"t":1,"a":18446744073709551616})",
+      R"({"t":1,"a":"\x"})",
+      R"({"t":1,"a":"\ud800"})",
+      R"({"t":1,"a":"\u00e9\n"})",
+      "{\"t\":1,\"a\":\"tab\there\"}",
+      "{\"t\":1,\"a\":\"\xff\"}",
+      R"({"t":1,"a":[1,,2]})",
+      R"({"t":1,"a":[1 2]})",
+      R"({"t":1,"a":{"b" 1}})",
+      R"({"t":1,"a":{"b":1,}})",
+      R"({"t":1,"a":{1:2}})",
+      R"({"t":1,"a":[1,2})",
+      R"({"t":1,"a":{"b":1]})",
+      R"({"t":1,,"a":2})",
+      R"({"t":1 "a":2})",
+      R"({"t":1,"a":2,})",
+      R"({"t":1,"a\u0062":2})",
+      R"({"t":1,"a\q":2})",
+      R"({"a":[[[[[[[[[[]]]]]]]]]],"t":1})",
+      R"({"a":tru,"t":1})",
+      R"({"t":1,"a":"x")",
+      std::string("{\"t\":1,\"a\":\"x\0y\"}", 17),
+      std::string(1100, '[') + std::string(1100, ']'),
+      "{\"t\":1,\"a\":" + std::string(1100, '[') + std::string(1100, ']') + "}",
+      "{\"t\":1,\"a\":" + std::string(1000, '[') + std::string(1000, ']') + "}",
+  };
+  for (const std::string& d : docs) {
+    const bool valid = parse_json(d).ok();
+    auto kept = parse_json_filtered(d, fields, keep_all, nullptr, /*convert_whole=*/false);
+    EXPECT_EQ(kept.ok(), valid) << d.substr(0, 80);
+    if (kept.ok()) EXPECT_TRUE(kept->whole.is_null());
+    auto converted = parse_json_filtered(d, fields, keep_all, nullptr);
+    EXPECT_EQ(converted.ok(), valid) << d.substr(0, 80);
+  }
+}
+
 TEST(JsonCanonicalTest, TrueOnlyWhenReencodingGivesTheSameBytes) {
   const std::vector<std::string> docs = {
       R"({"a":1,"b":"x","c":[true,false,null],"d":{"e":-12}})",

@@ -132,6 +132,8 @@ class ValueObject {
   // Appends without checking for duplicates (the caller knows the key is new).
   void append(std::string key, Value v) { entries_.emplace_back(std::move(key), std::move(v)); }
   void reserve(std::size_t n) { entries_.reserve(n); }
+  // Empties the object and keeps its storage (for a scratch object refilled per event).
+  void clear() { entries_.clear(); }
 
   friend bool operator==(const ValueObject& a, const ValueObject& b);
 
