@@ -1,6 +1,9 @@
 #include "broker/broker.h"
 
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "broker/connection.h"
 #include "broker/session.h"
@@ -95,6 +98,21 @@ Broker::~Broker() {
 
 void Broker::set_password_file(std::shared_ptr<const PasswordFile> passwords) {
   passwords_ = std::move(passwords);
+  if (scram_decoy_secret_.empty()) {
+    std::string secret(32, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(secret.data()),
+                   static_cast<int>(secret.size())) == 1) {
+      scram_decoy_secret_ = std::move(secret);
+    }
+  }
+}
+
+bool Broker::offers_authentication_method(std::string_view method) const {
+  if (!passwords_ || scram_decoy_secret_.empty()) return false;
+  // The password file holds PBKDF2-HMAC-SHA512 hashes: only SCRAM-SHA-512 can use them.
+  if (parse_scram_method(method) != ScramHash::kSha512) return false;
+  const auto& offered = options_.authentication_methods;
+  return std::find(offered.begin(), offered.end(), method) != offered.end();
 }
 
 void Broker::set_acl(std::shared_ptr<const AclPolicy> acl) { acl_ = std::move(acl); }

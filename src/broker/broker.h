@@ -54,6 +54,10 @@ struct BrokerOptions {
   std::uint8_t maximum_qos = 2;
   bool retain_available = true;
   bool allow_anonymous = true;
+  // MQTT 5 enhanced authentication methods offered (spec 4.12) against the password file;
+  // without a password file none is. Only "SCRAM-SHA-512" can be served from the password
+  // file's PBKDF2-HMAC-SHA512 hashes; other names are never offered (CONNACK 0x8C).
+  std::vector<std::string> authentication_methods = {"SCRAM-SHA-512"};
   // Use the client certificate's CN as the username (mutual TLS identities).
   bool certificate_cn_as_username = true;
   std::size_t max_retained_messages = 100'000;
@@ -95,6 +99,9 @@ class Broker {
   // Authentication and authorisation; without them every client is allowed (when
   // allow_anonymous) and every topic is open. Set before accepting connections.
   void set_password_file(std::shared_ptr<const PasswordFile> passwords);
+  // True when a CONNECT may name `method` as its Authentication Method: it is listed in
+  // BrokerOptions::authentication_methods, a password file is set, and the file can serve it.
+  bool offers_authentication_method(std::string_view method) const;
   void set_acl(std::shared_ptr<const AclPolicy> acl);
   // Refuses a CONNECT (CONNACK 0x87 Not Authorized) when `allow(username)` returns false;
   // `username` is the certificate CN under mutual TLS, else the CONNECT's username ("" when
@@ -187,6 +194,8 @@ class Broker {
   BrokerCounters counters_{};
   std::unique_ptr<Routing> routing_;
   std::shared_ptr<const PasswordFile> passwords_;
+  // Random per process: derives the SCRAM salts shown for unknown users.
+  std::string scram_decoy_secret_;
   std::shared_ptr<const AclPolicy> acl_;
   std::function<bool(const std::string&)> identity_filter_;
   std::unique_ptr<SessionStore> store_;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "broker/connection.h"
+#include "broker/scram.h"
 #include "broker/session.h"
 #include "mqtt/codec.h"
 
@@ -567,6 +568,228 @@ TEST_F(BrokerTest, AnonymousClientsRefusedWhenNotAllowed) {
   options.allow_anonymous = false;
   auto c = connect("c");
   EXPECT_EQ(c.link->last<mqtt::Connack>().reason, ReasonCode::kNotAuthorized);
+}
+
+// MQTT 5 enhanced authentication (spec 4.12): SCRAM-SHA-512 against the password file.
+class EnhancedAuthTest : public BrokerTest {
+ protected:
+  static constexpr const char* kMethod = "SCRAM-SHA-512";
+
+  void use_passwords() {
+    PasswordFile passwords;
+    ASSERT_TRUE(passwords.add_user("alice", "s3cret", 1000).ok());
+    ASSERT_TRUE(passwords.add_user("bob", "hunter2", 1000).ok());
+    broker().set_password_file(std::make_shared<PasswordFile>(passwords));
+  }
+
+  // Sends a CONNECT naming `method` with `data` as its Authentication Data.
+  Client begin(const std::string& id, std::optional<std::string> method,
+               std::optional<std::string> data, std::optional<std::string> user = std::nullopt) {
+    Client c;
+    c.link = std::make_shared<FakeLink>();
+    c.conn = broker().accept(c.link, TransportInfo{"test", id, std::nullopt, false});
+    mqtt::Connect p;
+    p.version = ProtocolVersion::kV5;
+    p.client_id = id;
+    p.username = std::move(user);
+    p.properties.authentication_method = std::move(method);
+    p.properties.authentication_data = std::move(data);
+    c.send(p);
+    return c;
+  }
+
+  static mqtt::Auth auth(ReasonCode reason, std::string data, std::string method = kMethod) {
+    mqtt::Auth a;
+    a.reason = reason;
+    a.properties.authentication_method = std::move(method);
+    a.properties.authentication_data = std::move(data);
+    return a;
+  }
+
+  // The whole exchange; returns the client with the CONNACK (or refusal) in its link.
+  Client login(const std::string& id, const std::string& user, const std::string& password,
+               ScramClient* out = nullptr) {
+    ScramClient scram(ScramHash::kSha512, user, password, "clientnonce" + id);
+    Client c = begin(id, kMethod, scram.client_first());
+    const auto challenge = c.link->last<mqtt::Auth>();
+    EXPECT_EQ(challenge.reason, ReasonCode::kContinueAuthentication);
+    EXPECT_EQ(challenge.properties.authentication_method, kMethod);
+    EXPECT_TRUE(c.link->all<mqtt::Connack>().empty());
+    EXPECT_FALSE(c.conn->connected());  // the listener's connect timeout still runs
+    auto final = scram.receive_server_first(challenge.properties.authentication_data.value_or(""));
+    EXPECT_TRUE(final.ok()) << final.status().to_string();
+    c.send(auth(ReasonCode::kContinueAuthentication, final.ok() ? *final : ""));
+    if (out) *out = scram;
+    return c;
+  }
+};
+
+TEST_F(EnhancedAuthTest, ScramSha512ConnectsAndTheServerSignatureVerifies) {
+  use_passwords();
+  ScramClient scram(ScramHash::kSha512, "", "", "");
+  auto c = login("a", "alice", "s3cret", &scram);
+  const auto ack = c.link->last<mqtt::Connack>();
+  EXPECT_EQ(ack.reason, ReasonCode::kSuccess);
+  EXPECT_EQ(ack.properties.authentication_method, kMethod);
+  ASSERT_TRUE(ack.properties.authentication_data.has_value());
+  EXPECT_TRUE(scram.receive_server_final(*ack.properties.authentication_data).ok());
+  EXPECT_TRUE(c.conn->connected());
+  EXPECT_EQ(c.conn->username(), "alice");
+}
+
+TEST_F(EnhancedAuthTest, WrongPasswordIsRefusedWithBadUserNameOrPassword) {
+  use_passwords();
+  auto c = login("a", "alice", "guess");
+  EXPECT_EQ(c.link->last<mqtt::Connack>().reason, ReasonCode::kBadUserNameOrPassword);
+  EXPECT_TRUE(c.link->closed);
+  EXPECT_FALSE(c.conn->connected());
+}
+
+TEST_F(EnhancedAuthTest, UnknownUserGetsAChallengeAndTheSameRefusal) {
+  use_passwords();
+  auto c = login("a", "mallory", "s3cret");
+  EXPECT_EQ(c.link->last<mqtt::Connack>().reason, ReasonCode::kBadUserNameOrPassword);
+}
+
+TEST_F(EnhancedAuthTest, MethodsThatAreNotOfferedGetBadAuthenticationMethod) {
+  use_passwords();
+  ScramClient scram(ScramHash::kSha256, "alice", "s3cret", "n1");
+  // SCRAM-SHA-256 cannot be served from PBKDF2-HMAC-SHA512 hashes.
+  auto c256 = begin("a", "SCRAM-SHA-256", scram.client_first());
+  EXPECT_EQ(c256.link->last<mqtt::Connack>().reason, ReasonCode::kBadAuthenticationMethod);
+  auto plain = begin("b", "PLAIN", std::string("\0alice\0s3cret", 13));
+  EXPECT_EQ(plain.link->last<mqtt::Connack>().reason, ReasonCode::kBadAuthenticationMethod);
+  EXPECT_TRUE(plain.link->closed);
+}
+
+TEST_F(EnhancedAuthTest, NoMethodIsOfferedWithoutAPasswordFile) {
+  auto c = begin("a", kMethod, "n,,n=alice,r=abc");
+  EXPECT_EQ(c.link->last<mqtt::Connack>().reason, ReasonCode::kBadAuthenticationMethod);
+}
+
+TEST_F(EnhancedAuthTest, MethodsCanBeSwitchedOff) {
+  options.authentication_methods.clear();
+  use_passwords();
+  auto c = begin("a", kMethod, "n,,n=alice,r=abc");
+  EXPECT_EQ(c.link->last<mqtt::Connack>().reason, ReasonCode::kBadAuthenticationMethod);
+  // Plain passwords still work.
+  auto plain = connect("b", ProtocolVersion::kV5, true, 0, 0, std::nullopt, "alice", "s3cret");
+  EXPECT_EQ(plain.link->last<mqtt::Connack>().reason, ReasonCode::kSuccess);
+}
+
+TEST_F(EnhancedAuthTest, AuthWithAnotherMethodIsAProtocolError) {
+  use_passwords();
+  auto c = begin("a", kMethod, "n,,n=alice,r=abc");
+  ASSERT_EQ(c.link->last<mqtt::Auth>().reason, ReasonCode::kContinueAuthentication);
+  c.send(auth(ReasonCode::kContinueAuthentication, "c=biws,r=abc,p=AAAA", "SCRAM-SHA-256"));
+  EXPECT_EQ(c.link->last<mqtt::Connack>().reason, ReasonCode::kProtocolError);
+  EXPECT_TRUE(c.link->closed);
+}
+
+TEST_F(EnhancedAuthTest, OtherPacketsBeforeTheConnackAreAProtocolError) {
+  use_passwords();
+  auto c = begin("a", kMethod, "n,,n=alice,r=abc");
+  c.send(publish("t", "x"));
+  EXPECT_EQ(c.link->last<mqtt::Connack>().reason, ReasonCode::kProtocolError);
+  EXPECT_TRUE(c.link->closed);
+  EXPECT_EQ(broker().connected_clients(), 0u);
+}
+
+TEST_F(EnhancedAuthTest, MalformedScramMessagesAreNotAuthorized) {
+  use_passwords();
+  auto binding = begin("a", kMethod, "p=tls-unique,,n=alice,r=abc");
+  EXPECT_EQ(binding.link->last<mqtt::Connack>().reason, ReasonCode::kNotAuthorized);
+  auto no_data = begin("b", kMethod, std::nullopt);
+  EXPECT_EQ(no_data.link->last<mqtt::Connack>().reason, ReasonCode::kNotAuthorized);
+  auto bad_final = begin("c", kMethod, "n,,n=alice,r=abc");
+  bad_final.send(auth(ReasonCode::kContinueAuthentication, "c=biws,r=wrongnonce,p=AAAA"));
+  EXPECT_EQ(bad_final.link->last<mqtt::Connack>().reason, ReasonCode::kNotAuthorized);
+  EXPECT_TRUE(bad_final.link->closed);
+}
+
+TEST_F(EnhancedAuthTest, ConnectUserNameMustBeTheScramUser) {
+  use_passwords();
+  auto c = begin("a", kMethod, "n,,n=alice,r=abc", "bob");
+  EXPECT_EQ(c.link->last<mqtt::Connack>().reason, ReasonCode::kBadUserNameOrPassword);
+  EXPECT_TRUE(c.link->all<mqtt::Auth>().empty());
+}
+
+TEST_F(EnhancedAuthTest, AclIdentityIsTheScramUser) {
+  auto acl = AclPolicy::parse("user alice\ntopic readwrite alice/#\n");
+  ASSERT_TRUE(acl.ok()) << acl.status().to_string();
+  broker().set_acl(std::make_shared<AclPolicy>(std::move(*acl)));
+  use_passwords();
+  auto c = login("a", "alice", "s3cret");
+  ASSERT_EQ(c.link->last<mqtt::Connack>().reason, ReasonCode::kSuccess);
+  auto s = subscribe("alice/#");
+  mqtt::Subscription denied;
+  denied.filter = "bob/#";
+  s.subscriptions.push_back(denied);
+  c.send(s);
+  EXPECT_EQ(c.link->last<mqtt::Suback>().reasons,
+            (std::vector<ReasonCode>{ReasonCode::kGrantedQoS0, ReasonCode::kNotAuthorized}));
+}
+
+TEST_F(EnhancedAuthTest, ReAuthenticationWithTheSameMethodSucceeds) {
+  use_passwords();
+  auto c = login("a", "alice", "s3cret");
+  ASSERT_EQ(c.link->last<mqtt::Connack>().reason, ReasonCode::kSuccess);
+  c.link->clear();
+  ScramClient again(ScramHash::kSha512, "alice", "s3cret", "second");
+  c.send(auth(ReasonCode::kReAuthenticate, again.client_first()));
+  const auto challenge = c.link->last<mqtt::Auth>();
+  ASSERT_EQ(challenge.reason, ReasonCode::kContinueAuthentication);
+  // Traffic goes on during a re-authentication.
+  c.send(subscribe("t"));
+  EXPECT_EQ(c.link->all<mqtt::Suback>().size(), 1u);
+  auto final = again.receive_server_first(challenge.properties.authentication_data.value_or(""));
+  ASSERT_TRUE(final.ok()) << final.status().to_string();
+  c.send(auth(ReasonCode::kContinueAuthentication, *final));
+  const auto done = c.link->last<mqtt::Auth>();
+  EXPECT_EQ(done.reason, ReasonCode::kSuccess);
+  EXPECT_EQ(done.properties.authentication_method, kMethod);
+  EXPECT_TRUE(again.receive_server_final(done.properties.authentication_data.value_or("")).ok());
+  EXPECT_FALSE(c.link->closed);
+  EXPECT_TRUE(c.conn->connected());
+}
+
+TEST_F(EnhancedAuthTest, FailedReAuthenticationDisconnectsWithNotAuthorized) {
+  use_passwords();
+  auto c = login("a", "alice", "s3cret");
+  ScramClient again(ScramHash::kSha512, "alice", "guess", "second");
+  c.send(auth(ReasonCode::kReAuthenticate, again.client_first()));
+  auto final = again.receive_server_first(
+      c.link->last<mqtt::Auth>().properties.authentication_data.value_or(""));
+  ASSERT_TRUE(final.ok());
+  c.send(auth(ReasonCode::kContinueAuthentication, *final));
+  EXPECT_EQ(c.link->last<mqtt::Disconnect>().reason, ReasonCode::kNotAuthorized);
+  EXPECT_TRUE(c.link->closed);
+}
+
+TEST_F(EnhancedAuthTest, ReAuthenticationCannotChangeTheUser) {
+  use_passwords();
+  auto c = login("a", "alice", "s3cret");
+  ScramClient bob(ScramHash::kSha512, "bob", "hunter2", "second");
+  c.send(auth(ReasonCode::kReAuthenticate, bob.client_first()));
+  EXPECT_EQ(c.link->last<mqtt::Disconnect>().reason, ReasonCode::kNotAuthorized);
+  EXPECT_TRUE(c.link->closed);
+}
+
+TEST_F(EnhancedAuthTest, ReAuthenticationOutOfTurnIsAProtocolError) {
+  use_passwords();
+  auto other_method = login("a", "alice", "s3cret");
+  other_method.send(auth(ReasonCode::kReAuthenticate, "n,,n=alice,r=x", "SCRAM-SHA-256"));
+  EXPECT_EQ(other_method.link->last<mqtt::Disconnect>().reason, ReasonCode::kProtocolError);
+
+  auto unasked = login("b", "alice", "s3cret");
+  unasked.send(auth(ReasonCode::kContinueAuthentication, "c=biws,r=x,p=AAAA"));
+  EXPECT_EQ(unasked.link->last<mqtt::Disconnect>().reason, ReasonCode::kProtocolError);
+
+  // A client that connected without enhanced authentication cannot re-authenticate.
+  auto plain = connect("c", ProtocolVersion::kV5, true, 0, 0, std::nullopt, "alice", "s3cret");
+  plain.send(auth(ReasonCode::kReAuthenticate, "n,,n=alice,r=x"));
+  EXPECT_EQ(plain.link->last<mqtt::Disconnect>().reason, ReasonCode::kProtocolError);
+  EXPECT_TRUE(plain.link->closed);
 }
 
 TEST_F(BrokerTest, AclDeniesPublishAndSubscribe) {

@@ -1,10 +1,12 @@
 #include "broker/connection.h"
 
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <random>
 
 #include "broker/broker.h"
+#include "broker/scram.h"
 #include "broker/session.h"
 #include "broker/session_store.h"
 #include "mqtt/codec.h"
@@ -49,6 +51,16 @@ std::shared_ptr<const mqtt::Properties> forwarded_properties(const mqtt::Propert
 
 }  // namespace
 
+// MQTT 5 enhanced authentication state (spec 4.12): the method the client authenticated
+// with, the SCRAM exchange in progress (at CONNECT or a re-authentication) and the CONNECT
+// that waits for it.
+struct Connection::EnhancedAuth {
+  std::string method;
+  ScramHash hash = ScramHash::kSha512;
+  std::unique_ptr<ScramServer> exchange;
+  std::unique_ptr<mqtt::Connect> connect;
+};
+
 Connection::Connection(Broker& broker, std::shared_ptr<Link> link, TransportInfo info)
     : broker_(broker), link_(std::move(link)), info_(std::move(info)) {
   last_activity_ms_ = mono_ms(broker_.clock());
@@ -64,6 +76,16 @@ void Connection::on_packet(mqtt::Packet&& packet) {
     if (auto* c = std::get_if<mqtt::Connect>(&packet)) return handle(*c);
     return protocol_error(ReasonCode::kProtocolError);
   }
+  if (state_.load() == State::kAuthenticating) {
+    // Until the CONNACK the client may only continue the exchange or give up (spec 4.12).
+    if (auto* a = std::get_if<mqtt::Auth>(&packet)) return continue_enhanced_auth(*a);
+    if (std::holds_alternative<mqtt::Disconnect>(packet)) {
+      will_on_close_ = false;
+      return link_->close();
+    }
+    broker_.counters_.protocol_errors->inc();
+    return refuse_connect(ReasonCode::kProtocolError);
+  }
   std::visit(
       [this](auto& p) {
         using T = std::decay_t<decltype(p)>;
@@ -75,9 +97,7 @@ void Connection::on_packet(mqtt::Packet&& packet) {
         } else if constexpr (std::is_same_v<T, mqtt::Pingreq>) {
           link_->send(mqtt::Pingresp{});
         } else if constexpr (std::is_same_v<T, mqtt::Auth>) {
-          // Enhanced authentication is not offered (no method is accepted at CONNECT), so an
-          // AUTH packet is a protocol error (spec 4.12).
-          protocol_error(ReasonCode::kProtocolError);
+          handle(p);
         } else {
           protocol_error(ReasonCode::kProtocolError);
         }
@@ -100,6 +120,7 @@ void Connection::on_decode_error(const Status& error) {
     link_->close();
     return;
   }
+  if (state_.load() == State::kAuthenticating) return refuse_connect(reason);
   protocol_error(reason);
 }
 
@@ -146,8 +167,7 @@ void Connection::handle(mqtt::Connect& c) {
     }
     counted_ = true;
   }
-  if (c.properties.authentication_method)
-    return refuse_connect(ReasonCode::kBadAuthenticationMethod);
+  if (c.properties.authentication_method) return begin_enhanced_auth(c);
 
   // Identity: the client certificate's CN when mutual TLS gave one, else the username.
   if (info_.certificate_cn && opt.certificate_cn_as_username) {
@@ -163,6 +183,136 @@ void Connection::handle(mqtt::Connect& c) {
     return refuse_connect(ReasonCode::kNotAuthorized);
   }
   if (c.password && !c.username && !v5()) return refuse_connect(ReasonCode::kBadUserNameOrPassword);
+  accept_connect(c, std::nullopt);
+}
+
+void Connection::begin_enhanced_auth(mqtt::Connect& c) {
+  const std::string& method = *c.properties.authentication_method;
+  if (!broker_.offers_authentication_method(method)) {
+    spdlog::info("mqtt {}: authentication method '{}' is not offered", info_.remote, method);
+    return refuse_connect(ReasonCode::kBadAuthenticationMethod);
+  }
+  // The password is what SCRAM keeps off the wire; one sent beside it is refused rather
+  // than ignored.
+  if (c.password) return refuse_connect(ReasonCode::kBadUserNameOrPassword);
+  if (!c.properties.authentication_data) {
+    spdlog::info("mqtt {}: {} without a client-first-message", info_.remote, method);
+    return refuse_connect(ReasonCode::kNotAuthorized);
+  }
+  auth_ = std::make_unique<EnhancedAuth>();
+  auth_->method = method;
+  auth_->hash = *parse_scram_method(method);
+  auto server_first = scram_server_first(*c.properties.authentication_data);
+  if (!server_first.ok()) {
+    spdlog::info("mqtt {}: {}", info_.remote, server_first.status().message());
+    return refuse_connect(server_first.status().code() == StatusCode::kInternal
+                              ? ReasonCode::kUnspecifiedError
+                              : ReasonCode::kNotAuthorized);
+  }
+  // The CONNECT's user name, when given, must be the user that authenticates.
+  if (c.username && *c.username != auth_->exchange->username()) {
+    spdlog::info("mqtt {}: CONNECT user name {} is not the SCRAM user {}", info_.remote,
+                 *c.username, auth_->exchange->username());
+    return refuse_connect(ReasonCode::kBadUserNameOrPassword);
+  }
+  auth_->connect = std::make_unique<mqtt::Connect>(std::move(c));
+  state_ = State::kAuthenticating;
+  mqtt::Auth challenge;
+  challenge.reason = ReasonCode::kContinueAuthentication;
+  challenge.properties.authentication_method = auth_->method;
+  challenge.properties.authentication_data = std::move(*server_first);
+  link_->send(challenge);
+}
+
+Result<std::string> Connection::scram_server_first(std::string_view client_first) {
+  auth_->exchange = std::make_unique<ScramServer>(auth_->hash);
+  GANGLION_ASSIGN_OR_RETURN(std::string user, auth_->exchange->receive_client_first(client_first));
+  // Only SCRAM-SHA-512 is offered (Broker::offers_authentication_method): the password
+  // file's hashes are its credentials.
+  const PasswordFile& passwords = *broker_.passwords_;
+  auto credentials = passwords.scram_sha512_credentials(user);
+  if (!credentials) {
+    credentials = passwords.scram_decoy_credentials(user, broker_.scram_decoy_secret_);
+  }
+  unsigned char raw[18];
+  if (RAND_bytes(raw, sizeof raw) != 1) return Internal("RAND_bytes failed");
+  const std::string nonce =
+      scram_base64_encode(std::string_view(reinterpret_cast<const char*>(raw), sizeof raw));
+  return auth_->exchange->server_first(*credentials, nonce);
+}
+
+void Connection::continue_enhanced_auth(mqtt::Auth& a) {
+  // Spec 4.12: an AUTH that is not Continue Authentication, or names another method, is a
+  // protocol error.
+  if (a.reason != ReasonCode::kContinueAuthentication ||
+      a.properties.authentication_method != auth_->method || !auth_->exchange) {
+    broker_.counters_.protocol_errors->inc();
+    return refuse_connect(ReasonCode::kProtocolError);
+  }
+  auto server_final =
+      auth_->exchange->receive_client_final(a.properties.authentication_data.value_or(""));
+  std::string user = auth_->exchange->username();
+  auth_->exchange.reset();
+  if (!server_final.ok()) {
+    spdlog::info("mqtt {}: {} authentication failed for user {}: {}", info_.remote, auth_->method,
+                 user, server_final.status().message());
+    // A wrong proof and an unknown user look the same; a malformed exchange is refused.
+    return refuse_connect(server_final.status().code() == StatusCode::kPermissionDenied
+                              ? ReasonCode::kBadUserNameOrPassword
+                              : ReasonCode::kNotAuthorized);
+  }
+  // The SCRAM user is the identity (ACL %u), also over mutual TLS.
+  username_ = std::move(user);
+  std::unique_ptr<mqtt::Connect> c = std::move(auth_->connect);
+  accept_connect(*c, std::move(*server_final));
+}
+
+void Connection::handle(mqtt::Auth& a) {
+  // Re-authentication (spec 4.12.1): only with the method of the CONNECT, one at a time.
+  if (!auth_ || a.properties.authentication_method != auth_->method) {
+    return protocol_error(ReasonCode::kProtocolError);
+  }
+  mqtt::Auth reply;
+  reply.properties.authentication_method = auth_->method;
+  if (a.reason == ReasonCode::kReAuthenticate && !auth_->exchange) {
+    auto server_first = scram_server_first(a.properties.authentication_data.value_or(""));
+    if (!server_first.ok()) {
+      spdlog::info("mqtt {}: re-authentication of {}: {}", info_.remote, client_id_,
+                   server_first.status().message());
+      auth_->exchange.reset();
+      return disconnect(ReasonCode::kNotAuthorized);
+    }
+    // Re-authentication confirms the identity; it cannot change it (the ACL is compiled for it).
+    if (auth_->exchange->username() != username_.value_or(std::string())) {
+      spdlog::info("mqtt {}: re-authentication of {} as another user {}", info_.remote, client_id_,
+                   auth_->exchange->username());
+      auth_->exchange.reset();
+      return disconnect(ReasonCode::kNotAuthorized);
+    }
+    reply.reason = ReasonCode::kContinueAuthentication;
+    reply.properties.authentication_data = std::move(*server_first);
+    link_->send(reply);
+    return;
+  }
+  if (a.reason == ReasonCode::kContinueAuthentication && auth_->exchange) {
+    auto server_final =
+        auth_->exchange->receive_client_final(a.properties.authentication_data.value_or(""));
+    auth_->exchange.reset();
+    if (!server_final.ok()) {
+      spdlog::info("mqtt {}: re-authentication of {} failed: {}", info_.remote, client_id_,
+                   server_final.status().message());
+      return disconnect(ReasonCode::kNotAuthorized);
+    }
+    reply.reason = ReasonCode::kSuccess;
+    reply.properties.authentication_data = std::move(*server_final);
+    link_->send(reply);
+    return;
+  }
+  protocol_error(ReasonCode::kProtocolError);
+}
+
+void Connection::accept_connect(mqtt::Connect& c, std::optional<std::string> auth_data) {
+  const BrokerOptions& opt = broker_.options();
   if (broker_.identity_filter_ && !info_.internal &&
       !broker_.identity_filter_(username_.value_or(std::string()))) {
     spdlog::info("mqtt {}: identity {} refused", info_.remote, username_.value_or("(anonymous)"));
@@ -226,6 +376,10 @@ void Connection::handle(mqtt::Connect& c) {
     if (assigned) p.assigned_client_identifier = client_id_;
     if (keep_alive_changed) p.server_keep_alive = keep_alive_;
     if (expiry_lowered) p.session_expiry_interval = expiry;
+    if (auth_) {
+      p.authentication_method = auth_->method;
+      p.authentication_data = std::move(auth_data);
+    }
   }
   state_ = State::kConnected;
   broker_.counters_.connections_accepted->inc();

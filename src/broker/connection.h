@@ -43,7 +43,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const TransportInfo& info() const { return info_; }
   const std::string& client_id() const { return client_id_; }
-  // The authenticated identity (certificate CN or username) once CONNECT was accepted.
+  // The authenticated identity (certificate CN, username, or the SCRAM user of enhanced
+  // authentication) once CONNECT was accepted.
   const std::optional<std::string>& username() const { return username_; }
   bool connected() const { return state_.load() == State::kConnected; }
   // Ends the connection with a DISCONNECT carrying `reason` (MQTT 5) and closes it.
@@ -55,7 +56,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void check_keep_alive();
 
  private:
-  enum class State : std::uint8_t { kAwaitConnect, kConnected, kClosed };
+  // kAuthenticating: a CONNECT named an Authentication Method and the AUTH exchange is
+  // running (the listener's connect timeout still applies: connected() is false).
+  enum class State : std::uint8_t { kAwaitConnect, kAuthenticating, kConnected, kClosed };
+  struct EnhancedAuth;
 
   void handle(mqtt::Connect& p);
   void handle(mqtt::Publish& p);
@@ -66,6 +70,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void handle(mqtt::Subscribe& p);
   void handle(mqtt::Unsubscribe& p);
   void handle(mqtt::Disconnect& p);
+  void handle(mqtt::Auth& p);  // re-authentication (spec 4.12.1)
+  // CONNECT with an Authentication Method: the first step of the exchange.
+  void begin_enhanced_auth(mqtt::Connect& c);
+  // AUTH while kAuthenticating: the client-final-message, then CONNACK.
+  void continue_enhanced_auth(mqtt::Auth& a);
+  // Starts an exchange from the client-first-message for `auth_`; returns the
+  // server-first-message, or an error (kInvalidArgument: malformed; kInternal: no entropy).
+  Result<std::string> scram_server_first(std::string_view client_first);
+  // The identity is settled: checks the rest of the CONNECT, attaches the session and sends
+  // the CONNACK (carrying `auth_data` with the method when enhanced authentication ran).
+  void accept_connect(mqtt::Connect& c, std::optional<std::string> auth_data);
   void refuse_connect(mqtt::ReasonCode reason);
   void protocol_error(mqtt::ReasonCode reason);
   void arm_keep_alive();
@@ -81,8 +96,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<std::string> username_;
   std::shared_ptr<Session> session_;
   std::shared_ptr<const IdentityAcl> acl_;
-  std::unique_ptr<mqtt::Will> will_;  // (mqtt::Will is ~700 bytes; most clients have none)
-  bool will_on_close_ = true;         // false after a normal DISCONNECT
+  std::unique_ptr<EnhancedAuth> auth_;  // set when the CONNECT named an Authentication Method
+  std::unique_ptr<mqtt::Will> will_;    // (mqtt::Will is ~700 bytes; most clients have none)
+  bool will_on_close_ = true;           // false after a normal DISCONNECT
   std::atomic<bool> taken_over_{false};
   bool counted_ = false;  // counted in the broker's connection total
   bool problem_information_ = true;

@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <charconv>
@@ -238,6 +239,48 @@ Status PasswordFile::remove_user(std::string_view user) {
   if (it == users_.end()) return NotFound("no user '" + std::string(user) + "'");
   users_.erase(it);
   return Status::Ok();
+}
+
+std::optional<ScramCredentials> PasswordFile::scram_sha512_credentials(
+    std::string_view user) const {
+  auto it = users_.find(user);
+  if (it == users_.end()) return std::nullopt;
+  ParsedHash h;
+  if (!parse_hash(it->second, h).ok()) return std::nullopt;
+  auto c =
+      scram_credentials_from_salted(ScramHash::kSha512, std::move(h.salt), h.iterations, h.hash);
+  OPENSSL_cleanse(h.hash.data(), h.hash.size());
+  if (!c.ok()) return std::nullopt;
+  return std::move(*c);
+}
+
+ScramCredentials PasswordFile::scram_decoy_credentials(std::string_view user,
+                                                       std::string_view secret) const {
+  ScramCredentials c;
+  c.iterations = kDefaultPbkdf2Iterations;
+  if (!users_.empty()) {
+    ParsedHash any;
+    if (parse_hash(users_.begin()->second, any).ok()) c.iterations = any.iterations;
+  }
+  auto mac = [&](std::string_view label) {
+    std::string data(label);
+    data += '\0';
+    data += user;
+    std::string out(EVP_MAX_MD_SIZE, '\0');
+    unsigned int len = 0;
+    if (HMAC(EVP_sha512(), secret.data(), static_cast<int>(secret.size()),
+             reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+             reinterpret_cast<unsigned char*>(out.data()), &len) == nullptr) {
+      len = 0;
+    }
+    out.resize(len);
+    return out;
+  };
+  c.salt = mac("salt").substr(0, kPasswordSaltBytes);
+  if (c.salt.size() != kPasswordSaltBytes) c.salt.assign(kPasswordSaltBytes, '\x5a');
+  c.stored_key = mac("stored key");
+  c.server_key = mac("server key");
+  return c;
 }
 
 std::vector<std::string> PasswordFile::usernames() const {

@@ -19,12 +19,14 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/env.h"
 #include "base/status.h"
+#include "broker/scram.h"
 
 namespace ganglion::broker {
 
@@ -72,6 +74,17 @@ class PasswordFile {
                          std::uint32_t iterations = kDefaultPbkdf2Iterations);
   // Errors: kNotFound.
   Status remove_user(std::string_view user);
+
+  // SCRAM-SHA-512 (MQTT 5 enhanced authentication): the stored hash is SCRAM's
+  // SaltedPassword = Hi(password, salt, iterations) with HMAC-SHA-512, so the StoredKey and
+  // ServerKey derive from it without the password. nullopt for an unknown user. (SCRAM-SHA-256
+  // would need Hi with HMAC-SHA-256, which cannot be derived from these hashes.)
+  std::optional<ScramCredentials> scram_sha512_credentials(std::string_view user) const;
+  // Made-up SCRAM-SHA-512 credentials for a user that is not in the file, so that the
+  // server-first-message does not reveal it: the salt is derived from `user` and `secret` (the
+  // same on every attempt), the iterations are those of an existing entry (or the default),
+  // and the keys match no password.
+  ScramCredentials scram_decoy_credentials(std::string_view user, std::string_view secret) const;
 
   bool contains(std::string_view user) const { return users_.find(user) != users_.end(); }
   std::size_t size() const { return users_.size(); }

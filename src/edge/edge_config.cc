@@ -57,6 +57,13 @@ const ConfigSchema& edge_schema() {
            .type = OptionType::kString,
            .default_value = "",
            .help = "File of users and salted PBKDF2 hashes (written by `ganglion passwd`)."});
+    s.add({.key = "mqtt.auth_methods",
+           .type = OptionType::kStringList,
+           .default_value = "SCRAM-SHA-512",
+           .help = "MQTT 5 enhanced authentication methods (AUTH packets) offered against "
+                   "mqtt.password_file. Only SCRAM-SHA-512 can be served from the file's "
+                   "PBKDF2-HMAC-SHA512 hashes; empty: a CONNECT naming a method is refused "
+                   "(0x8C). Without a password file no method is offered."});
     s.add({.key = "mqtt.acl_file",
            .type = OptionType::kString,
            .default_value = "",

@@ -76,6 +76,14 @@ Result<broker::BrokerOptions> broker_options(const Config& c) {
   o.retain_available = c.flag("mqtt.retain_available");
   o.maximum_qos = static_cast<std::uint8_t>(c.integer("mqtt.maximum_qos"));
   o.allow_anonymous = c.flag("mqtt.allow_anonymous");
+  o.authentication_methods = c.list("mqtt.auth_methods");
+  for (const auto& method : o.authentication_methods) {
+    if (method != "SCRAM-SHA-512") {
+      return InvalidArgument("mqtt.auth_methods: '" + method +
+                             "' is not offered (the password file's PBKDF2-HMAC-SHA512 hashes "
+                             "serve SCRAM-SHA-512 only)");
+    }
+  }
   o.sys_interval = std::chrono::milliseconds(c.integer("mqtt.sys_interval"));
   o.version = std::string("ganglion ") + GANGLION_VERSION;
   return o;
