@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -222,11 +223,28 @@ bool project_on_demand(std::string_view json, std::span<const std::string> field
   return true;
 }
 
+// The object a projection fills: one per thread, emptied and refilled in place when no one
+// holds the previous row any more (most events are filtered or folded into an aggregate and
+// dropped at once), so a projected event allocates nothing; a new one when the previous row
+// is still held (a window keeps it, a sink queued it).
+std::shared_ptr<ValueObject>& partial_row(std::size_t fields) {
+  thread_local std::shared_ptr<ValueObject> row;
+  if (row && row.use_count() == 1) {
+    // use_count() is a relaxed load: the fence orders the last holder's release (another
+    // thread's, perhaps) before this thread writes into the object.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    row->clear();
+  } else {
+    row = std::make_shared<ValueObject>();
+    row->reserve(fields);
+  }
+  return row;
+}
+
 Result<Value> parse_json_fields(std::string_view json, std::span<const std::string> fields) {
   {
-    ValueObject out;
-    out.reserve(fields.size());
-    if (project_on_demand(json, fields, out)) return Value(std::move(out));
+    std::shared_ptr<ValueObject>& row = partial_row(fields.size());
+    if (project_on_demand(json, fields, *row)) return Value(std::shared_ptr<const ValueObject>(row));
   }
   GANGLION_ASSIGN_OR_RETURN(simdjson::dom::element root, parse_dom(json));
   if (root.type() != simdjson::dom::element_type::OBJECT) return convert(root);
@@ -253,15 +271,7 @@ Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const 
   FilteredJson out;
   {
     // Fast path: On-Demand for the few fields keep() reads; DOM only for kept documents.
-    // The partial row is a per-thread scratch object refilled in place unless the previous
-    // caller still holds it: no allocation per event.
-    thread_local std::shared_ptr<ValueObject> scratch;
-    if (scratch && scratch.use_count() == 1) {
-      scratch->clear();
-    } else {
-      scratch = std::make_shared<ValueObject>();
-      scratch->reserve(fields.size());
-    }
+    std::shared_ptr<ValueObject>& scratch = partial_row(fields.size());
     if (project_on_demand(json, fields, *scratch)) {
       OnDemand& od = on_demand();
       const std::uint64_t generation = od.generation;
