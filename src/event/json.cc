@@ -180,44 +180,54 @@ bool project_on_demand(std::string_view json, std::span<const std::string> field
   OnDemand& od = on_demand();
   if (json.size() > 0xFFFFFFF) return false;
   ++od.generation;
-  od.padded.assign(json);
-  od.padded.resize(json.size() + simdjson::SIMDJSON_PADDING);
+  // Kept between documents (refilling it is one memcpy and the zeroed padding); given back
+  // after a document larger than 1 MiB once a smaller one comes.
+  constexpr std::size_t kKeep = std::size_t{1} << 20;
+  if (od.padded.size() > kKeep && json.size() + simdjson::SIMDJSON_PADDING <= kKeep)
+    std::string().swap(od.padded);
+  if (od.padded.size() < json.size() + simdjson::SIMDJSON_PADDING)
+    od.padded.resize(json.size() + simdjson::SIMDJSON_PADDING);
+  std::memcpy(od.padded.data(), json.data(), json.size());
+  std::memset(od.padded.data() + json.size(), 0, simdjson::SIMDJSON_PADDING);
   simdjson::ondemand::document doc;
-  if (od.parser.iterate(od.padded.data(), json.size(), od.padded.size()).get(doc)) return false;
+  if (od.parser.iterate(od.padded.data(), json.size(), json.size() + simdjson::SIMDJSON_PADDING)
+          .get(doc))
+    return false;
   simdjson::ondemand::object obj;
   if (doc.get_object().get(obj)) return false;
+  // Without a backslash anywhere in the document no key has escapes, and a key is its raw
+  // bytes up to the closing quote: compared in place, with no unescaping copy per key.
+  const bool escapes = std::memchr(json.data(), '\\', json.size()) != nullptr;
+  const char* const doc_end = od.padded.data() + json.size();
   for (auto field : obj) {
-    std::string_view key;
     if (field.error()) return false;
-    // A key without escapes is its raw bytes up to the closing quote (stage 1 has checked
-    // that every string is closed): no unescaping copy for the keys the filter skips.
-    const char* raw = field.value_unsafe().key().raw();
-    const char* end = raw;
-    bool escaped = false;
-    for (; *end != '"'; ++end) {
-      if (*end == '\\') {
-        escaped = true;
-        break;
+    const std::string* wanted = nullptr;
+    if (!escapes) {
+      const char* raw = field.value_unsafe().key().raw();
+      for (const std::string& f : fields) {
+        // The closing quote right after f's bytes (and within the document).
+        if (static_cast<std::size_t>(doc_end - raw) > f.size() && raw[f.size()] == '"' &&
+            (f.empty() || (raw[0] == f[0] && std::memcmp(raw, f.data(), f.size()) == 0))) {
+          wanted = &f;
+          break;
+        }
+      }
+    } else {
+      std::string_view key;
+      if (field.unescaped_key().get(key)) return false;
+      for (const std::string& f : fields) {
+        if (f == key) {
+          wanted = &f;
+          break;
+        }
       }
     }
-    if (!escaped) {
-      key = std::string_view(raw, static_cast<std::size_t>(end - raw));
-    } else if (field.unescaped_key().get(key)) {
-      return false;
-    }
-    // Lengths first: most keys are skipped on their length alone.
-    if (std::none_of(fields.begin(), fields.end(),
-                     [&](const std::string& f) {
-                       return f.size() == key.size() &&
-                              std::memcmp(f.data(), key.data(), key.size()) == 0;
-                     }) ||
-        out.find(key) != nullptr)
-      continue;
+    if (wanted == nullptr || out.find(*wanted) != nullptr) continue;
     simdjson::ondemand::value v;
     if (field.value().get(v)) return false;
     Value x;
     if (!convert_od(v, x)) return false;
-    out.append(std::string(key), std::move(x));
+    out.append(*wanted, std::move(x));
     if (out.size() == fields.size()) break;  // all found
   }
   return true;

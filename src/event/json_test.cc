@@ -141,6 +141,33 @@ TEST(JsonFilteredTest, ConvertsTheWholeDocumentOnlyWhenKept) {
 
 bool keep_all(void*, const Value&) { return true; }
 
+// Keys are matched on their raw bytes only when the document has no escapes at all: a key
+// written with escapes, a key that is a prefix of a wanted one or longer than the rest of
+// the document, and a duplicated key (the first counts) are all read as parse_json() would.
+TEST(JsonFilteredTest, ProjectsKeysWrittenWithEscapesAndPrefixes) {
+  const std::vector<std::string> fields = {"temperature", "t", "a\"b"};
+  const std::vector<std::string> docs = {
+      R"({"temp\u0065rature":61,"t":1})",
+      R"({"tempera":1,"temperature":62,"temperatures":3})",
+      R"({"t":4,"t":5,"a\"b":6})",
+      R"({"x":"\\","temperature":63})",
+      R"({"temperatur":64})",
+      R"({"te":1,"t")",
+  };
+  for (const std::string& d : docs) {
+    auto want = parse_json(d);
+    auto got = parse_json_fields(d, fields);
+    ASSERT_EQ(got.ok(), want.ok()) << d;
+    if (!want.ok()) continue;
+    for (const std::string& f : fields) {
+      const Value* w = want->find(f);
+      const Value* g = got->find(f);
+      ASSERT_EQ(w == nullptr, g == nullptr) << d << " " << f;
+      if (w != nullptr) EXPECT_EQ(*w, *g) << d << " " << f;
+    }
+  }
+}
+
 // A kept document whose row stays bytes (convert_whole false) is validated from On-Demand's
 // stage-1 index instead of a DOM parse: it must accept exactly what parse_json() accepts,
 // also for faults after the projected field, which the projection itself never reads.
