@@ -26,6 +26,7 @@ struct EventHeaders {
   std::string content_type;    // e.g. "application/json"; empty means unknown (try JSON)
   std::string trace_id;        // W3C trace id, hex, or empty
   std::string data_class;      // uplink class (data sovereignty), e.g. "telemetry", "alert"
+  std::uint8_t qos = 0;        // MQTT QoS it was published with (read by SQL meta(qos))
 };
 
 class Event {

@@ -675,6 +675,7 @@ void RuleManager::Impl::on_message(const std::string& filter, const mqtt::Publis
   if (it == r->by_filter.end()) return;
   EventHeaders h;
   if (m.properties.content_type) h.content_type = *m.properties.content_type;
+  h.qos = static_cast<std::uint8_t>(m.qos);
   Event ev(m.topic, parts.clock->wall_ms(),
            m.payload.shared() ? m.payload.shared() : std::make_shared<const std::string>(),
            std::move(h));

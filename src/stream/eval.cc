@@ -423,6 +423,32 @@ class WindowBound final : public Node {
   Value out_;
 };
 
+// meta(key) / meta(*): the event's metadata (eKuiper's MQTT source: topic, qos). A key is
+// matched exactly, then without regard to case (eKuiper writes messageId and messageid);
+// a missing key or a row without metadata reads NULL.
+class Meta final : public Node {
+ public:
+  explicit Meta(std::string key) : key_(std::move(key)) {}  // empty: meta(*)
+  const Value* eval(EvalState& st) override {
+    const Value* meta = st.row->meta;
+    if (meta == nullptr || !meta->is_object()) return &kNull;
+    if (key_.empty()) return meta;
+    if (const Value* v = meta->find(key_)) return v;
+    for (const auto& [k, v] : meta->as_object()) {
+      if (k.size() == key_.size() &&
+          std::equal(k.begin(), k.end(), key_.begin(), [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) ==
+                   std::tolower(static_cast<unsigned char>(b));
+          }))
+        return &v;
+    }
+    return &kNull;
+  }
+
+ private:
+  std::string key_;
+};
+
 class Cast final : public Node {
  public:
   Cast(TypeKind type, NodePtr x) : type_(type), x_(std::move(x)) {}
@@ -553,7 +579,8 @@ class Slice final : public Node {
 
 class Compiler {
  public:
-  Compiler(const CompileOptions& o, std::vector<std::string>& fields) : o_(o), fields_(fields) {}
+  Compiler(const CompileOptions& o, std::vector<std::string>& fields, bool& reads_meta)
+      : o_(o), fields_(fields), reads_meta_(reads_meta) {}
 
   Result<NodePtr> compile(const Expr& e) {
     switch (e.kind) {
@@ -718,6 +745,15 @@ class Compiler {
           return error(e, "function '" + lower + "' expects 0 arguments");
         return NodePtr(new WindowBound(lower == "window_end"));
       }
+      if (lower == "meta") {
+        // meta(topic): the argument names a metadata key, it is not a field of the row.
+        const bool key = e.args.size() == 1 && e.args[0] && e.args[0]->kind == ExprKind::kField &&
+                         e.args[0]->qualifier.empty();
+        if (!(e.star && e.args.empty()) && !key)
+          return error(e, "meta expects one metadata key (meta(topic)) or * (meta(*))");
+        reads_meta_ = true;
+        return NodePtr(new Meta(e.star ? std::string() : e.args[0]->name));
+      }
       return error(e, "unknown function '" + e.name + "'");
     }
     if (def->kind == FunctionKind::kAggregate && o_.aggregate_slot) {
@@ -759,6 +795,7 @@ class Compiler {
 
   const CompileOptions& o_;
   std::vector<std::string>& fields_;
+  bool& reads_meta_;
 };
 
 }  // namespace
@@ -789,7 +826,7 @@ Result<bool> CompiledExpr::matches(const Row& row) {
 
 Result<CompiledExpr> compile(const Expr& expr, const CompileOptions& options) {
   CompiledExpr out;
-  Compiler c(options, out.fields_);
+  Compiler c(options, out.fields_, out.reads_meta_);
   GANGLION_ASSIGN_OR_RETURN(out.root_, c.compile(expr));
   out.ctx_.clock = options.clock != nullptr ? options.clock : &SystemClock::instance();
   return out;

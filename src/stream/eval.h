@@ -53,6 +53,9 @@ struct Row {
   // Values of the analytic calls (lag, latest, acc_sum...) for this row, by slot (see
   // CompileOptions::analytic_slot). A slot past the end reads as NULL.
   std::span<const Value> analytics = {};
+  // The event's metadata for meta(): an object ({"topic": ..., "qos": ...}); nullptr reads
+  // as NULL. Set only for queries that call meta() (CompiledExpr::reads_meta()).
+  const Value* meta = nullptr;
 };
 
 struct CompileOptions {
@@ -94,6 +97,8 @@ class CompiledExpr {
   // Top-level fields of the FROM stream the expression reads (for parse_json_fields()),
   // and whether it needs every field (it passes the whole row somewhere).
   const std::vector<std::string>& referenced_fields() const { return fields_; }
+  // True when the expression calls meta(): the row must then carry Row::meta.
+  bool reads_meta() const { return reads_meta_; }
 
  private:
   friend Result<CompiledExpr> compile(const Expr&, const CompileOptions&);
@@ -101,6 +106,7 @@ class CompiledExpr {
 
   std::unique_ptr<detail::Node> root_;
   std::vector<std::string> fields_;
+  bool reads_meta_ = false;
   CallContext ctx_;
 };
 

@@ -77,6 +77,9 @@ struct Tuple {
   // Values of the analytic calls computed when the event arrived (by slot; post-aggregate
   // slots stay NULL here). Empty when the query has none.
   std::vector<Value> analytics;
+  // The event's metadata for meta() ({"topic": ..., "qos": ...}); NULL unless the query
+  // calls meta().
+  Value meta;
 };
 
 struct Group {
@@ -328,6 +331,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::vector<std::string> decode_fields_;
   bool decode_all_ = false;
   bool selective_ = false;  // see QueryOptions::selective_decode
+  bool reads_meta_ = false;  // some expression calls meta(): tuples carry Tuple::meta
   std::vector<std::string> where_fields_;
   std::optional<CompiledExpr> where_;
   bool where_after_join_ = false;
@@ -401,6 +405,7 @@ Result<CompiledExpr> Engine::compile(const Expr& e, bool with_aggregates) {
 }
 
 void Engine::note_fields(const CompiledExpr& c) {
+  if (c.reads_meta()) reads_meta_ = true;
   for (const auto& f : c.referenced_fields()) {
     if (std::find(decode_fields_.begin(), decode_fields_.end(), f) == decode_fields_.end()) {
       decode_fields_.push_back(f);
@@ -899,13 +904,24 @@ Status Engine::push_locked(std::string_view source, const Event& event) {
 
   bool where_done = false;
   Result<Value> row = Value();
+  // eKuiper's MQTT source metadata, for queries that call meta().
+  Value meta;
+  if (reads_meta_) {
+    meta = Value(ValueObject{{"topic", Value(event.topic())},
+                             {"qos", Value(static_cast<std::int64_t>(event.headers().qos))}});
+  }
   if (side == 0 && selective_ && !event.fields_parsed()) {
-    auto keep = [](void* self, const Value& partial) {
+    struct Probe {
+      Engine* self;
+      const Value* meta;
+    } ctx{this, &meta};
+    auto keep = [](void* c, const Value& partial) {
       Tuple probe;
       probe.fields = partial;
-      return static_cast<Engine*>(self)->where_ok(probe);
+      probe.meta = *static_cast<Probe*>(c)->meta;
+      return static_cast<Probe*>(c)->self->where_ok(probe);
     };
-    auto r = parse_json_filtered(event.payload(), where_fields_, keep, this, !json_rows_);
+    auto r = parse_json_filtered(event.payload(), where_fields_, keep, &ctx, !json_rows_);
     if (!r.ok()) {
       row = r.status();
     } else if (!r->partial.is_object()) {
@@ -943,6 +959,7 @@ Status Engine::push_locked(std::string_view source, const Event& event) {
 
   Tuple t;
   t.side = static_cast<std::uint8_t>(side);
+  t.meta = std::move(meta);
   if (!joins_.empty()) t.joined.resize(joins_.size());
   if (side == 0) {
     t.fields = std::move(row).value();
@@ -1408,6 +1425,7 @@ sql::Row Engine::make_row(const Tuple& t, std::span<const Value> aggs, const sql
   }
   sql::Row row;
   row.fields = &t.fields;
+  row.meta = t.meta.is_null() ? nullptr : &t.meta;
   row.joined = named_;
   row.aggregates = aggs;
   row.window = w;

@@ -32,6 +32,47 @@ TEST_F(QueryTest, FilterEmitsOneArrayPerMatchingEvent) {
   EXPECT_FALSE(h.query->windowed());
 }
 
+// eKuiper's meta(): the MQTT source's metadata of the event a row came from.
+TEST_F(QueryTest, MetaReadsTheTopicAndQosOfTheEvent) {
+  auto push = [&](std::string topic, int qos, std::string json) {
+    EventHeaders headers;
+    headers.qos = static_cast<std::uint8_t>(qos);
+    ASSERT_TRUE(h.query
+                    ->push("demo", Event(std::move(topic), h.clock.wall_ms(),
+                                         std::make_shared<const std::string>(std::move(json)),
+                                         std::move(headers)))
+                    .ok());
+  };
+  // In WHERE (the selective path that projects only the WHERE fields) and in SELECT.
+  ASSERT_TRUE(h.plan("SELECT meta(topic) AS t, meta(QOS) AS q, meta(messageid) AS m, v FROM demo "
+                     "WHERE meta(topic) LIKE 'site/%' AND v > 1")
+                  .ok());
+  push("site/a", 1, R"({"v": 2})");
+  push("other/b", 1, R"({"v": 3})");
+  push("site/c", 0, R"({"v": 0})");
+  EXPECT_EQ(h.take(), (Outputs{R"([{"t":"site/a","q":1,"m":null,"v":2}])"}));
+  // SELECT * passthrough with meta() in WHERE only.
+  ASSERT_TRUE(h.plan("SELECT * FROM demo WHERE meta(topic) = 'x' AND v > 1").ok());
+  push("x", 0, R"({"v": 2})");
+  push("y", 0, R"({"v": 2})");
+  EXPECT_EQ(h.take(), (Outputs{R"([{"v":2}])"}));
+  // meta(*), and in a window: a non-aggregate column reads the group's first row.
+  ASSERT_TRUE(h.plan("SELECT meta(*) AS all, count(*) AS n FROM demo GROUP BY "
+                     "TUMBLINGWINDOW(ss, 10)")
+                  .ok());
+  push("first", 2, R"({"v": 1})");
+  push("second", 0, R"({"v": 1})");
+  h.advance_ms(10'000);
+  EXPECT_EQ(h.take(), (Outputs{R"([{"all":{"topic":"first","qos":2},"n":2}])"}));
+  // The argument names a key, not a field; anything else is a plan error.
+  for (const char* bad : {"SELECT meta() FROM demo", "SELECT meta(a, b) FROM demo",
+                          "SELECT meta('topic') FROM demo", "SELECT meta(d.topic) FROM demo d"}) {
+    Status s = h.plan(bad);
+    EXPECT_FALSE(s.ok()) << bad;
+    EXPECT_NE(s.message().find("meta expects one metadata key"), std::string::npos) << s.message();
+  }
+}
+
 TEST_F(QueryTest, ProjectionNamesFollowEkuiper) {
   ASSERT_TRUE(
       h.plan("SELECT id, temperature * 2 AS double_t, loc->lat, upper(name), id + 1 FROM demo")
