@@ -105,6 +105,22 @@ class RulesTest(RulesTestBase):
                  subprocess.run(["curl", "-s", self.edge.url("/metrics")], capture_output=True, text=True).stdout,
                  what="rule metrics in /metrics")
 
+    def test_meta_topic_routes_by_the_topic_a_reading_came_on(self):
+        # eKuiper's meta(topic): the device id is only in the topic, and the sink's topic
+        # template reads it from the row.
+        s, dev = unique("meta").replace("-", "_"), unique("dev")
+        self.stream(s, f"plants/{dev}/+/vibration", fields="")
+        self.rule('{"id": "%s", "sql": "SELECT split_value(meta(topic), \\"/\\", 2) AS machine, '
+                  'meta(qos) AS qos, rms FROM %s WHERE rms > 4 AND meta(topic) LIKE \\"%%/m2/%%\\"", '
+                  '"actions": [{"mqtt": {"server": "tcp://127.0.0.1:1883", '
+                  '"topic": "maintenance/{{.machine}}", "sendSingle": true}}]}' % (s, s))
+        sub = self.sub(f"maintenance/#")
+        for machine, rms in (("m1", 9.5), ("m2", 2.0), ("m2", 7.25)):
+            self.pub(f"plants/{dev}/{machine}/vibration", {"rms": rms})
+        sub.wait_messages(1)
+        time.sleep(0.3)
+        self.assertEqual(sub.messages(), ['maintenance/m2 {"machine":"m2","qos":1,"rms":7.25}'])
+
     def test_tumbling_window_average_grouped_by_device(self):
         s, dev = unique("win").replace("-", "_"), unique("dev")
         self.stream(s, f"plant/{dev}/+")
