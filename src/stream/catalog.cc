@@ -5,6 +5,7 @@
 
 #include "event/json.h"
 #include "stream/parser.h"
+#include "stream/time_format.h"
 
 namespace ganglion::stream {
 namespace {
@@ -44,14 +45,14 @@ Status mismatch(const sql::TypeSpec& type, const Value& v) {
 }
 
 Result<Value> conform_object(const Value& v, const std::vector<sql::FieldDef>& fields,
-                             bool strict) {
+                             bool strict, std::string_view datetime_format) {
   ValueObject out;
   out.reserve(fields.size());
   const ValueObject& in = v.as_object();
   for (const auto& f : fields) {
     const Value* x = in.find(f.name);
     if (x == nullptr) continue;
-    auto r = conform(*x, *f.type, strict);
+    auto r = conform(*x, *f.type, strict, datetime_format);
     if (!r.ok()) return r.status().with_context("field '" + f.name + "'");
     out.append(f.name, std::move(r).value());
   }
@@ -60,7 +61,18 @@ Result<Value> conform_object(const Value& v, const std::vector<sql::FieldDef>& f
 
 }  // namespace
 
-Result<Value> conform(const Value& v, const sql::TypeSpec& type, bool strict) {
+std::optional<std::int64_t> datetime_ms(const Value& v, std::string_view format) {
+  if (v.is_int()) return v.as_int();
+  // In range first: casting a double outside int64 ({"ts": 1.7e52}) is undefined.
+  if (v.is_float() && std::isfinite(v.as_float()) && std::fabs(v.as_float()) < 9.2e18)
+    return static_cast<std::int64_t>(v.as_float());
+  if (v.is_string()) return format.empty() ? parse_time_any(v.as_string())
+                                           : parse_time(v.as_string(), format);
+  return std::nullopt;
+}
+
+Result<Value> conform(const Value& v, const sql::TypeSpec& type, bool strict,
+                      std::string_view datetime_format) {
   using sql::TypeKind;
   if (v.is_null()) return v;
   switch (type.kind) {
@@ -81,13 +93,15 @@ Result<Value> conform(const Value& v, const sql::TypeSpec& type, bool strict) {
     case TypeKind::kBoolean:
       if (v.is_bool()) return v;
       return mismatch(type, v);
-    case TypeKind::kDatetime:
+    case TypeKind::kDatetime: {
       if (v.is_int()) return v;
-      // In range first: casting a double outside int64 ({"ts": 1.7e52}) is undefined.
-      if (!strict && v.is_float() && std::isfinite(v.as_float()) &&
-          std::fabs(v.as_float()) < 9.2e18)
-        return Value(static_cast<std::int64_t>(v.as_float()));
+      if (strict && v.is_float()) return mismatch(type, v);
+      if (auto ms = datetime_ms(v, datetime_format)) return Value(*ms);
+      if (v.is_string() && !datetime_format.empty())
+        return InvalidArgument("expects DATETIME as '" + std::string(datetime_format) + "', got " +
+                               describe(v));
       return mismatch(type, v);
+    }
     case TypeKind::kBytea: {
       if (v.is_bytes()) return v;
       if (v.is_string()) {
@@ -101,7 +115,7 @@ Result<Value> conform(const Value& v, const sql::TypeSpec& type, bool strict) {
       ValueArray out;
       out.reserve(v.as_array().size());
       for (std::size_t i = 0; i < v.as_array().size(); ++i) {
-        auto r = conform(v.as_array()[i], *type.element, strict);
+        auto r = conform(v.as_array()[i], *type.element, strict, datetime_format);
         if (!r.ok()) return r.status().with_context("element " + std::to_string(i));
         out.push_back(std::move(r).value());
       }
@@ -109,7 +123,7 @@ Result<Value> conform(const Value& v, const sql::TypeSpec& type, bool strict) {
     }
     case TypeKind::kStruct:
       if (!v.is_object()) return mismatch(type, v);
-      return conform_object(v, type.fields, strict);
+      return conform_object(v, type.fields, strict, datetime_format);
   }
   return mismatch(type, v);
 }
@@ -120,6 +134,7 @@ Result<std::shared_ptr<const StreamDef>> make_stream_def(const sql::CreateStream
   def->is_table = stmt.is_table;
   for (const auto& f : stmt.fields) def->fields.push_back(clone(f));
   if (const std::string* ts = stmt.option("TIMESTAMP")) def->timestamp_field = *ts;
+  if (const std::string* f = stmt.option("TIMESTAMP_FORMAT")) def->timestamp_format = *f;
   if (const std::string* key = stmt.option("KEY")) def->key = *key;
   if (const std::string* fmt = stmt.option("FORMAT")) def->format = lower(*fmt);
   if (const std::string* strict = stmt.option("STRICT_VALIDATION"))
@@ -171,7 +186,7 @@ Result<Value> decode_row(const StreamDef& def, std::string_view payload,
 Result<Value> conform_row(const StreamDef& def, const Value& parsed) {
   if (!parsed.is_object()) return InvalidArgument("payload is not a JSON object");
   if (def.schemaless()) return parsed;
-  return conform_object(parsed, def.fields, def.strict_validation);
+  return conform_object(parsed, def.fields, def.strict_validation, def.timestamp_format);
 }
 
 }  // namespace ganglion::stream

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,6 +33,9 @@ struct StreamDef {
   bool is_table = false;
   std::vector<sql::FieldDef> fields;  // empty: schemaless
   std::string timestamp_field;        // empty: processing time
+  // TIMESTAMP_FORMAT: how string values of the TIMESTAMP field and of DATETIME columns are
+  // read (stream/time_format.h); empty: RFC 3339 and its usual variants.
+  std::string timestamp_format;
   std::string key;                    // tables only; empty: keep all rows (bounded)
   std::string format = "json";        // lower-case
   bool strict_validation = false;
@@ -74,6 +78,12 @@ Result<Value> conform_row(const StreamDef& def, const Value& parsed);
 // Checks `v` against `type`, converting where eKuiper's non-strict validation does (an int
 // into a FLOAT field becomes a float, an integral float into a BIGINT field an int, a base64
 // string into a BYTEA field bytes). NULL fits every type.
-Result<Value> conform(const Value& v, const sql::TypeSpec& type, bool strict);
+// A string in a DATETIME column is read with `datetime_format` (empty: parse_time_any()).
+Result<Value> conform(const Value& v, const sql::TypeSpec& type, bool strict,
+                      std::string_view datetime_format = {});
+
+// A TIMESTAMP or DATETIME value as milliseconds: integers as they are, floats within int64
+// truncated, strings read with `format` (empty: parse_time_any()); nullopt otherwise.
+std::optional<std::int64_t> datetime_ms(const Value& v, std::string_view format);
 
 }  // namespace ganglion::stream

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "stream/parser.h"
+#include "stream/time_format.h"
 
 namespace ganglion::sql {
 namespace detail {
@@ -458,8 +459,10 @@ class Cast final : public Node {
     Result<Value> r = Value();
     switch (type_) {
       case TypeKind::kBigint:
-      case TypeKind::kDatetime:
         r = to_bigint(*x);
+        break;
+      case TypeKind::kDatetime:
+        r = stream::to_datetime(*x);
         break;
       case TypeKind::kFloat:
         r = to_float(*x);

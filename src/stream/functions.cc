@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "event/json.h"
+#include "stream/time_format.h"
 
 namespace ganglion::sql {
 namespace {
@@ -478,9 +479,7 @@ Status fn_cast(const CallContext&, std::span<const Value> a, Value& out) {
   } else if (t == "bytea") {
     r = to_bytea(a[0]);
   } else if (t == "datetime") {
-    if (a[0].is_string())
-      return InvalidArgument("cast: parsing datetime strings is not supported yet");
-    r = to_bigint(a[0]);
+    r = stream::to_datetime(a[0]);
   } else {
     return InvalidArgument("cast: unknown type '" + a[1].as_string() +
                            "' (bigint, float, string, boolean, datetime, bytea)");
@@ -581,79 +580,11 @@ Status fn_now(const CallContext& ctx, std::span<const Value>, Value& out) {
   return Status::Ok();
 }
 
-// Java-style patterns as eKuiper documents them: yyyy yy MM M dd d HH H hh h mm m ss s SSS
-// a Z, 'quoted literal'. Other letters are copied.
+// Java-style patterns as eKuiper documents them (stream/time_format.h).
 Status fn_format_time(const CallContext&, std::span<const Value> a, Value& out) {
   REQUIRE_INT("format_time", a[0]);
   REQUIRE_STRING("format_time", a[1]);
-  std::int64_t ms = a[0].as_int();
-  std::int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-  int millis = static_cast<int>(ms - secs * 1000);
-  std::time_t t = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  if (gmtime_r(&t, &tm) == nullptr) return bad_arg("format_time", "a datetime", a[0]);
-  std::string_view f = a[1].as_string();
-  std::string res;
-  auto num = [&](int v, int width) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%0*d", width, v);
-    res += buf;
-  };
-  for (std::size_t i = 0; i < f.size();) {
-    char c = f[i];
-    std::size_t n = 1;
-    while (i + n < f.size() && f[i + n] == c) ++n;
-    if (c == '\'') {
-      std::size_t end = f.find('\'', i + 1);
-      if (end == f.npos) end = f.size();
-      res.append(f.substr(i + 1, end - i - 1));
-      i = end + 1;
-      continue;
-    }
-    switch (c) {
-      case 'y':
-        if (n == 2)
-          num((tm.tm_year + 1900) % 100, 2);
-        else
-          num(tm.tm_year + 1900, static_cast<int>(n));
-        break;
-      case 'M':
-        num(tm.tm_mon + 1, static_cast<int>(std::min<std::size_t>(n, 2)));
-        break;
-      case 'd':
-        num(tm.tm_mday, static_cast<int>(std::min<std::size_t>(n, 2)));
-        break;
-      case 'H':
-        num(tm.tm_hour, static_cast<int>(std::min<std::size_t>(n, 2)));
-        break;
-      case 'h':
-        num(tm.tm_hour % 12 == 0 ? 12 : tm.tm_hour % 12,
-            static_cast<int>(std::min<std::size_t>(n, 2)));
-        break;
-      case 'm':
-        num(tm.tm_min, static_cast<int>(std::min<std::size_t>(n, 2)));
-        break;
-      case 's':
-        num(tm.tm_sec, static_cast<int>(std::min<std::size_t>(n, 2)));
-        break;
-      case 'S': {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "%03d", millis);
-        res.append(buf, std::min<std::size_t>(n, 3));
-        break;
-      }
-      case 'a':
-        res += tm.tm_hour < 12 ? "AM" : "PM";
-        break;
-      case 'Z':
-        res += "+0000";
-        break;
-      default:
-        res.append(n, c);
-    }
-    i += n;
-  }
-  out = Value(std::move(res));
+  out = Value(stream::format_time(a[0].as_int(), a[1].as_string()));
   return Status::Ok();
 }
 

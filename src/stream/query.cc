@@ -976,14 +976,17 @@ Status Engine::push_locked(std::string_view source, const Event& event) {
     t.ts = clock_.wall_ms();
   } else if (!def.timestamp_field.empty() && event_time_) {
     const Value* ts = own.find(def.timestamp_field);
-    // A float outside int64 ({"ts": 1.7e52}) cannot be cast: undefined behaviour.
-    if (ts == nullptr || !ts->is_number() ||
-        (ts->is_float() && !(std::fabs(ts->as_float()) < 9.2e18))) {
+    // Milliseconds, or a string in TIMESTAMP_FORMAT (RFC 3339 without one).
+    const std::optional<std::int64_t> ms =
+        ts == nullptr ? std::nullopt : datetime_ms(*ts, def.timestamp_format);
+    if (!ms) {
       drop(metrics_.dropped_decode,
-           "TIMESTAMP field '" + def.timestamp_field + "' is missing or not a number");
+           "TIMESTAMP field '" + def.timestamp_field + "' is missing or not a datetime" +
+               (def.timestamp_format.empty() ? std::string()
+                                             : " in the format '" + def.timestamp_format + "'"));
       return Status::Ok();
     }
-    t.ts = ts->is_int() ? ts->as_int() : static_cast<std::int64_t>(ts->as_float());
+    t.ts = *ms;
     if (watermark_ != kNoTime && t.ts < watermark_) {
       drop(metrics_.dropped_late, "late event at " + std::to_string(t.ts) + " behind watermark " +
                                       std::to_string(watermark_));

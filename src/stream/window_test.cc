@@ -225,11 +225,37 @@ TEST_F(WindowTest, EventTimeSlidingAndSession) {
   EXPECT_EQ(h.take(), (Outputs{R"([{"ids":[1,2]}])"}));
 }
 
-TEST_F(WindowTest, EventTimeRequiresANumericTimestamp) {
+TEST_F(WindowTest, EventTimeRequiresADatetimeTimestamp) {
   ASSERT_TRUE(h.plan("SELECT id FROM et GROUP BY TUMBLINGWINDOW(ss, 1)").ok());
   h.push("et", R"({"id": 1})");
   EXPECT_EQ(h.query->metrics().dropped_decode, 1u);
-  EXPECT_EQ(h.query->metrics().last_error, "TIMESTAMP field 'ts' is missing or not a number");
+  EXPECT_EQ(h.query->metrics().last_error, "TIMESTAMP field 'ts' is missing or not a datetime");
+}
+
+// TIMESTAMP_FORMAT (eKuiper's stream option): string timestamps drive event-time windows;
+// without it RFC 3339 strings are read. A string the format does not match is dropped and
+// counted with the format named.
+TEST_F(WindowTest, StringTimestampsAreReadWithTheStreamsFormat) {
+  h.create(R"(CREATE STREAM ets (id BIGINT, ts STRING) WITH (DATASOURCE="ets", TIMESTAMP="ts",
+              TIMESTAMP_FORMAT="yyyy-MM-dd HH:mm:ss.SSS"))");
+  h.create(R"(CREATE STREAM rfc () WITH (DATASOURCE="rfc", TIMESTAMP="ts"))");
+  ASSERT_TRUE(h.plan("SELECT collect(id) AS ids, window_start() AS s FROM ets "
+                     "GROUP BY TUMBLINGWINDOW(ss, 10)")
+                  .ok());
+  h.push("ets", R"({"id": 1, "ts": "2024-05-01 12:00:01.250"})");
+  h.push("ets", R"({"id": 2, "ts": "2024-05-01 12:00:09.999"})");
+  h.push("ets", R"({"id": 3, "ts": "2024-05-01T12:00:05Z"})");  // not the declared format
+  h.push("ets", R"({"id": 4, "ts": "2024-05-01 12:00:12.000"})");  // watermark past 12:00:10
+  EXPECT_EQ(h.take(), (Outputs{R"([{"ids":[1,2],"s":1714564800000}])"}));
+  EXPECT_EQ(h.query->metrics().dropped_decode, 1u);
+  EXPECT_EQ(h.query->metrics().last_error,
+            "TIMESTAMP field 'ts' is missing or not a datetime in the format "
+            "'yyyy-MM-dd HH:mm:ss.SSS'");
+  ASSERT_TRUE(h.plan("SELECT collect(id) AS ids FROM rfc GROUP BY TUMBLINGWINDOW(ss, 10)").ok());
+  h.push("rfc", R"({"id": 1, "ts": "2024-05-01T14:00:03+02:00"})");
+  h.push("rfc", R"({"id": 2, "ts": "2024-05-01T12:00:04.5Z"})");
+  h.push("rfc", R"({"id": 3, "ts": 1714564815000})");  // milliseconds still work: 12:00:15
+  EXPECT_EQ(h.take(), (Outputs{R"([{"ids":[1,2]}])"}));
 }
 
 TEST_F(WindowTest, WindowRowsAreBoundedOldestDropped) {
