@@ -7,3 +7,7 @@ ganglion_fuzz(stream_sql_fuzz
 ganglion_fuzz(stream_row_fuzz
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/stream_row_fuzz.cc
   DEPS ganglion::stream)
+# The datetime reader: a TIMESTAMP_FORMAT pattern and a timestamp string (src/stream/time_format.h).
+ganglion_fuzz(stream_time_fuzz
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/stream_time_fuzz.cc
+  DEPS ganglion::stream)

@@ -144,7 +144,9 @@ std::optional<std::int64_t> parse_time(std::string_view text, std::string_view f
           if (!digits(2, 2, v)) return std::nullopt;
           year = 2000 + v;
         } else {
-          if (!digits(std::min<std::size_t>(n, 4), std::max<std::size_t>(n, 4), v)) return std::nullopt;
+          // At most 6 digits, whatever the run: a long run must not overflow `v`.
+          if (!digits(std::min<std::size_t>(n, 4), std::clamp<std::size_t>(n, 4, 6), v))
+            return std::nullopt;
           year = v;
         }
         break;

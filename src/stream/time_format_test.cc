@@ -48,6 +48,9 @@ TEST(TimeFormatTest, RefusesWhatDoesNotMatchOrIsNoDate) {
   EXPECT_FALSE(parse_time("2024-05-01T00:00:00+24:00", "yyyy-MM-dd'T'HH:mm:ssZ").has_value());
   EXPECT_FALSE(parse_time("13:00 PM", "hh:mm a").has_value());
   EXPECT_FALSE(parse_time("2024-05-01", "yyyy-MM-dd'T'").has_value());
+  // A long run of y reads at most 6 digits (no overflow on 30 of them).
+  EXPECT_FALSE(parse_time(std::string(30, '9'), std::string(30, 'y')).has_value());
+  EXPECT_EQ(parse_time("002024", "yyyyyy"), parse_time("2024", "yyyy"));
 }
 
 TEST(TimeFormatTest, AnyFormReadsRfc3339AndItsVariants) {
