@@ -345,6 +345,37 @@ class CloudTest(unittest.TestCase):
         self.assertNotIn(once, self.cloud.output())  # secrets never logged
         self.assertNotIn(once, json.dumps(audit))
 
+    def test_concurrent_enrolments_share_commits_and_each_is_audited_once(self):
+        # Enrolments that arrive together are stored in one group commit (token use, node,
+        # audit entry: all or nothing each). A token for 6 uses and 10 nodes enrolling at
+        # once: exactly 6 get a certificate, the others 401, each outcome audited once.
+        token = self.cloud.token(uses=6)
+        nodes = [Node(self.cloud, unique("g")) for _ in range(10)]
+        csrs = [n.csr() for n in nodes]
+        results = [None] * len(nodes)
+
+        def enrol(i):
+            results[i] = nodes[i].enroll(token, csr=csrs[i])
+
+        threads = [threading.Thread(target=enrol, args=(i,)) for i in range(len(nodes))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        statuses = sorted(r[0] for r in results)
+        self.assertEqual(statuses, [200] * 6 + [401] * 4)
+        enrolled = {n.id for n, r in zip(nodes, results) if r[0] == 200}
+        for n, r in zip(nodes, results):
+            if r[0] == 200:
+                self.assertIn("BEGIN CERTIFICATE", r[1]["certificate"])
+                self.assertEqual(self.cloud.node(n.id)["id"], n.id)
+            else:
+                self.assertEqual(self.cloud.api("GET", "/v1/nodes/" + n.id)[0], 404)
+        _, audit = self.cloud.api("GET", "/v1/audit?limit=1000")
+        ours = [e for e in audit["items"] if e["action"] == "node.enroll" and e["target"] in {n.id for n in nodes}]
+        self.assertEqual(sorted(e["target"] for e in ours if e["outcome"] == "ok"), sorted(enrolled))
+        self.assertEqual(sum(1 for e in ours if e["outcome"] == "denied"), 4)
+
     def test_bad_csr_node_id_and_taken_id(self):
         node = Node(self.cloud, unique("c"))
         self.assertEqual(node.enroll(self.cloud.token(), csr="-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n")[0], 400)

@@ -356,31 +356,7 @@ class SqliteStore final : public Store {
   Status enroll(const std::string& token_hash, std::int64_t now_ms, const NodeRecord& n) override {
     std::lock_guard lock(wmu_);
     GANGLION_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
-    Status s = [&]() -> Status {
-      Stmt t(db_,
-             "UPDATE bootstrap_tokens SET uses = uses + 1 WHERE hash = ? AND expires_at > ? AND "
-             "uses < max_uses");
-      t.bind(1, token_hash).bind(2, now_ms);
-      if (t.step() != SQLITE_DONE) return db_error("consume token");
-      if (sqlite3_changes(db_) != 1)
-        return PermissionDenied("bootstrap token invalid, expired or used up");
-      Stmt i(
-          db_,
-          "INSERT INTO nodes (id, labels, revoked, enrolled_at, key_sha256, cert_serial, "
-          "cert_expires_at, token_id, health_since) "
-          "VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?3) ON CONFLICT(id) DO UPDATE SET labels = ?2, "
-          "enrolled_at = ?3, key_sha256 = ?4, cert_serial = ?5, cert_expires_at = ?6, token_id = "
-          "?7");
-      i.bind(1, n.id)
-          .bind(2, labels_json(n.labels))
-          .bind(3, n.enrolled_at_ms)
-          .bind(4, n.key_sha256)
-          .bind(5, n.cert_serial)
-          .bind(6, n.cert_expires_at_ms)
-          .bind(7, n.token_id);
-      if (i.step() != SQLITE_DONE) return db_error("insert node");
-      return insert_cert(n.id, n.cert_serial, n.cert_expires_at_ms);
-    }();
+    Status s = enroll_locked(token_hash, now_ms, n);
     if (!s.ok()) {
       (void)exec("ROLLBACK");
       return s;
@@ -639,6 +615,37 @@ class SqliteStore final : public Store {
 
   Status audit(const AuditEntry& e) override {
     std::lock_guard lock(wmu_);
+    return audit_locked(e);
+  }
+
+  // Consumes one use of the token and inserts or replaces the node. REQUIRES: wmu_ held, a
+  // transaction open.
+  Status enroll_locked(const std::string& token_hash, std::int64_t now_ms, const NodeRecord& n) {
+    Stmt t(db_,
+           "UPDATE bootstrap_tokens SET uses = uses + 1 WHERE hash = ? AND expires_at > ? AND "
+           "uses < max_uses");
+    t.bind(1, token_hash).bind(2, now_ms);
+    if (t.step() != SQLITE_DONE) return db_error("consume token");
+    if (sqlite3_changes(db_) != 1)
+      return PermissionDenied("bootstrap token invalid, expired or used up");
+    Stmt i(db_,
+           "INSERT INTO nodes (id, labels, revoked, enrolled_at, key_sha256, cert_serial, "
+           "cert_expires_at, token_id, health_since) "
+           "VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?3) ON CONFLICT(id) DO UPDATE SET labels = ?2, "
+           "enrolled_at = ?3, key_sha256 = ?4, cert_serial = ?5, cert_expires_at = ?6, token_id = "
+           "?7");
+    i.bind(1, n.id)
+        .bind(2, labels_json(n.labels))
+        .bind(3, n.enrolled_at_ms)
+        .bind(4, n.key_sha256)
+        .bind(5, n.cert_serial)
+        .bind(6, n.cert_expires_at_ms)
+        .bind(7, n.token_id);
+    if (i.step() != SQLITE_DONE) return db_error("insert node");
+    return insert_cert(n.id, n.cert_serial, n.cert_expires_at_ms);
+  }
+
+  Status audit_locked(const AuditEntry& e) {
     Stmt s(
         db_,
         "INSERT INTO audit (ts, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)");
@@ -680,7 +687,8 @@ class SqliteStore final : public Store {
     std::lock_guard lock(wmu_);
     auto all = [&](Status s) {
       std::vector<Result<IngestOutcome>> each(g.batches.size(), Result<IngestOutcome>(s));
-      return GroupResult{std::move(s), std::move(each)};
+      std::vector<Status> enrolments(g.enrolments.size(), s);
+      return GroupResult{std::move(s), std::move(each), std::move(enrolments)};
     };
     if (Status s = exec("BEGIN IMMEDIATE"); !s.ok()) return all(s);
     if (Status s = write_state_locked(g); !s.ok()) {
@@ -688,6 +696,21 @@ class SqliteStore final : public Store {
       return all(s);
     }
     GroupResult out;
+    out.enrolments.reserve(g.enrolments.size());
+    for (const auto& e : g.enrolments) {
+      if (Status s = exec("SAVEPOINT enrolment"); !s.ok()) {
+        (void)exec("ROLLBACK");
+        return all(s);
+      }
+      Status r = enroll_locked(e.token_hash, e.node.enrolled_at_ms, e.node);
+      if (r.ok()) r = audit_locked(e.audit);
+      if (!r.ok()) (void)exec("ROLLBACK TO enrolment");
+      if (Status s = exec("RELEASE enrolment"); !s.ok()) {
+        (void)exec("ROLLBACK");
+        return all(s);
+      }
+      out.enrolments.push_back(std::move(r));
+    }
     out.batches.reserve(g.batches.size());
     for (const auto& b : g.batches) {
       if (Status s = exec("SAVEPOINT batch"); !s.ok()) {
@@ -744,8 +767,7 @@ class SqliteStore final : public Store {
            "ingest_stats WHERE node = ?");
     s.bind(1, node);
     const int rc = s.step();
-    if (rc == SQLITE_ROW)
-      return read_ingest(s);
+    if (rc == SQLITE_ROW) return read_ingest(s);
     if (rc != SQLITE_DONE) return conn_error(db, "ingest stats");
     IngestStats none;
     none.node = node;

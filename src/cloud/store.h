@@ -131,19 +131,31 @@ struct ReportedUpdate {
   std::int64_t ts_ms = 0;
 };
 
+// An enrolment as write_group() stores it, all or nothing: one use of the bootstrap token
+// `token_hash` consumed (valid at node.enrolled_at_ms), the node inserted or replaced (as by
+// Store::enroll()) and `audit` appended.
+struct Enrolment {
+  std::string token_hash;
+  NodeRecord node;
+  AuditEntry audit;
+};
+
 // Everything one write_group() call commits in one transaction.
 struct WriteGroup {
   std::vector<HeartbeatUpdate> heartbeats;
   std::vector<ReportedUpdate> reported;
-  std::vector<HealthChange> health;  // node health set and history appended, in order
-  std::vector<IngestBatch> batches;  // ingested in order, each as by ingest()
+  std::vector<HealthChange> health;   // node health set and history appended, in order
+  std::vector<IngestBatch> batches;   // ingested in order, each as by ingest()
+  std::vector<Enrolment> enrolments;  // each under its own savepoint, before the batches
 };
 
 // What write_group() did: `status` is the transaction's (not ok: nothing was stored and every
-// batch outcome is that error); one outcome per batch, in order.
+// batch outcome and enrolment status is that error); one outcome per batch and one status per
+// enrolment (kPermissionDenied: the token is unknown, expired or used up), in order.
 struct GroupResult {
   Status status;
   std::vector<Result<IngestOutcome>> batches;
+  std::vector<Status> enrolments;
 };
 
 struct IngestStats {
@@ -211,8 +223,9 @@ class Store {
   virtual Status audit(const AuditEntry& entry) = 0;
   virtual Result<std::vector<AuditEntry>> audit_log(std::int64_t since_id, std::size_t limit) = 0;
 
-  // Group commit: applies `group` in one transaction (one synchronous commit). A batch whose
-  // own statements failed is rolled back alone (its savepoint) and gets that error; when the
+  // Group commit: applies `group` in one transaction (one synchronous commit). A batch or an
+  // enrolment whose own statements failed is rolled back alone (its savepoint) and gets that
+  // error; when the
   // transaction as a whole fails (BEGIN, node state, COMMIT), nothing is stored. Node-state
   // rows for unknown nodes are ignored.
   virtual GroupResult write_group(const WriteGroup& group, std::int64_t now_ms) = 0;

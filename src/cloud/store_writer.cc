@@ -19,6 +19,18 @@ void StoreWriter::submit(IngestBatch batch, Done done) {
   cv_.notify_one();
 }
 
+void StoreWriter::enroll(Enrolment enrolment, EnrolDone done) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stop_) {
+      enrolments_.emplace_back(std::move(enrolment), std::move(done));
+      done = nullptr;
+    }
+  }
+  if (done) return done(Unavailable("the controller is stopping"));
+  cv_.notify_one();
+}
+
 void StoreWriter::heartbeat(HeartbeatUpdate h) {
   std::lock_guard lock(mu_);
   dirty_.insert(h.node);
@@ -99,9 +111,15 @@ Status StoreWriter::commit(bool with_state) {
   std::lock_guard commit_lock(commit_mu_);
   WriteGroup g;
   std::vector<Done> dones;
+  std::vector<EnrolDone> enrol_dones;
   std::vector<std::string> state_nodes;
   {
     std::lock_guard lock(mu_);
+    for (auto& [e, done] : enrolments_) {
+      g.enrolments.push_back(std::move(e));
+      enrol_dones.push_back(std::move(done));
+    }
+    enrolments_.clear();
     while (!queue_.empty() && g.batches.size() < options_.max_group_batches) {
       g.batches.push_back(std::move(queue_.front().batch));
       dones.push_back(std::move(queue_.front().done));
@@ -121,14 +139,15 @@ Status StoreWriter::commit(bool with_state) {
       dirty_.clear();
     }
   }
-  if (g.batches.empty() && g.health.empty() && g.heartbeats.empty() && g.reported.empty())
+  if (g.batches.empty() && g.enrolments.empty() && g.health.empty() && g.heartbeats.empty() &&
+      g.reported.empty())
     return Status::Ok();
 
   const MonoTime t0 = clock_.now();
   GroupResult result = store_.write_group(g, clock_.wall_ms());
   const Status status = result.status;
   if (options_.on_commit) {
-    options_.on_commit({status.ok(), g.batches.size(),
+    options_.on_commit({status.ok(), g.batches.size(), g.enrolments.size(),
                         g.heartbeats.size() + g.reported.size() + g.health.size(),
                         clock_.now() - t0});
   }
@@ -139,6 +158,7 @@ Status StoreWriter::commit(bool with_state) {
     stats_.last_group = g.batches.size();
     if (status.ok()) {
       stats_.batches += g.batches.size();
+      stats_.enrolments += g.enrolments.size();
       stats_.state_rows += g.heartbeats.size() + g.reported.size() + g.health.size();
     } else {
       ++stats_.failed_commits;
@@ -146,6 +166,11 @@ Status StoreWriter::commit(bool with_state) {
       health_pending_.insert(health_pending_.begin(), g.health.begin(), g.health.end());
       dirty_.insert(state_nodes.begin(), state_nodes.end());
     }
+  }
+  for (std::size_t i = 0; i < enrol_dones.size(); ++i) {
+    if (!enrol_dones[i]) continue;
+    enrol_dones[i](i < result.enrolments.size() ? std::move(result.enrolments[i])
+                                                : Internal("no outcome"));
   }
   for (std::size_t i = 0; i < dones.size(); ++i) {
     if (!dones[i]) continue;
@@ -156,12 +181,13 @@ Status StoreWriter::commit(bool with_state) {
 }
 
 bool StoreWriter::has_work_locked() const {
-  return !queue_.empty() || !health_pending_.empty() || (state_due_ && !dirty_.empty());
+  return !queue_.empty() || !enrolments_.empty() || !health_pending_.empty() ||
+         (state_due_ && !dirty_.empty());
 }
 
 bool StoreWriter::idle() const {
   std::lock_guard lock(mu_);
-  return queue_.empty() && health_pending_.empty() && dirty_.empty();
+  return queue_.empty() && enrolments_.empty() && health_pending_.empty() && dirty_.empty();
 }
 
 void StoreWriter::start() {

@@ -10,6 +10,10 @@
 //    savepoint, in arrival order, so a duplicate within one group is seen as one). When the
 //    transaction fails, every batch of the group completes with the error: none is
 //    acknowledged, and the broker delivers them again when the consumer's session resumes.
+//  - Enrolments join the group too: enroll() queues one (token use, node row, audit entry,
+//    all or nothing) and its completion runs after the commit that stored it. Enrolments
+//    that arrive together share one synchronous commit with each other and with the batches,
+//    instead of two commits each (node, then audit) taken one after another.
 //  - Write-behind node state. heartbeat() and reported() keep the latest per node in memory
 //    (overlay() lays it over what readers got from the store, so the API shows it at once)
 //    and mark the node dirty; the dirty nodes are written in the first commit after
@@ -42,10 +46,12 @@ namespace ganglion::cloud {
 class StoreWriter {
  public:
   using Done = std::function<void(Result<IngestOutcome>)>;
+  using EnrolDone = std::function<void(Status)>;
   // One transaction, for metrics.
   struct CommitInfo {
     bool ok = true;
     std::size_t batches = 0;
+    std::size_t enrolments = 0;
     std::size_t state_rows = 0;  // heartbeat, reported and health rows
     Duration elapsed{};          // on the writer's Clock
   };
@@ -57,6 +63,7 @@ class StoreWriter {
     std::uint64_t commits = 0;         // transactions (successful or not)
     std::uint64_t failed_commits = 0;  // transactions that failed as a whole
     std::uint64_t batches = 0;         // batches committed (duplicates included)
+    std::uint64_t enrolments = 0;      // enrolments in committed transactions (refused included)
     std::uint64_t state_rows = 0;      // heartbeat / reported / health rows written
     std::size_t last_group = 0;        // batches in the last transaction
   };
@@ -69,6 +76,10 @@ class StoreWriter {
 
   // Queues `batch`; `done` runs after the transaction that stored it (or failed).
   void submit(IngestBatch batch, Done done);
+  // Queues an enrolment; `done` runs after the transaction that stored it, with its status
+  // (kPermissionDenied: token invalid, expired or used up; another error: not stored). After
+  // stop() it runs at once with kUnavailable.
+  void enroll(Enrolment enrolment, EnrolDone done);
 
   // Write-behind node state.
   void heartbeat(HeartbeatUpdate h);
@@ -85,7 +96,8 @@ class StoreWriter {
 
   // The node state goes with the next commit (the thread wakes up for it).
   void flush_state();
-  // Commits one group: up to max_group_batches queued batches, the pending health changes
+  // Commits one group: up to max_group_batches queued batches, every queued enrolment, the
+  // pending health changes
   // and, when a flush was asked for or `with_state`, the dirty node state. Runs the batches'
   // completions afterwards in the caller. Returns the transaction's status (ok when there
   // was nothing to do).
@@ -121,6 +133,7 @@ class StoreWriter {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Queued> queue_;
+  std::vector<std::pair<Enrolment, EnrolDone>> enrolments_;
   std::map<std::string, Latest> latest_;
   std::set<std::string> dirty_;
   std::vector<HealthChange> health_pending_;

@@ -17,11 +17,13 @@ class RecordingStore final : public Store {
     ++groups;
     completions_before_commit.push_back(completions);
     last_batches = g.batches.size();
+    last_enrolments = g.enrolments.size();
     last_state_rows = g.heartbeats.size() + g.reported.size() + g.health.size();
     if (fail_next) {
       fail_next = false;
       Status s = IoError("disk full");
-      return {s, std::vector<Result<IngestOutcome>>(g.batches.size(), Result<IngestOutcome>(s))};
+      return {s, std::vector<Result<IngestOutcome>>(g.batches.size(), Result<IngestOutcome>(s)),
+              std::vector<Status>(g.enrolments.size(), s)};
     }
     return real_->write_group(g, now_ms);
   }
@@ -103,7 +105,7 @@ class RecordingStore final : public Store {
   int groups = 0;
   int completions = 0;  // bumped by the tests' completions
   std::vector<int> completions_before_commit;
-  std::size_t last_batches = 0, last_state_rows = 0;
+  std::size_t last_batches = 0, last_enrolments = 0, last_state_rows = 0;
   bool fail_next = false;
 
  private:
@@ -172,6 +174,69 @@ TEST_F(StoreWriterTest, BatchesQueuedTogetherAreOneCommitAndCompleteOnlyAfterIt)
 
   ASSERT_TRUE(writer->commit().ok());  // nothing left: no transaction
   EXPECT_EQ(store->groups, 1);
+}
+
+Enrolment enrolment(const std::string& token_hash, const std::string& id, std::int64_t now) {
+  NodeRecord n;
+  n.id = id;
+  n.enrolled_at_ms = now;
+  n.key_sha256 = "k-" + id;
+  n.cert_serial = "s-" + id;
+  return {token_hash, n, AuditEntry{0, now, "bootstrap-token:t", "node.enroll", id, "ok", ""}};
+}
+
+TEST_F(StoreWriterTest, EnrolmentsQueuedTogetherShareOneCommitWithTheirAuditEntries) {
+  auto t = make_bootstrap_token({{"site", "eu-1"}}, 60'000, 2, 0, "test");
+  ASSERT_TRUE(store->add_bootstrap_token(t.record).ok());
+  std::vector<std::optional<Status>> done(3);
+  for (int i = 0; i < 3; ++i) {
+    writer->enroll(enrolment(t.record.hash, "e" + std::to_string(i), 100),
+                   [&, i](Status s) { done[i] = std::move(s); });
+  }
+  submit(batch("n1", 0, 1, {0}));
+  for (const auto& d : done) EXPECT_FALSE(d.has_value());  // nothing before the commit
+
+  ASSERT_TRUE(writer->commit().ok());
+  EXPECT_EQ(store->groups, 1);  // three enrolments and a batch: one transaction
+  EXPECT_EQ(store->last_enrolments, 3u);
+  ASSERT_TRUE(done[0] && done[1] && done[2]);
+  EXPECT_TRUE(done[0]->ok());
+  EXPECT_TRUE(done[1]->ok());
+  // The token allows two: the third is refused alone and leaves nothing behind.
+  EXPECT_EQ(done[2]->code(), StatusCode::kPermissionDenied);
+  EXPECT_TRUE(outcomes[0].has_value() && outcomes[0]->ok());
+  EXPECT_TRUE(store->node("e0").ok());
+  EXPECT_TRUE(store->node("e1").ok());
+  EXPECT_EQ(store->node("e2").status().code(), StatusCode::kNotFound);
+  auto log = store->audit_log(0, 100);
+  ASSERT_TRUE(log.ok());
+  std::vector<std::string> audited;
+  for (const auto& e : *log)
+    if (e.action == "node.enroll") audited.push_back(e.target);
+  EXPECT_EQ(audited, (std::vector<std::string>{"e0", "e1"}));
+  EXPECT_EQ(store->bootstrap_token_by_hash(t.record.hash)->uses, 2);
+  EXPECT_EQ(writer->stats().enrolments, 3u);
+}
+
+TEST_F(StoreWriterTest, AFailedCommitFailsItsEnrolmentsAndStoresNone) {
+  auto t = make_bootstrap_token({}, 60'000, 5, 0, "test");
+  ASSERT_TRUE(store->add_bootstrap_token(t.record).ok());
+  std::optional<Status> done;
+  writer->enroll(enrolment(t.record.hash, "e0", 100), [&](Status s) { done = std::move(s); });
+  store->fail_next = true;
+  EXPECT_FALSE(writer->commit().ok());
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->code(), StatusCode::kIoError);
+  EXPECT_EQ(store->node("e0").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store->bootstrap_token_by_hash(t.record.hash)->uses, 0);
+}
+
+TEST_F(StoreWriterTest, EnrolmentAfterStopIsRefusedAtOnce) {
+  writer->stop();
+  std::optional<Status> done;
+  writer->enroll(enrolment("h", "e0", 100), [&](Status s) { done = std::move(s); });
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->code(), StatusCode::kUnavailable);
 }
 
 TEST_F(StoreWriterTest, ResentTailInTheSameGroupIsStoredOnce) {
