@@ -23,6 +23,68 @@ namespace asio = boost::asio;
 
 namespace {
 
+// The file system without fsync, for the simulated nodes' identity files (key, certificate,
+// CA, enrolment.json). They are a cache for the next run, not a node's only copy: a crash
+// loses at most some identities, and those nodes enrol again. A real node's CloudAgent
+// syncs them (Env::posix()); here every enrolment's write_file_atomic() calls (three files,
+// each synced and its directory synced) ran on the one I/O thread that also carries every
+// node's TLS: 6 fsyncs per enrolment, ~4 ms each on the benchmark VM and more while the
+// controller commits, stalled every node of that thread (gdb samples of `sim nodes` while
+// enrolling: the I/O thread in PosixWritableFile::sync).
+class UnsyncedEnv final : public Env {
+ public:
+  explicit UnsyncedEnv(Env& base) : base_(base) {}
+
+  Result<std::unique_ptr<WritableFile>> open_writable(const std::string& path,
+                                                      OpenMode mode) override {
+    auto f = base_.open_writable(path, mode);
+    if (!f.ok()) return f.status();
+    return std::unique_ptr<WritableFile>(std::make_unique<File>(std::move(*f)));
+  }
+  Result<std::unique_ptr<ReadableFile>> open_readable(const std::string& path) override {
+    return base_.open_readable(path);
+  }
+  bool exists(const std::string& path) override { return base_.exists(path); }
+  Result<std::vector<std::string>> list_dir(const std::string& dir) override {
+    return base_.list_dir(dir);
+  }
+  Status create_dirs(const std::string& dir) override { return base_.create_dirs(dir); }
+  Status remove_file(const std::string& path) override { return base_.remove_file(path); }
+  Status rename(const std::string& from, const std::string& to) override {
+    return base_.rename(from, to);
+  }
+  Status truncate(const std::string& path, std::uint64_t size) override {
+    return base_.truncate(path, size);
+  }
+  Result<std::uint64_t> file_size(const std::string& path) override {
+    return base_.file_size(path);
+  }
+  Status sync_dir(const std::string&) override { return Status::Ok(); }
+  Result<std::uint64_t> free_space(const std::string& path) override {
+    return base_.free_space(path);
+  }
+
+ private:
+  class File final : public WritableFile {
+   public:
+    explicit File(std::unique_ptr<WritableFile> f) : f_(std::move(f)) {}
+    using WritableFile::append;
+    Status append(std::span<const std::byte> data) override { return f_->append(data); }
+    Status sync() override { return Status::Ok(); }
+    Status close() override { return f_->close(); }
+    std::uint64_t size() const override { return f_->size(); }
+
+   private:
+    std::unique_ptr<WritableFile> f_;
+  };
+  Env& base_;
+};
+
+UnsyncedEnv& unsynced_env() {
+  static UnsyncedEnv env(Env::posix());
+  return env;
+}
+
 struct Counters {
   std::atomic<std::uint64_t> link_errors{0};
   std::atomic<std::uint64_t> publish_errors{0};
@@ -189,7 +251,7 @@ struct FleetSimulator::Impl {
       f.rules = 3;
       return f;
     };
-    n.agent = std::make_unique<edge::CloudAgent>(o, Env::posix(), clock, apis[i % apis.size()],
+    n.agent = std::make_unique<edge::CloudAgent>(o, unsynced_env(), clock, apis[i % apis.size()],
                                                  factory, facts, nullptr);
     n.ready.store(true, std::memory_order_release);
     if (stopping.load()) {
