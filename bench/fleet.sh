@@ -18,6 +18,10 @@
 # The bootstrap token allows $TOKEN_USES enrolments (default: the largest count + 10%: an
 # enrolment retried after a timeout uses one more).
 #
+# HOOK, when set, is a shell command run after the measurements of each count and before its
+# reconnect storm, with CLOUD_PID, SIM_PID, API, ADMIN, CA and N in its environment (e.g. a
+# profile or an A/B on the same connected fleet).
+#
 # Usage: bench/fleet.sh [--build DIR] [--counts "1000 5000 10000"] [--out FILE]
 # Needs: ulimit -n above the largest count + 200 (the script raises it when it can).
 set -euo pipefail
@@ -31,6 +35,7 @@ BATCH=${BATCH:-5s}
 WINDOW=${WINDOW:-30}
 API_REQUESTS=${API_REQUESTS:-100}
 FULL_REQUESTS=${FULL_REQUESTS:-10}
+HOOK=${HOOK:-}
 CONNECT_TIMEOUT=${CONNECT_TIMEOUT:-600}
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -144,6 +149,10 @@ for N in $COUNTS; do
   SIM_RSS=$(rss_bytes "$SIM_PID")
   HB=$(grep -o 'hb/s [0-9.]*' "$SIM_OUT" | tail -1 | awk '{print $2}')
   echo "[$N] controller CPU ${CPU}% RSS $((RSS / 1048576)) MiB; p50/p99 ms: GET /v1/nodes?limit=100 ${LAT// / / }, /v1/nodes/{id} ${LAT_ONE// / / }, /v1/nodes ${LAT_ALL// / / }"
+
+  if [[ -n $HOOK ]]; then
+    CLOUD_PID=$CLOUD_PID SIM_PID=$SIM_PID API=$API ADMIN=$ADMIN CA=$CA N=$N bash -c "$HOOK" || true
+  fi
 
   # Reconnect storm: restart the controller, time until every node is connected again.
   kill -TERM "$CLOUD_PID"; wait "$CLOUD_PID" 2>/dev/null || true
