@@ -56,20 +56,29 @@ class Literal final : public Node {
   Value v_;
 };
 
-// A field of the FROM stream.
+// A field of the FROM stream. Unqualified in a join (`any_row`), as in eKuiper: the FROM
+// stream's row first, then the joined rows in JOIN order; the first that has it gives it.
 class Field final : public Node {
  public:
-  Field(std::string name, std::size_t hint) : name_(std::move(name)), hint_(hint) {}
+  Field(std::string name, std::size_t hint, bool any_row)
+      : name_(std::move(name)), hint_(hint), any_row_(any_row) {}
   const Value* eval(EvalState& st) override {
     const Value* row = st.row->fields;
-    if (row == nullptr || !row->is_object()) return &kNull;
-    const Value* v = row->as_object().find(name_, hint_);
-    return v != nullptr ? v : &kNull;
+    if (row != nullptr && row->is_object()) {
+      if (const Value* v = row->as_object().find(name_, hint_)) return v;
+    }
+    if (!any_row_) return &kNull;
+    for (const NamedRow& r : st.row->joined) {
+      if (r.fields == nullptr || !r.fields->is_object()) continue;
+      if (const Value* v = r.fields->as_object().find(name_)) return v;
+    }
+    return &kNull;
   }
 
  private:
   std::string name_;
   std::size_t hint_;
+  bool any_row_;
 };
 
 // `other.field` for a joined stream.
@@ -734,7 +743,7 @@ class Compiler {
     }
     if (std::find(fields_.begin(), fields_.end(), e.name) == fields_.end())
       fields_.push_back(e.name);
-    return NodePtr(new Field(e.name, hint));
+    return NodePtr(new Field(e.name, hint, e.qualifier.empty()));
   }
 
   Result<NodePtr> call(const Expr& e) {

@@ -38,6 +38,23 @@ TEST_F(JoinTest, TableKeepsTheLatestRowPerKeyForLookups) {
   EXPECT_EQ(m.records_in, 2u);
 }
 
+// eKuiper resolves an unqualified field in a join to the first row that has it: the FROM
+// stream's, then the joined ones in JOIN order.
+TEST_F(JoinTest, UnqualifiedFieldsAreLookedUpInTheFromRowThenTheJoinedRows) {
+  ASSERT_TRUE(h.plan("SELECT id, t, room, nowhere FROM demo INNER JOIN devices ON demo.id = "
+                     "devices.id WHERE room != 'lab'")
+                  .ok());
+  h.push("devices", R"({"id":"d1","room":"hall","t":-1})");
+  h.push("devices", R"({"id":"d2","room":"lab"})");
+  h.push("demo", R"({"id":"d1","t":20})");  // t and id from demo; room from devices
+  h.push("demo", R"({"id":"d2","t":21})");  // filtered on the joined room
+  EXPECT_EQ(h.take(), (Outputs{R"([{"id":"d1","t":20,"room":"hall","nowhere":null}])"}));
+  // A LEFT JOIN row without a match reads the joined-only field as NULL.
+  ASSERT_TRUE(h.plan("SELECT id, room FROM demo LEFT JOIN devices ON demo.id = devices.id").ok());
+  h.push("demo", R"({"id":"d9"})");
+  EXPECT_EQ(h.take(), (Outputs{R"([{"id":"d9","room":null}])"}));
+}
+
 TEST_F(JoinTest, LeftJoinWithTableKeepsUnmatchedEventsWithNulls) {
   ASSERT_TRUE(
       h.plan("SELECT d.id, dev.room FROM demo AS d LEFT JOIN devices AS dev ON d.id = dev.id "
