@@ -92,12 +92,11 @@ void Connection::on_packet(mqtt::Packet&& packet) {
         if constexpr (std::is_same_v<T, mqtt::Publish> || std::is_same_v<T, mqtt::Puback> ||
                       std::is_same_v<T, mqtt::Pubrec> || std::is_same_v<T, mqtt::Pubrel> ||
                       std::is_same_v<T, mqtt::Pubcomp> || std::is_same_v<T, mqtt::Subscribe> ||
-                      std::is_same_v<T, mqtt::Unsubscribe> || std::is_same_v<T, mqtt::Disconnect>) {
-          handle(p);
+                      std::is_same_v<T, mqtt::Unsubscribe> || std::is_same_v<T, mqtt::Disconnect> ||
+                      std::is_same_v<T, mqtt::Auth>) {
+          handle(p);  // (AUTH once connected: re-authentication)
         } else if constexpr (std::is_same_v<T, mqtt::Pingreq>) {
           link_->send(mqtt::Pingresp{});
-        } else if constexpr (std::is_same_v<T, mqtt::Auth>) {
-          handle(p);
         } else {
           protocol_error(ReasonCode::kProtocolError);
         }

@@ -387,8 +387,11 @@ Result<std::string> ScramClient::receive_server_first(std::string_view message,
   if (!r || !valid_nonce(*r) || !r->starts_with(nonce_) || r->size() == nonce_.size()) {
     return malformed("server-first-message has a bad r= nonce");
   }
-  auto salt = s ? scram_base64_decode(*s) : std::nullopt;
-  if (!salt || salt->empty()) return malformed("server-first-message has a bad s= salt");
+  auto decoded_salt = s ? scram_base64_decode(*s) : std::nullopt;
+  if (!decoded_salt || decoded_salt->empty()) {
+    return malformed("server-first-message has a bad s= salt");
+  }
+  const std::string salt = std::move(*decoded_salt);
   std::uint32_t iterations = 0;
   if (!i) return malformed("server-first-message has no i=");
   auto [ptr, ec] = std::from_chars(i->data(), i->data() + i->size(), iterations);
@@ -399,8 +402,8 @@ Result<std::string> ScramClient::receive_server_first(std::string_view message,
   const std::size_t size = scram_hash_size(hash_);
   std::string salted(size, '\0');
   if (PKCS5_PBKDF2_HMAC(password_.data(), static_cast<int>(password_.size()),
-                        reinterpret_cast<const unsigned char*>(salt->data()),
-                        static_cast<int>(salt->size()), static_cast<int>(iterations), md_of(hash_),
+                        reinterpret_cast<const unsigned char*>(salt.data()),
+                        static_cast<int>(salt.size()), static_cast<int>(iterations), md_of(hash_),
                         static_cast<int>(size),
                         reinterpret_cast<unsigned char*>(salted.data())) != 1) {
     return Internal("SCRAM: PBKDF2 failed");
