@@ -714,6 +714,33 @@ TEST_F(EnhancedAuthTest, ConnectUserNameMustBeTheScramUser) {
   EXPECT_TRUE(c.link->all<mqtt::Auth>().empty());
 }
 
+TEST_F(EnhancedAuthTest, PasswordBesideTheMethodIsRefused) {
+  use_passwords();
+  Client c;
+  c.link = std::make_shared<FakeLink>();
+  c.conn = broker().accept(c.link, TransportInfo{"test", "a", std::nullopt, false});
+  mqtt::Connect p;
+  p.version = ProtocolVersion::kV5;
+  p.client_id = "a";
+  p.username = "alice";
+  p.password = "s3cret";
+  p.properties.authentication_method = kMethod;
+  p.properties.authentication_data = "n,,n=alice,r=abc";
+  c.send(p);
+  EXPECT_EQ(c.link->last<mqtt::Connack>().reason, ReasonCode::kBadUserNameOrPassword);
+  EXPECT_TRUE(c.link->all<mqtt::Auth>().empty());
+}
+
+TEST_F(EnhancedAuthTest, DisconnectDuringTheExchangeClosesWithoutConnack) {
+  use_passwords();
+  auto c = begin("a", kMethod, "n,,n=alice,r=abc");
+  c.send(mqtt::Disconnect{});
+  EXPECT_TRUE(c.link->closed);
+  EXPECT_TRUE(c.link->all<mqtt::Connack>().empty());
+  c.drop();
+  EXPECT_EQ(broker().connected_clients(), 0u);
+}
+
 TEST_F(EnhancedAuthTest, AclIdentityIsTheScramUser) {
   auto acl = AclPolicy::parse("user alice\ntopic readwrite alice/#\n");
   ASSERT_TRUE(acl.ok()) << acl.status().to_string();
