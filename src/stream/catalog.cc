@@ -139,9 +139,18 @@ Result<std::shared_ptr<const StreamDef>> make_stream_def(const sql::CreateStream
   if (const std::string* fmt = stmt.option("FORMAT")) def->format = lower(*fmt);
   if (const std::string* strict = stmt.option("STRICT_VALIDATION"))
     def->strict_validation = lower(*strict) == "true";
-  if (def->format != "json") {
+  if (def->format != "json" && def->format != "binary") {
     return InvalidArgument("stream '" + stmt.name + "': FORMAT '" + def->format +
-                           "' is not supported (only json)");
+                           "' is not supported (json or binary)");
+  }
+  if (def->format == "binary" &&
+      (def->fields.size() > 1 ||
+       (def->fields.size() == 1 && def->fields[0].type->kind != sql::TypeKind::kBytea))) {
+    return InvalidArgument("stream '" + stmt.name +
+                           "': a binary stream is schemaless or has one BYTEA column");
+  }
+  if (def->format == "binary" && !def->timestamp_field.empty()) {
+    return InvalidArgument("stream '" + stmt.name + "': a binary stream has no TIMESTAMP field");
   }
   if (!def->timestamp_field.empty() && !def->fields.empty() &&
       std::none_of(def->fields.begin(), def->fields.end(),
@@ -181,6 +190,11 @@ Result<Value> decode_row(const StreamDef& def, std::string_view payload,
   Result<Value> parsed = fields.empty() ? parse_json(payload) : parse_json_fields(payload, fields);
   if (!parsed.ok()) return parsed.status();
   return conform_row(def, *parsed);
+}
+
+Value binary_row(const StreamDef& def, std::string_view payload) {
+  return Value(ValueObject{{def.fields.empty() ? "self" : def.fields[0].name,
+                            Value(Bytes{std::string(payload)})}});
 }
 
 Result<Value> conform_row(const StreamDef& def, const Value& parsed) {

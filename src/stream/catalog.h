@@ -37,7 +37,7 @@ struct StreamDef {
   // read (stream/time_format.h); empty: RFC 3339 and its usual variants.
   std::string timestamp_format;
   std::string key;                    // tables only; empty: keep all rows (bounded)
-  std::string format = "json";        // lower-case
+  std::string format = "json";        // lower-case: "json" or "binary"
   bool strict_validation = false;
 
   bool schemaless() const { return fields.empty(); }
@@ -78,6 +78,10 @@ Result<Value> conform_row(const StreamDef& def, const Value& parsed);
 // Checks `v` against `type`, converting where eKuiper's non-strict validation does (an int
 // into a FLOAT field becomes a float, an integral float into a BIGINT field an int, a base64
 // string into a BYTEA field bytes). NULL fits every type.
+// FORMAT="binary" (eKuiper's binary stream): the payload bytes, untouched, as the one BYTEA
+// column of the schema, or as `self` in a schemaless stream.
+Value binary_row(const StreamDef& def, std::string_view payload);
+
 // A string in a DATETIME column is read with `datetime_format` (empty: parse_time_any()).
 Result<Value> conform(const Value& v, const sql::TypeSpec& type, bool strict,
                       std::string_view datetime_format = {});

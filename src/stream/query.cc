@@ -861,8 +861,8 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
   if (decode_all_ || decode_fields_.empty()) decode_fields_.clear();
   // Analytic functions see every event, also those WHERE rejects: no early filtering.
   if (options_.selective_decode && analytics_.empty() && where_ && !where_after_join_ &&
-      joins_.empty() && from_def_->schemaless() && decode_fields_.empty() &&
-      !where_->referenced_fields().empty()) {
+      joins_.empty() && from_def_->schemaless() && from_def_->format == "json" &&
+      decode_fields_.empty() && !where_->referenced_fields().empty()) {
     selective_ = true;
     where_fields_ = where_->referenced_fields();
   }
@@ -880,6 +880,7 @@ Status Engine::build(const sql::SelectStatement& s, const Catalog& catalog) {
 // ---------------------------------------------------------------- data path
 
 Result<Value> Engine::decode(const StreamDef& def, const Event& event, bool projected) {
+  if (def.format == "binary") return binary_row(def, event.payload());
   if (!projected || decode_fields_.empty()) {
     const Result<Value>& parsed = event.fields();  // parsed once, shared by every rule
     if (!parsed.ok()) return parsed.status();

@@ -73,6 +73,26 @@ TEST_F(QueryTest, MetaReadsTheTopicAndQosOfTheEvent) {
   }
 }
 
+// FORMAT="binary" (eKuiper's binary stream): the payload untouched, as `self` or as the one
+// BYTEA column; rows carry bytes, which JSON sinks write in base64.
+TEST_F(QueryTest, BinaryStreamsCarryThePayloadBytes) {
+  h.create(R"(CREATE STREAM bin () WITH (DATASOURCE="bin", FORMAT="BINARY"))");
+  h.create(R"(CREATE STREAM img (frame BYTEA) WITH (DATASOURCE="img", FORMAT="binary"))");
+  ASSERT_TRUE(h.plan("SELECT self, meta(topic) AS t FROM bin").ok());
+  h.push("bin", std::string("\x00\xff{not json", 11));
+  EXPECT_EQ(h.take(), (Outputs{R"([{"self":"AP97bm90IGpzb24=","t":"bin"}])"}));
+  ASSERT_TRUE(h.plan("SELECT * FROM img WHERE frame IS NOT NULL").ok());
+  h.push("img", "GIF89a");
+  EXPECT_EQ(h.take(), (Outputs{R"([{"frame":"R0lGODlh"}])"}));
+  for (const char* bad :
+       {R"(CREATE STREAM b2 (a BYTEA, b BYTEA) WITH (DATASOURCE="x", FORMAT="binary"))",
+        R"(CREATE STREAM b3 (a STRING) WITH (DATASOURCE="x", FORMAT="binary"))",
+        R"(CREATE STREAM b4 () WITH (DATASOURCE="x", FORMAT="binary", TIMESTAMP="ts"))",
+        R"(CREATE STREAM b5 () WITH (DATASOURCE="x", FORMAT="protobuf"))"}) {
+    EXPECT_FALSE(h.catalog.add_sql(bad).ok()) << bad;
+  }
+}
+
 TEST_F(QueryTest, ProjectionNamesFollowEkuiper) {
   ASSERT_TRUE(
       h.plan("SELECT id, temperature * 2 AS double_t, loc->lat, upper(name), id + 1 FROM demo")
