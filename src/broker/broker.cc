@@ -1,6 +1,6 @@
 #include "broker/broker.h"
 
-#include <openssl/rand.h>
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -98,12 +98,18 @@ Broker::~Broker() {
 
 void Broker::set_password_file(std::shared_ptr<const PasswordFile> passwords) {
   passwords_ = std::move(passwords);
-  if (scram_decoy_secret_.empty()) {
-    std::string secret(32, '\0');
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(secret.data()),
-                   static_cast<int>(secret.size())) == 1) {
-      scram_decoy_secret_ = std::move(secret);
-    }
+  scram_decoy_secret_.clear();
+  if (!passwords_) return;
+  // The decoy salts of unknown users must not change across restarts (a real user's salt
+  // does not, so a changing one would give the unknown user away), and must not be
+  // computable by a client: derived from the file's content, whose hashes are secret.
+  const std::string content = "ganglion scram decoy\n" + passwords_->serialize();
+  std::string secret(EVP_MAX_MD_SIZE, '\0');
+  unsigned int len = 0;
+  if (EVP_Digest(content.data(), content.size(), reinterpret_cast<unsigned char*>(secret.data()),
+                 &len, EVP_sha512(), nullptr) == 1) {
+    secret.resize(len);
+    scram_decoy_secret_ = std::move(secret);
   }
 }
 

@@ -194,7 +194,7 @@ class Broker {
   BrokerCounters counters_{};
   std::unique_ptr<Routing> routing_;
   std::shared_ptr<const PasswordFile> passwords_;
-  // Random per process: derives the SCRAM salts shown for unknown users.
+  // Derives the SCRAM salts shown for unknown users (from the password file's content).
   std::string scram_decoy_secret_;
   std::shared_ptr<const AclPolicy> acl_;
   std::function<bool(const std::string&)> identity_filter_;

@@ -714,6 +714,34 @@ TEST_F(EnhancedAuthTest, ConnectUserNameMustBeTheScramUser) {
   EXPECT_TRUE(c.link->all<mqtt::Auth>().empty());
 }
 
+TEST_F(EnhancedAuthTest, UnknownUserSeesTheSameSaltAfterARestart) {
+  PasswordFile passwords;
+  ASSERT_TRUE(passwords.add_user("alice", "s3cret", 1000).ok());
+  auto file = std::make_shared<PasswordFile>(passwords);
+  auto salt_for = [&](Broker& b, const std::string& user) {
+    auto link = std::make_shared<FakeLink>();
+    auto conn = b.accept(link, TransportInfo{"test", "x", std::nullopt, false});
+    mqtt::Connect p;
+    p.version = ProtocolVersion::kV5;
+    p.client_id = "x";
+    p.properties.authentication_method = kMethod;
+    p.properties.authentication_data = "n,,n=" + user + ",r=abc";
+    conn->on_packet(p);
+    const std::string first = link->last<mqtt::Auth>().properties.authentication_data.value_or("");
+    conn->on_closed();
+    const auto s = first.find(",s=");
+    return first.substr(s, first.find(",i=") - s);
+  };
+  Broker one(options, clock, metrics);
+  one.set_password_file(file);
+  MetricsRegistry metrics2;
+  Broker two(options, clock, metrics2);
+  two.set_password_file(file);
+  EXPECT_EQ(salt_for(one, "mallory"), salt_for(two, "mallory"));
+  EXPECT_NE(salt_for(one, "mallory"), salt_for(one, "eve"));
+  EXPECT_EQ(salt_for(one, "alice"), salt_for(two, "alice"));
+}
+
 TEST_F(EnhancedAuthTest, PasswordBesideTheMethodIsRefused) {
   use_passwords();
   Client c;
