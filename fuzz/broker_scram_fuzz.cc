@@ -9,7 +9,7 @@
 //     ",p=" and the proof re-encoded (the base64 decoder is canonical).
 //  2. A ScramServer exchange: the data up to the first '\n' is the client-first-message, the
 //     rest the client-final-message, against fixed SCRAM-SHA-512 credentials. Also
-//     scram_base64_decode() of the whole data: whatever decodes re-encodes to the same text.
+//     base64_decode_canonical() of the whole data: whatever decodes re-encodes to the same text.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -17,11 +17,14 @@
 #include <string>
 #include <string_view>
 
+#include "base/base64.h"
 #include "broker/scram.h"
 
 namespace {
 
 using namespace ganglion::broker;
+using ganglion::base64_decode_canonical;
+using ganglion::base64_encode;
 
 [[noreturn]] void die(const char* what, std::string_view detail) {
   std::fprintf(stderr, "%s: %.*s\n", what, static_cast<int>(detail.size()), detail.data());
@@ -54,7 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 1: {
       auto final = parse_scram_client_final(input);
       if (!final.ok()) break;
-      if (final->without_proof + ",p=" + scram_base64_encode(final->proof) != input) {
+      if (final->without_proof + ",p=" + base64_encode(final->proof) != input) {
         die("client-final does not re-encode", input);
       }
       break;
@@ -69,8 +72,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         auto r = server.receive_client_final(rest);
         if (r.ok() && !r->starts_with("v=")) die("server-final without v=", *r);
       }
-      if (auto decoded = scram_base64_decode(input)) {
-        if (scram_base64_encode(*decoded) != input) die("base64 not canonical", input);
+      if (auto decoded = base64_decode_canonical(input)) {
+        if (base64_encode(*decoded) != input) die("base64 not canonical", input);
       }
       break;
     }

@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "base/base64.h"
 #include "broker/broker.h"
 #include "broker/scram.h"
 #include "broker/session.h"
@@ -236,7 +237,7 @@ Result<std::string> Connection::scram_server_first(std::string_view client_first
   unsigned char raw[18];
   if (RAND_bytes(raw, sizeof raw) != 1) return Internal("RAND_bytes failed");
   const std::string nonce =
-      scram_base64_encode(std::string_view(reinterpret_cast<const char*>(raw), sizeof raw));
+      base64_encode(std::string_view(reinterpret_cast<const char*>(raw), sizeof raw));
   return auth_->exchange->server_first(*credentials, nonce);
 }
 

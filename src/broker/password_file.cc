@@ -7,6 +7,8 @@
 
 #include <charconv>
 
+#include "base/base64.h"
+
 namespace ganglion::broker {
 namespace {
 
@@ -19,34 +21,11 @@ struct ParsedHash {
   std::string hash;
 };
 
-std::string base64_encode(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-bool base64_decode(std::string_view text, std::string& out) {
-  if (text.empty() || text.size() % 4 != 0) return false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    const bool pad =
-        c == '=' && i + 2 >= text.size() && (i + 1 == text.size() || text.back() == '=');
-    if (!alnum && c != '+' && c != '/' && !pad) return false;
-  }
-  out.assign(3 * text.size() / 4, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
-  if (n < 0) return false;
-  // EVP_DecodeBlock counts padding as zero bytes.
-  std::size_t len = static_cast<std::size_t>(n);
-  if (text.back() == '=') --len;
-  if (text.size() >= 2 && text[text.size() - 2] == '=') --len;
-  out.resize(len);
+// A stored salt or hash: non-empty canonical base64.
+bool decode_stored(std::string_view text, std::string& out) {
+  auto bytes = base64_decode_canonical(text);
+  if (text.empty() || !bytes) return false;
+  out = std::move(*bytes);
   return true;
 }
 
@@ -86,10 +65,10 @@ Status parse_hash(std::string_view encoded, ParsedHash& out) {
       out.iterations > kMaxPbkdf2Iterations) {
     return InvalidArgument("iterations must be 1.." + std::to_string(kMaxPbkdf2Iterations));
   }
-  if (!base64_decode(parts[3], out.salt) || out.salt.empty()) {
+  if (!decode_stored(parts[3], out.salt) || out.salt.empty()) {
     return InvalidArgument("salt is not valid base64");
   }
-  if (!base64_decode(parts[4], out.hash) || out.hash.size() != kPasswordHashBytes) {
+  if (!decode_stored(parts[4], out.hash) || out.hash.size() != kPasswordHashBytes) {
     return InvalidArgument("hash is not " + std::to_string(kPasswordHashBytes) +
                            " bytes of base64");
   }

@@ -8,6 +8,8 @@
 #include <charconv>
 #include <vector>
 
+#include "base/base64.h"
+
 namespace ganglion::broker {
 namespace {
 
@@ -102,18 +104,6 @@ bool valid_extension(std::string_view field) {
 
 Status malformed(std::string_view what) { return InvalidArgument("SCRAM: " + std::string(what)); }
 
-constexpr std::string_view kAlphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int base64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 }  // namespace
 
 std::string_view scram_method_name(ScramHash hash) {
@@ -128,65 +118,6 @@ std::optional<ScramHash> parse_scram_method(std::string_view method) {
 
 std::size_t scram_hash_size(ScramHash hash) { return hash == ScramHash::kSha256 ? 32 : 64; }
 
-std::string scram_base64_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve(4 * ((bytes.size() + 2) / 3));
-  std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const std::uint32_t v = (static_cast<std::uint8_t>(bytes[i]) << 16) |
-                            (static_cast<std::uint8_t>(bytes[i + 1]) << 8) |
-                            static_cast<std::uint8_t>(bytes[i + 2]);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  const std::size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    std::uint32_t v = static_cast<std::uint8_t>(bytes[i]) << 16;
-    if (rest == 2) v |= static_cast<std::uint8_t>(bytes[i + 1]) << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<std::string> scram_base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::size_t pad = 0;
-  if (!text.empty() && text.back() == '=')
-    pad = text.size() >= 2 && text[text.size() - 2] == '=' ? 2 : 1;
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (std::size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    int v[4];
-    for (std::size_t k = 0; k < 4; ++k) {
-      const char c = text[i + k];
-      if (c == '=' && last && k >= 4 - pad) {
-        v[k] = 0;
-        continue;
-      }
-      v[k] = base64_value(c);
-      if (v[k] < 0) return std::nullopt;
-    }
-    const std::uint32_t n = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
-    out += static_cast<char>((n >> 16) & 0xff);
-    if (last && pad == 2) {
-      if ((n & 0xffff) != 0) return std::nullopt;  // non-canonical trailing bits
-      break;
-    }
-    out += static_cast<char>((n >> 8) & 0xff);
-    if (last && pad == 1) {
-      if ((n & 0xff) != 0) return std::nullopt;
-      break;
-    }
-    out += static_cast<char>(n & 0xff);
-  }
-  return out;
-}
 
 Result<ScramCredentials> scram_credentials_from_salted(ScramHash hash, std::string salt,
                                                        std::uint32_t iterations,
@@ -273,7 +204,7 @@ Result<ScramClientFinal> parse_scram_client_final(std::string_view message) {
   ScramClientFinal out;
   const auto c = attribute(fields[0], 'c');
   if (!c) return malformed("client-final-message has no c= channel binding");
-  auto cb = scram_base64_decode(*c);
+  auto cb = base64_decode_canonical(*c);
   if (!cb || cb->empty()) return malformed("c= is not base64");
   out.channel_binding = std::move(*cb);
   const auto r = attribute(fields[1], 'r');
@@ -284,7 +215,7 @@ Result<ScramClientFinal> parse_scram_client_final(std::string_view message) {
   }
   const auto p = attribute(fields.back(), 'p');
   if (!p) return malformed("client-final-message does not end with p= proof");
-  auto proof = scram_base64_decode(*p);
+  auto proof = base64_decode_canonical(*p);
   if (!proof || proof->empty()) return malformed("p= is not base64");
   out.proof = std::move(*proof);
   out.without_proof = message.substr(0, message.size() - fields.back().size() - 1);
@@ -308,7 +239,7 @@ std::string ScramServer::server_first(const ScramCredentials& credentials,
   credentials_ = credentials;
   nonce_ = first_.nonce;
   nonce_ += server_nonce;
-  server_first_ = "r=" + nonce_ + ",s=" + scram_base64_encode(credentials_.salt) +
+  server_first_ = "r=" + nonce_ + ",s=" + base64_encode(credentials_.salt) +
                   ",i=" + std::to_string(credentials_.iterations);
   return server_first_;
 }
@@ -352,7 +283,7 @@ Result<std::string> ScramServer::receive_client_final(std::string_view message) 
   if (!hmac(hash_, credentials_.server_key, auth_message, server_signature)) {
     return Internal("SCRAM: HMAC failed");
   }
-  return "v=" + scram_base64_encode(server_signature);
+  return "v=" + base64_encode(server_signature);
 }
 
 ScramClient::ScramClient(ScramHash hash, std::string username, std::string password,
@@ -387,7 +318,7 @@ Result<std::string> ScramClient::receive_server_first(std::string_view message,
   if (!r || !valid_nonce(*r) || !r->starts_with(nonce_) || r->size() == nonce_.size()) {
     return malformed("server-first-message has a bad r= nonce");
   }
-  auto decoded_salt = s ? scram_base64_decode(*s) : std::nullopt;
+  auto decoded_salt = s ? base64_decode_canonical(*s) : std::nullopt;
   if (!decoded_salt || decoded_salt->empty()) {
     return malformed("server-first-message has a bad s= salt");
   }
@@ -423,7 +354,7 @@ Result<std::string> ScramClient::receive_server_first(std::string_view message,
   std::string proof(size, '\0');
   for (std::size_t k = 0; k < size; ++k) proof[k] = client_key[k] ^ signature[k];
   OPENSSL_cleanse(client_key.data(), client_key.size());
-  return without_proof + ",p=" + scram_base64_encode(proof);
+  return without_proof + ",p=" + base64_encode(proof);
 }
 
 Status ScramClient::receive_server_final(std::string_view message) const {
@@ -431,7 +362,7 @@ Status ScramClient::receive_server_final(std::string_view message) const {
   if (message.starts_with("e="))
     return PermissionDenied("SCRAM: server error " + std::string(message.substr(2)));
   const auto v = attribute(message.substr(0, message.find(',')), 'v');
-  auto signature = v ? scram_base64_decode(*v) : std::nullopt;
+  auto signature = v ? base64_decode_canonical(*v) : std::nullopt;
   if (!signature) return malformed("server-final-message has no v= signature");
   std::string expected;
   if (!hmac(hash_, server_key_, auth_message_, expected)) return Internal("SCRAM: HMAC failed");

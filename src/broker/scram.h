@@ -67,11 +67,6 @@ Result<ScramCredentials> scram_credentials_from_password(ScramHash hash, std::st
                                                          std::string salt,
                                                          std::uint32_t iterations);
 
-// Base64 (RFC 4648 section 4, with padding). The decoder is strict: no whitespace, padding
-// only at the end, the unused bits of the last character zero.
-std::string scram_base64_encode(std::string_view bytes);
-std::optional<std::string> scram_base64_decode(std::string_view text);
-
 // client-first-message, parsed.
 struct ScramClientFirst {
   std::string gs2_header;  // "n,," or "y,," (with "a=<user>" when the client named it)

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "base/base64.h"
+
 namespace ganglion {
 namespace {
 

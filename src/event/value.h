@@ -165,8 +165,5 @@ Result<Value> to_bytea(const Value& v);    // strings are base64-decoded; bytes 
 // Writes `v` as JSON (strings quoted); for logs and test failure messages.
 std::ostream& operator<<(std::ostream& os, const Value& v);
 
-// Base64 (standard alphabet, padded).
-std::string base64_encode(std::string_view in);
-std::optional<std::string> base64_decode(std::string_view in);
 
 }  // namespace ganglion

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "base/base64.h"
 #include "event/json.h"
 #include "stream/parser.h"
 #include "stream/time_format.h"

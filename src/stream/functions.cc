@@ -9,6 +9,7 @@
 #include <numbers>
 #include <regex>
 
+#include "base/base64.h"
 #include "event/json.h"
 #include "stream/time_format.h"
 
