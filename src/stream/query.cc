@@ -273,7 +273,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   Result<Value> decode(const StreamDef& def, const Event& event, bool projected);
   void update_table(std::size_t join, Value row);
   bool lookup_tables(Tuple base, std::vector<Tuple>& out);
-  bool where_ok(const Tuple& t);
+  bool where_ok(const Tuple& t) { return where_ok(make_row(t)); }
+  bool where_ok(const sql::Row& row);
   void compute_analytics(Tuple& t);
   void eval_analytic(AnalyticCall& c, const sql::Row& row, Value& out);
   void on_tuple(Tuple t);
@@ -916,11 +917,14 @@ Status Engine::push_locked(std::string_view source, const Event& event) {
       Engine* self;
       const Value* meta;
     } ctx{this, &meta};
+    // The selective path has no join and no analytic call: the row is the partial fields
+    // (and the metadata), with no Tuple built for it.
     auto keep = [](void* c, const Value& partial) {
-      Tuple probe;
-      probe.fields = partial;
-      probe.meta = *static_cast<Probe*>(c)->meta;
-      return static_cast<Probe*>(c)->self->where_ok(probe);
+      const auto* probe = static_cast<const Probe*>(c);
+      sql::Row row;
+      row.fields = &partial;
+      row.meta = probe->meta->is_null() ? nullptr : probe->meta;
+      return probe->self->where_ok(row);
     };
     auto r = parse_json_filtered(event.payload(), where_fields_, keep, &ctx, !json_rows_);
     if (!r.ok()) {
@@ -1174,9 +1178,9 @@ void Engine::eval_analytic(AnalyticCall& c, const sql::Row& row, Value& out) {
   }
 }
 
-bool Engine::where_ok(const Tuple& t) {
+bool Engine::where_ok(const sql::Row& row) {
   if (!where_) return true;
-  auto m = where_->matches(make_row(t));
+  auto m = where_->matches(row);
   if (!m.ok()) {
     record_error(m.status());
     return false;
