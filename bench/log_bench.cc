@@ -253,13 +253,15 @@ int main(int argc, char** argv) {
   raw_baseline(root, f, 1, "raw write+fdatasync, 1 record per fsync");
   raw_baseline(root, f, 64, "raw write+fdatasync, 64 records per fsync");
   // Each kAlways row is followed by the raw baseline at the batch size it achieved.
-  matched_raw(root, f, bench_blocking(root + "/always1", f, FsyncPolicy::kAlways, 1,
-                                      "append kAlways, 1 producer (blocking)"));
+  matched_raw(root, f,
+              bench_blocking(root + "/always1", f, FsyncPolicy::kAlways, 1,
+                             "append kAlways, 1 producer (blocking)"));
   char name[64];
   std::snprintf(name, sizeof name, "append kAlways, %d producers (group commit)", f.threads);
   matched_raw(root, f, bench_blocking(root + "/alwaysN", f, FsyncPolicy::kAlways, f.threads, name));
-  matched_raw(root, f, bench_async(root + "/always-async", f, FsyncPolicy::kAlways,
-                                   "append kAlways, 1 producer, async"));
+  matched_raw(root, f,
+              bench_async(root + "/always-async", f, FsyncPolicy::kAlways,
+                          "append kAlways, 1 producer, async"));
   bench_async(root + "/interval", f, FsyncPolicy::kInterval,
               "append kInterval 50 ms, 1 producer, async");
   bench_async(root + "/never", f, FsyncPolicy::kNever, "append kNever, 1 producer, async");

@@ -112,8 +112,7 @@ class ParseOnly : public Case {
 class QueryCase : public Case {
  public:
   // `track_heap`: sample the heap in use above the start at every emission.
-  QueryCase(std::string_view sql, const Payloads& payloads, bool track_heap)
-      : payloads_(payloads) {
+  QueryCase(std::string_view sql, const Payloads& payloads, bool track_heap) : payloads_(payloads) {
     (void)catalog_.add_sql(R"(CREATE STREAM demo () WITH (DATASOURCE="demo", FORMAT="json"))");
     heap0_ = heap_in_use();
     auto q = plan_sql(sql, catalog_, clock_, {}, [this, track_heap](const Emission& e) {
@@ -172,7 +171,8 @@ int main(int argc, char** argv) {
 
   const char* kFilter = "SELECT * FROM demo WHERE temperature > 50";
   const char* kTumbling =
-      "SELECT device_id, avg(temperature) AS t FROM demo GROUP BY device_id, TUMBLINGWINDOW(ss, 10)";
+      "SELECT device_id, avg(temperature) AS t FROM demo GROUP BY device_id, TUMBLINGWINDOW(ss, "
+      "10)";
   const char* kHopping =
       "SELECT device_id, avg(temperature) AS t FROM demo GROUP BY device_id, HOPPINGWINDOW(ss, 10, "
       "2)";

@@ -60,7 +60,8 @@ void fuzz_query(std::string_view query) {
   shape.from_ms = 0;
   shape.to_ms = 1;
   auto expected = ganglion::cloud::build_query(shape);
-  if (!expected.ok() || expected->sql != sql->sql) die("query parameters reach the SQL text", sql->sql);
+  if (!expected.ok() || expected->sql != sql->sql)
+    die("query parameters reach the SQL text", sql->sql);
 }
 
 }  // namespace

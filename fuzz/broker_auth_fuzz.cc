@@ -56,8 +56,8 @@ void fuzz_acl(std::string_view input, bool allow_unmatched) {
   if (rest.size() > 1) who.client_id = std::string(rest[1]);
   const auto acl = policy->compile(who);
   if (acl != policy->compile(who)) die("compile() is not cached", file);
-  const bool deny_all = file.find("pattern deny #") != std::string_view::npos &&
-                        policy->rule_count() > 0;
+  const bool deny_all =
+      file.find("pattern deny #") != std::string_view::npos && policy->rule_count() > 0;
   for (std::size_t i = 2; i < rest.size() && i < 64; ++i) {
     const bool pub = acl->can_publish(rest[i]);
     const bool recv = acl->can_receive(rest[i]);
@@ -72,7 +72,8 @@ void fuzz_acl(std::string_view input, bool allow_unmatched) {
         while (!l.empty() && (l.back() == ' ' || l.back() == '\t' || l.back() == '\r'))
           l.remove_suffix(1);
         while (!l.empty() && (l.front() == ' ' || l.front() == '\t')) l.remove_prefix(1);
-        if (l == "pattern deny #" && (pub || recv) && plain) die("'pattern deny #' allowed", rest[i]);
+        if (l == "pattern deny #" && (pub || recv) && plain)
+          die("'pattern deny #' allowed", rest[i]);
       }
     }
   }
@@ -93,7 +94,8 @@ void fuzz_password_file(std::string_view input) {
   PasswordFile fresh;
   if (fresh.add_user(user, "secret", 1).ok()) {
     auto again = PasswordFile::parse(fresh.serialize());
-    if (!again.ok()) die("a user add_user() accepted does not parse back", again.status().message());
+    if (!again.ok())
+      die("a user add_user() accepted does not parse back", again.status().message());
     if (!again->contains(user)) die("a user add_user() accepted is lost on reload", user);
   }
 }

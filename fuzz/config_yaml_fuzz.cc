@@ -62,7 +62,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (!s.ok()) {
         if (s.code() != ganglion::StatusCode::kInvalidArgument)
           die("config error is not kInvalidArgument", s.message());
-        if (!has_position(s.message(), name)) die("config error without file:line:column", s.message());
+        if (!has_position(s.message(), name))
+          die("config error without file:line:column", s.message());
         return 0;
       }
     } else {

@@ -63,7 +63,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   HttpRequest req;
   const auto nl = input.find('\n');
-  req.method = std::string(nl == std::string_view::npos ? std::string_view("GET") : input.substr(0, nl));
+  req.method =
+      std::string(nl == std::string_view::npos ? std::string_view("GET") : input.substr(0, nl));
   const std::string_view target = nl == std::string_view::npos ? input : input.substr(nl + 1);
   req.target = std::string(target);
   ganglion::net::parse_target(target, req);

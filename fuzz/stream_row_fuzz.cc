@@ -28,15 +28,15 @@ using ganglion::stream::StreamDef;
 
 std::shared_ptr<const StreamDef> make_def(bool strict) {
   const std::string sql =
-      std::string("CREATE STREAM s (id BIGINT, t FLOAT, name STRING, ok BOOLEAN, ts DATETIME, "
-                  "raw BYTEA, tags ARRAY(STRING), n ARRAY(BIGINT), "
-                  "loc STRUCT(lat FLOAT, lon FLOAT, at DATETIME)) WITH (DATASOURCE=\"s\", "
-                  "STRICT_VALIDATION=\"") +
+      std::string(
+          "CREATE STREAM s (id BIGINT, t FLOAT, name STRING, ok BOOLEAN, ts DATETIME, "
+          "raw BYTEA, tags ARRAY(STRING), n ARRAY(BIGINT), "
+          "loc STRUCT(lat FLOAT, lon FLOAT, at DATETIME)) WITH (DATASOURCE=\"s\", "
+          "STRICT_VALIDATION=\"") +
       (strict ? "true" : "false") + "\")";
   auto st = ganglion::sql::parse_statement(sql);
   if (!st.ok()) die("schema does not parse", st.status().message());
-  auto def = ganglion::stream::make_stream_def(
-      std::get<ganglion::sql::CreateStreamStatement>(*st));
+  auto def = ganglion::stream::make_stream_def(std::get<ganglion::sql::CreateStreamStatement>(*st));
   if (!def.ok()) die("schema is refused", def.status().message());
   return *def;
 }

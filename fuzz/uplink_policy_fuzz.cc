@@ -119,7 +119,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   auto doc = ganglion::parse_json(sent);
-  if (!doc.ok() || !doc->is_object()) die("forwarded payload under a field rule is not an object", sent);
+  if (!doc.ok() || !doc->is_object())
+    die("forwarded payload under a field rule is not an object", sent);
   for (std::size_t i = 0; i < options.fields.size(); ++i) {
     const FieldRule& f = options.fields[i];
     if (!ganglion::mqtt::matches(f.filter, topic)) continue;

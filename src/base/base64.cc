@@ -64,7 +64,6 @@ std::optional<std::string> base64_decode(std::string_view in) {
   return out;
 }
 
-
 std::optional<std::string> base64_decode_canonical(std::string_view text) {
   auto bytes = base64_decode(text);
   if (!bytes || base64_encode(*bytes) != text) return std::nullopt;

@@ -488,7 +488,7 @@ void Connection::handle(mqtt::Publish& p) {
   // for (and the retained store): that is what "nothing acknowledged is lost" rests on.
   const bool version5 = v5();
   broker_.store_->when_durable(durable_seq, [link = link_, qos, id = p.packet_id, reason,
-                                                    version5](const Status& s) {
+                                             version5](const Status& s) {
     if (!s.ok()) {
       // Not durable: refuse (MQTT 5) or close without acknowledging (3.1.1), so the
       // client sends it again.
@@ -511,9 +511,9 @@ void Connection::handle(mqtt::Pubcomp& p) { session_->on_pubcomp(p.packet_id); }
 void Connection::handle(mqtt::Pubrel& p) {
   std::uint64_t durable_seq = 0;
   const bool known = session_->release_inbound_qos2(p.packet_id, durable_seq);
-  mqtt::Pubcomp done{
-      p.packet_id, known || !v5() ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound,
-      {}};
+  mqtt::Pubcomp done{p.packet_id,
+                     known || !v5() ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound,
+                     {}};
   if (durable_seq == 0 || !broker_.store_) return (void)link_->send(done);
   // A persistent session: PUBCOMP only once the release is durable, or after a crash the id
   // would still look in use and a new message reusing it would be taken for a resend. When

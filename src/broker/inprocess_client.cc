@@ -71,8 +71,7 @@ struct InProcessClient::Impl : std::enable_shared_from_this<InProcessClient::Imp
   void do_connect(ConnectCompletion done);
   void do_disconnect();
   // `stored_id`: for a PUBLISH, the broker's journal id of the delivery (Link::send_publish).
-  void on_packet(const std::shared_ptr<Pipe>& from, mqtt::Packet& packet,
-                 std::uint64_t stored_id);
+  void on_packet(const std::shared_ptr<Pipe>& from, mqtt::Packet& packet, std::uint64_t stored_id);
   void on_pipe_closed(const std::shared_ptr<Pipe>& from);
   void send(mqtt::Packet packet) {
     if (conn) conn->on_packet(std::move(packet));

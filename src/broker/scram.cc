@@ -118,7 +118,6 @@ std::optional<ScramHash> parse_scram_method(std::string_view method) {
 
 std::size_t scram_hash_size(ScramHash hash) { return hash == ScramHash::kSha256 ? 32 : 64; }
 
-
 Result<ScramCredentials> scram_credentials_from_salted(ScramHash hash, std::string salt,
                                                        std::uint32_t iterations,
                                                        std::string_view salted_password) {

@@ -41,8 +41,8 @@ constexpr std::string_view k512ServerFinal =
     "v=W5M6Go0Exw2OIgErAs1oD7ohZR0iLsDcZB9QAi6ToHSvD5DVbewME60EqCYL9my1UbKjAZypvqeh3mGg5kQ5ug==";
 
 ScramCredentials rfc_credentials() {
-  auto c = scram_credentials_from_password(ScramHash::kSha256, "pencil",
-                                           *base64_decode_canonical("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
+  auto c = scram_credentials_from_password(
+      ScramHash::kSha256, "pencil", *base64_decode_canonical("W22ZaJ0SNY7soEsUEjb6gQ=="), 4096);
   EXPECT_TRUE(c.ok());
   return *c;
 }

@@ -122,7 +122,8 @@ bool Session::send_publish(const Message& m, std::uint8_t qos, bool retain,
               limits_.topic_alias_maximum == 0)) {
     // The fan-out path: nothing differs per subscriber but the packet id and flags, so no
     // mqtt::Publish (with its ~600-byte Properties and a copy of the topic) is built.
-    if (!link_->send_plain_publish(PublishView{m.topic, m.payload, qos, retain, dup, packet_id, stored_id})) {
+    if (!link_->send_plain_publish(
+            PublishView{m.topic, m.payload, qos, retain, dup, packet_id, stored_id})) {
       return false;
     }
     counters_.messages_sent->inc();
@@ -277,8 +278,8 @@ bool Session::release_inbound_qos2(std::uint16_t packet_id, std::uint64_t& durab
 void Session::restore_inbound_qos2(const std::set<std::uint16_t>& packet_ids) {
   if (packet_ids.empty()) return;
   std::lock_guard lock(mu_);
-  inbound_qos2_ = std::make_unique<std::unordered_set<std::uint16_t>>(packet_ids.begin(),
-                                                                        packet_ids.end());
+  inbound_qos2_ =
+      std::make_unique<std::unordered_set<std::uint16_t>>(packet_ids.begin(), packet_ids.end());
 }
 
 void Session::bind(std::shared_ptr<Link> link, ClientLimits limits,

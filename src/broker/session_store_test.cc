@@ -351,7 +351,8 @@ TEST(BrokerRestart, ARedeliveryAfterACrashCarriesTheSameStoredId) {
     EXPECT_NE(first_ids[0], first_ids[1]);
     // The subscriber made both durable and acknowledged the first; the crash comes before the
     // broker journals that.
-    sub->on_packet(mqtt::Puback{sub_link->all<mqtt::Publish>()[0].packet_id, ReasonCode::kSuccess, {}});
+    sub->on_packet(
+        mqtt::Puback{sub_link->all<mqtt::Publish>()[0].packet_id, ReasonCode::kSuccess, {}});
     ASSERT_TRUE(env.crash().ok());
   }
   env.restart();

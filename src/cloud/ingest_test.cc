@@ -104,19 +104,19 @@ TEST(Ingest, RefusesDeeplyNestedJsonInsteadOfOverflowingTheStack) {
   // 100,000 levels in a record payload (200 KB, well under the MQTT packet limit): dumping
   // the parsed payload recursed once per level and crashed the controller.
   const std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
-  const std::string batch = R"({"node":"n1","class":"alerts","seq":1,"records":[{"ts":1,"payload":)" +
-                            deep + "}]}";
+  const std::string batch =
+      R"({"node":"n1","class":"alerts","seq":1,"records":[{"ts":1,"payload":)" + deep + "}]}";
   auto b = decode_uplink_batch(batch, "n1", "alerts", 1 << 20);
   ASSERT_FALSE(b.ok());
   EXPECT_NE(b.status().message().find("nested deeper"), std::string::npos);
   // Up to the limit (the batch object, "records" and the record take 3 levels) is fine.
-  const std::string ok_depth = std::string(kMaxJsonNesting - 3, '[') +
-                               std::string(kMaxJsonNesting - 3, ']');
-  EXPECT_TRUE(decode_uplink_batch(
-                  R"({"node":"n1","class":"alerts","seq":1,"records":[{"ts":1,"payload":)" +
-                      ok_depth + "}]}",
-                  "n1", "alerts", 1 << 20)
-                  .ok());
+  const std::string ok_depth =
+      std::string(kMaxJsonNesting - 3, '[') + std::string(kMaxJsonNesting - 3, ']');
+  EXPECT_TRUE(
+      decode_uplink_batch(R"({"node":"n1","class":"alerts","seq":1,"records":[{"ts":1,"payload":)" +
+                              ok_depth + "}]}",
+                          "n1", "alerts", 1 << 20)
+          .ok());
 }
 
 TEST(Ingest, SplitsNodeTopics) {

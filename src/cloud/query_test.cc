@@ -36,8 +36,8 @@ TEST(Query, RejectsWhatCouldReachTheSqlText) {
 
 TEST(Query, HugeRangeIsAnErrorNotAnOverflow) {
   // Found with fuzz/api_body_fuzz: to - from overflowed int64 (undefined behaviour).
-  auto p = parse_query_params({{"metric", "t"}, {"from", "-1d"}, {"to", "9223372036854775807"}},
-                              kNow);
+  auto p =
+      parse_query_params({{"metric", "t"}, {"from", "-1d"}, {"to", "9223372036854775807"}}, kNow);
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find("too many buckets"), std::string::npos);
 }

@@ -253,7 +253,7 @@ TEST(DeviceModel, SoftmaxWithExtremeScalesSaturatesInsteadOfConvertingInfinity) 
                                  random_layer(rng, 6, 4, GD_ACT_SOFTMAX)};
   const std::string good = serialize(quantize(spec, -1.0f, 1.0f, {{0.0f, 3.0f}, {-4.0f, 4.0f}}));
   const size_t layer2 = 12 + 40 + 3 * 6 + 4 * 6;  // file header, layer 1: header, weights, biases
-  for (auto [offset, value] : {std::pair<size_t, float>{layer2 + 16, 1e-38f},   // out_scale
+  for (auto [offset, value] : {std::pair<size_t, float>{layer2 + 16, 1e-38f},    // out_scale
                                std::pair<size_t, float>{layer2 + 36, 1e38f}}) {  // pre_scale
     std::string file = good;
     std::memcpy(&file[offset], &value, sizeof value);  // little-endian, as the format

@@ -501,7 +501,6 @@ TEST(CloudAgentFiles, TheKeyIsOwnerOnlyOnTheRealDisk) {
   std::filesystem::remove_all(dir);
 }
 
-
 TEST_F(CloudAgentTest, MqttUrlOptionOverridesTheEnrolmentsAddressForTheLinkAndTheUplink) {
   auto o = options();
   o.mqtt_url = "tls://127.0.0.1:18883";  // a proxy in front of the controller

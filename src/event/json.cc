@@ -131,7 +131,8 @@ bool convert_od(simdjson::ondemand::value v, Value& out, int depth = 0) {
         // read as 0.000387...; the DOM parser is right): read those tokens with from_chars.
         double d = n.get_double();
         if (raw.size() > 19) {  // (a shorter token cannot hold 20 digits)
-          while (!raw.empty() && static_cast<unsigned char>(raw.back()) <= ' ') raw.remove_suffix(1);
+          while (!raw.empty() && static_cast<unsigned char>(raw.back()) <= ' ')
+            raw.remove_suffix(1);
           const std::string_view mantissa = raw.substr(0, raw.find_first_of("eE"));
           if (std::count_if(mantissa.begin(), mantissa.end(),
                             [](char c) { return c >= '0' && c <= '9'; }) > 19) {
@@ -256,7 +257,8 @@ std::shared_ptr<ValueObject>& partial_row(std::size_t fields) {
 Result<Value> parse_json_fields(std::string_view json, std::span<const std::string> fields) {
   {
     std::shared_ptr<ValueObject>& row = partial_row(fields.size());
-    if (project_on_demand(json, fields, *row)) return Value(std::shared_ptr<const ValueObject>(row));
+    if (project_on_demand(json, fields, *row))
+      return Value(std::shared_ptr<const ValueObject>(row));
   }
   GANGLION_ASSIGN_OR_RETURN(simdjson::dom::element root, parse_dom(json));
   if (root.type() != simdjson::dom::element_type::OBJECT) return convert(root);
@@ -297,8 +299,8 @@ Result<FilteredJson> parse_json_filtered(std::string_view json, std::span<const 
         const bool reuse = generation == od.generation;
         GANGLION_ASSIGN_OR_RETURN(
             simdjson::dom::element root,
-            parse_dom(reuse ? std::string_view(od.padded.data(), json.size()) : json,
-                      filter_parser, reuse));
+            parse_dom(reuse ? std::string_view(od.padded.data(), json.size()) : json, filter_parser,
+                      reuse));
         if (convert_whole) out.whole = convert(root);
       }
       return out;

@@ -165,5 +165,4 @@ Result<Value> to_bytea(const Value& v);    // strings are base64-decoded; bytes 
 // Writes `v` as JSON (strings quoted); for logs and test failure messages.
 std::ostream& operator<<(std::ostream& os, const Value& v);
 
-
 }  // namespace ganglion

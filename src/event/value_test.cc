@@ -5,7 +5,6 @@
 #include <cmath>
 #include <limits>
 
-
 namespace ganglion {
 namespace {
 
@@ -134,7 +133,6 @@ TEST(ValueTest, Conversions) {
   EXPECT_TRUE(to_bigint(Value()).value().is_null());
   EXPECT_EQ(*to_bytea(Value("aGk=")), Value(Bytes{"hi"}));
 }
-
 
 }  // namespace
 }  // namespace ganglion

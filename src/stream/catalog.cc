@@ -45,8 +45,8 @@ Status mismatch(const sql::TypeSpec& type, const Value& v) {
                          describe(v));
 }
 
-Result<Value> conform_object(const Value& v, const std::vector<sql::FieldDef>& fields,
-                             bool strict, std::string_view datetime_format) {
+Result<Value> conform_object(const Value& v, const std::vector<sql::FieldDef>& fields, bool strict,
+                             std::string_view datetime_format) {
   ValueObject out;
   out.reserve(fields.size());
   const ValueObject& in = v.as_object();
@@ -67,8 +67,8 @@ std::optional<std::int64_t> datetime_ms(const Value& v, std::string_view format)
   // In range first: casting a double outside int64 ({"ts": 1.7e52}) is undefined.
   if (v.is_float() && std::isfinite(v.as_float()) && std::fabs(v.as_float()) < 9.2e18)
     return static_cast<std::int64_t>(v.as_float());
-  if (v.is_string()) return format.empty() ? parse_time_any(v.as_string())
-                                           : parse_time(v.as_string(), format);
+  if (v.is_string())
+    return format.empty() ? parse_time_any(v.as_string()) : parse_time(v.as_string(), format);
   return std::nullopt;
 }
 
@@ -194,8 +194,8 @@ Result<Value> decode_row(const StreamDef& def, std::string_view payload,
 }
 
 Value binary_row(const StreamDef& def, std::string_view payload) {
-  return Value(ValueObject{{def.fields.empty() ? "self" : def.fields[0].name,
-                            Value(Bytes{std::string(payload)})}});
+  return Value(ValueObject{
+      {def.fields.empty() ? "self" : def.fields[0].name, Value(Bytes{std::string(payload)})}});
 }
 
 Result<Value> conform_row(const StreamDef& def, const Value& parsed) {

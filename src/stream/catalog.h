@@ -36,8 +36,8 @@ struct StreamDef {
   // TIMESTAMP_FORMAT: how string values of the TIMESTAMP field and of DATETIME columns are
   // read (stream/time_format.h); empty: RFC 3339 and its usual variants.
   std::string timestamp_format;
-  std::string key;                    // tables only; empty: keep all rows (bounded)
-  std::string format = "json";        // lower-case: "json" or "binary"
+  std::string key;              // tables only; empty: keep all rows (bounded)
+  std::string format = "json";  // lower-case: "json" or "binary"
   bool strict_validation = false;
 
   bool schemaless() const { return fields.empty(); }

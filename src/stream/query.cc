@@ -331,7 +331,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::vector<std::string> sources_;
   std::vector<std::string> decode_fields_;
   bool decode_all_ = false;
-  bool selective_ = false;  // see QueryOptions::selective_decode
+  bool selective_ = false;   // see QueryOptions::selective_decode
   bool reads_meta_ = false;  // some expression calls meta(): tuples carry Tuple::meta
   std::vector<std::string> where_fields_;
   std::optional<CompiledExpr> where_;

@@ -86,21 +86,38 @@ std::string format_time(std::int64_t ms, std::string_view f) {
         else
           num(c.year, n);
         break;
-      case 'M': num(c.month, w); break;
-      case 'd': num(c.day, w); break;
-      case 'H': num(hour, w); break;
-      case 'h': num(hour % 12 == 0 ? 12 : hour % 12, w); break;
-      case 'm': num(minute, w); break;
-      case 's': num(second, w); break;
+      case 'M':
+        num(c.month, w);
+        break;
+      case 'd':
+        num(c.day, w);
+        break;
+      case 'H':
+        num(hour, w);
+        break;
+      case 'h':
+        num(hour % 12 == 0 ? 12 : hour % 12, w);
+        break;
+      case 'm':
+        num(minute, w);
+        break;
+      case 's':
+        num(second, w);
+        break;
       case 'S': {
         char buf[8];
         std::snprintf(buf, sizeof buf, "%03d", millis);
         out.append(buf, std::min<std::size_t>(n, 3));
         break;
       }
-      case 'a': out += hour < 12 ? "AM" : "PM"; break;
-      case 'Z': out += "+0000"; break;
-      default: out.append(n, ch);
+      case 'a':
+        out += hour < 12 ? "AM" : "PM";
+        break;
+      case 'Z':
+        out += "+0000";
+        break;
+      default:
+        out.append(n, ch);
     }
     i += n;
   }
@@ -232,9 +249,9 @@ std::optional<std::int64_t> parse_time(std::string_view text, std::string_view f
 
 std::optional<std::int64_t> parse_time_any(std::string_view text) {
   static constexpr std::string_view kForms[] = {
-      "yyyy-MM-dd'T'HH:mm:ss.SSSZ", "yyyy-MM-dd'T'HH:mm:ssZ", "yyyy-MM-dd'T'HH:mm:ss.SSS",
+      "yyyy-MM-dd'T'HH:mm:ss.SSSZ", "yyyy-MM-dd'T'HH:mm:ssZ",   "yyyy-MM-dd'T'HH:mm:ss.SSS",
       "yyyy-MM-dd'T'HH:mm:ss",      "yyyy-MM-dd HH:mm:ss.SSSZ", "yyyy-MM-dd HH:mm:ssZ",
-      "yyyy-MM-dd HH:mm:ss.SSS",    "yyyy-MM-dd HH:mm:ss",    "yyyy-MM-dd",
+      "yyyy-MM-dd HH:mm:ss.SSS",    "yyyy-MM-dd HH:mm:ss",      "yyyy-MM-dd",
   };
   for (std::string_view form : kForms) {
     if (auto ms = parse_time(text, form)) return ms;

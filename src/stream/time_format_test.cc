@@ -19,8 +19,8 @@ TEST(TimeFormatTest, FormatsWithJavaStylePatterns) {
 TEST(TimeFormatTest, ParsesWhatItFormats) {
   for (std::int64_t t : {std::int64_t{0}, k2024May1, k2024May1 + 86'399'999, std::int64_t{-1},
                          std::int64_t{951782400000} /* 2000-02-29 */}) {
-    for (const char* f : {"yyyy-MM-dd HH:mm:ss.SSS", "yyyy-MM-dd'T'HH:mm:ss.SSSZ",
-                          "dd/MM/yyyy hh:mm:ss.SSS a"}) {
+    for (const char* f :
+         {"yyyy-MM-dd HH:mm:ss.SSS", "yyyy-MM-dd'T'HH:mm:ss.SSSZ", "dd/MM/yyyy hh:mm:ss.SSS a"}) {
       EXPECT_EQ(parse_time(format_time(t, f), f), t) << f << " " << t;
     }
   }
@@ -39,10 +39,10 @@ TEST(TimeFormatTest, ParsesZonesFractionsAndShortFields) {
 
 TEST(TimeFormatTest, RefusesWhatDoesNotMatchOrIsNoDate) {
   const char* f = "yyyy-MM-dd HH:mm:ss";
-  for (const char* bad : {"2024-13-01 00:00:00", "2023-02-29 00:00:00", "2024-04-31 00:00:00",
-                          "2024-05-01 24:00:00", "2024-05-01 00:60:00", "2024-05-01 00:00:00 ",
-                          "2024-05-01", "2024-05-01T00:00:00", "", "x024-05-01 00:00:00",
-                          "2024-05-01 00:00:0x"}) {
+  for (const char* bad :
+       {"2024-13-01 00:00:00", "2023-02-29 00:00:00", "2024-04-31 00:00:00", "2024-05-01 24:00:00",
+        "2024-05-01 00:60:00", "2024-05-01 00:00:00 ", "2024-05-01", "2024-05-01T00:00:00", "",
+        "x024-05-01 00:00:00", "2024-05-01 00:00:0x"}) {
     EXPECT_FALSE(parse_time(bad, f).has_value()) << bad;
   }
   EXPECT_FALSE(parse_time("2024-05-01T00:00:00+24:00", "yyyy-MM-dd'T'HH:mm:ssZ").has_value());

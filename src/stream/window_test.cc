@@ -244,7 +244,7 @@ TEST_F(WindowTest, StringTimestampsAreReadWithTheStreamsFormat) {
                   .ok());
   h.push("ets", R"({"id": 1, "ts": "2024-05-01 12:00:01.250"})");
   h.push("ets", R"({"id": 2, "ts": "2024-05-01 12:00:09.999"})");
-  h.push("ets", R"({"id": 3, "ts": "2024-05-01T12:00:05Z"})");  // not the declared format
+  h.push("ets", R"({"id": 3, "ts": "2024-05-01T12:00:05Z"})");     // not the declared format
   h.push("ets", R"({"id": 4, "ts": "2024-05-01 12:00:12.000"})");  // watermark past 12:00:10
   EXPECT_EQ(h.take(), (Outputs{R"([{"ids":[1,2],"s":1714564800000}])"}));
   EXPECT_EQ(h.query->metrics().dropped_decode, 1u);

@@ -370,9 +370,8 @@ void Uplink::Impl::on_route_message(std::size_t route, const mqtt::Publish& m,
   route_counters[route]->received.fetch_add(1);
   // Acknowledged to the broker once durable, or once dropped by policy/failure (counted):
   // a full disk must not stall devices and local processing.
-  Status s =
-      log_message(options.routes[route].cls, m.topic, m.payload.view(), ack.stored_id(),
-                  [ack](Status) { ack(); });
+  Status s = log_message(options.routes[route].cls, m.topic, m.payload.view(), ack.stored_id(),
+                         [ack](Status) { ack(); });
   if (!s.ok()) ack();
 }
 
