@@ -76,8 +76,13 @@ class WillTest(BrokerTestCase):
         topic = unique("will-ret")
         props = v5_properties(PacketTypes.WILLMESSAGE, ContentType="text/plain",
                               UserProperty=[("why", "test")])
+        live = self.watch(topic)  # sees the will when the broker publishes it
         dying = self.paho(V5, will=(topic, b"last words", 1, True, props))
         dying.kill()
+        self.assertEqual(live.expect(timeout=10).payload, b"last words")
+        # Subscribed after the will went out: it arrives as the retained message. (Subscribing
+        # right after kill() raced the broker noticing the dead connection: under load the
+        # will came as a live message, retain 0.)
         watcher = self.paho(V5)
         watcher.subscribe(topic, qos=1)
         m = watcher.expect()
