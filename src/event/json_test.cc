@@ -163,7 +163,9 @@ TEST(JsonFilteredTest, ProjectsKeysWrittenWithEscapesAndPrefixes) {
       const Value* w = want->find(f);
       const Value* g = got->find(f);
       ASSERT_EQ(w == nullptr, g == nullptr) << d << " " << f;
-      if (w != nullptr) EXPECT_EQ(*w, *g) << d << " " << f;
+      if (w != nullptr) {
+        EXPECT_EQ(*w, *g) << d << " " << f;
+      }
     }
   }
 }
@@ -219,7 +221,9 @@ TEST(JsonFilteredTest, KeptBytesAreValidatedAsTheDomParserWould) {
     const bool valid = parse_json(d).ok();
     auto kept = parse_json_filtered(d, fields, keep_all, nullptr, /*convert_whole=*/false);
     EXPECT_EQ(kept.ok(), valid) << d.substr(0, 80);
-    if (kept.ok()) EXPECT_TRUE(kept->whole.is_null());
+    if (kept.ok()) {
+      EXPECT_TRUE(kept->whole.is_null());
+    }
     auto converted = parse_json_filtered(d, fields, keep_all, nullptr);
     EXPECT_EQ(converted.ok(), valid) << d.substr(0, 80);
   }
