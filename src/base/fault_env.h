@@ -15,13 +15,13 @@
 #include <mutex>
 #include <set>
 
-#include "base/env.h"
+#include "base/forwarding_env.h"
 
 namespace ganglion {
 
-class FaultEnv final : public Env {
+class FaultEnv final : public ForwardingEnv {
  public:
-  explicit FaultEnv(Env& base) : base_(base) {}
+  explicit FaultEnv(Env& base) : ForwardingEnv(base) {}
 
   void fail_next_write() { fail_writes_ += 1; }
   void fail_next_sync() { fail_syncs_ += 1; }
@@ -36,20 +36,9 @@ class FaultEnv final : public Env {
 
   Result<std::unique_ptr<WritableFile>> open_writable(const std::string& path,
                                                       OpenMode mode) override;
-  Result<std::unique_ptr<ReadableFile>> open_readable(const std::string& path) override {
-    return base_.open_readable(path);
-  }
-  bool exists(const std::string& path) override { return base_.exists(path); }
-  Result<std::vector<std::string>> list_dir(const std::string& dir) override {
-    return base_.list_dir(dir);
-  }
-  Status create_dirs(const std::string& dir) override { return base_.create_dirs(dir); }
   Status remove_file(const std::string& path) override;
   Status rename(const std::string& from, const std::string& to) override;
   Status truncate(const std::string& path, std::uint64_t size) override;
-  Result<std::uint64_t> file_size(const std::string& path) override {
-    return base_.file_size(path);
-  }
   Status sync_dir(const std::string& dir) override;
   Result<std::uint64_t> free_space(const std::string& path) override;
 
@@ -60,7 +49,6 @@ class FaultEnv final : public Env {
   void record_synced(const std::string& path, std::uint64_t size);
   void record_size(const std::string& path, std::uint64_t size);
 
-  Env& base_;
   std::atomic<int> fail_writes_{0};
   std::atomic<int> fail_syncs_{0};
   std::atomic<bool> no_space_{false};

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/fault_env.h"
+#include "base/forwarding_env.h"
 #include "base/mem_env.h"
 #include "log/format.h"
 
@@ -470,9 +471,9 @@ TEST(SegmentLog, IntervalPolicySyncsWhenEnoughBytesArePending) {
 }
 
 // An Env whose fsyncs wait until the test opens the gate, to make batching deterministic.
-class GatedEnv final : public Env {
+class GatedEnv final : public ForwardingEnv {
  public:
-  explicit GatedEnv(Env& base) : base_(base) {}
+  using ForwardingEnv::ForwardingEnv;
   void close_gate() {
     std::lock_guard l(mu_);
     open_ = false;
@@ -492,20 +493,6 @@ class GatedEnv final : public Env {
     GANGLION_ASSIGN_OR_RETURN(auto f, base_.open_writable(p, m));
     return std::unique_ptr<WritableFile>(new File(*this, std::move(f)));
   }
-  Result<std::unique_ptr<ReadableFile>> open_readable(const std::string& p) override {
-    return base_.open_readable(p);
-  }
-  bool exists(const std::string& p) override { return base_.exists(p); }
-  Result<std::vector<std::string>> list_dir(const std::string& d) override {
-    return base_.list_dir(d);
-  }
-  Status create_dirs(const std::string& d) override { return base_.create_dirs(d); }
-  Status remove_file(const std::string& p) override { return base_.remove_file(p); }
-  Status rename(const std::string& a, const std::string& b) override { return base_.rename(a, b); }
-  Status truncate(const std::string& p, std::uint64_t s) override { return base_.truncate(p, s); }
-  Result<std::uint64_t> file_size(const std::string& p) override { return base_.file_size(p); }
-  Status sync_dir(const std::string& d) override { return base_.sync_dir(d); }
-  Result<std::uint64_t> free_space(const std::string& p) override { return base_.free_space(p); }
 
  private:
   class File final : public WritableFile {
@@ -527,7 +514,6 @@ class GatedEnv final : public Env {
     GatedEnv& env_;
     std::unique_ptr<WritableFile> f_;
   };
-  Env& base_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool open_ = true;

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "base/env.h"
+#include "base/forwarding_env.h"
 #include "base/timer_scope.h"
 #include "client/mqtt_client.h"
 #include "edge/cloud_agent.h"
@@ -31,9 +31,9 @@ namespace {
 // node's TLS: 6 fsyncs per enrolment, ~4 ms each on the benchmark VM and more while the
 // controller commits, stalled every node of that thread (gdb samples of `sim nodes` while
 // enrolling: the I/O thread in PosixWritableFile::sync).
-class UnsyncedEnv final : public Env {
+class UnsyncedEnv final : public ForwardingEnv {
  public:
-  explicit UnsyncedEnv(Env& base) : base_(base) {}
+  using ForwardingEnv::ForwardingEnv;
 
   Result<std::unique_ptr<WritableFile>> open_writable(const std::string& path,
                                                       OpenMode mode) override {
@@ -41,28 +41,7 @@ class UnsyncedEnv final : public Env {
     if (!f.ok()) return f.status();
     return std::unique_ptr<WritableFile>(std::make_unique<File>(std::move(*f)));
   }
-  Result<std::unique_ptr<ReadableFile>> open_readable(const std::string& path) override {
-    return base_.open_readable(path);
-  }
-  bool exists(const std::string& path) override { return base_.exists(path); }
-  Result<std::vector<std::string>> list_dir(const std::string& dir) override {
-    return base_.list_dir(dir);
-  }
-  Status create_dirs(const std::string& dir) override { return base_.create_dirs(dir); }
-  Status remove_file(const std::string& path) override { return base_.remove_file(path); }
-  Status rename(const std::string& from, const std::string& to) override {
-    return base_.rename(from, to);
-  }
-  Status truncate(const std::string& path, std::uint64_t size) override {
-    return base_.truncate(path, size);
-  }
-  Result<std::uint64_t> file_size(const std::string& path) override {
-    return base_.file_size(path);
-  }
   Status sync_dir(const std::string&) override { return Status::Ok(); }
-  Result<std::uint64_t> free_space(const std::string& path) override {
-    return base_.free_space(path);
-  }
 
  private:
   class File final : public WritableFile {
@@ -77,7 +56,6 @@ class UnsyncedEnv final : public Env {
    private:
     std::unique_ptr<WritableFile> f_;
   };
-  Env& base_;
 };
 
 UnsyncedEnv& unsynced_env() {
