@@ -6,7 +6,6 @@
 #include <cmath>
 
 namespace ganglion::sql {
-namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -14,6 +13,8 @@ bool iequals(std::string_view a, std::string_view b) {
                   std::tolower(static_cast<unsigned char>(y));
          });
 }
+
+namespace {
 
 // Printing precedences; they mirror the parser's binding powers (parser.cc).
 constexpr int kPrecNot = 3;

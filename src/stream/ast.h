@@ -179,6 +179,9 @@ using Statement = std::variant<SelectStatement, CreateStreamStatement, DropStrea
 
 // Prints back as SQL with keywords upper-case, minimal parentheses and identifiers
 // backquoted where needed.
+// ASCII case-insensitive equality (SQL keywords, function names, metadata keys).
+bool iequals(std::string_view a, std::string_view b);
+
 std::string to_sql(const Statement& s);
 std::string to_sql(const Expr& e);
 std::string to_sql(const TypeSpec& t);

@@ -445,12 +445,7 @@ class Meta final : public Node {
     if (key_.empty()) return meta;
     if (const Value* v = meta->find(key_)) return v;
     for (const auto& [k, v] : meta->as_object()) {
-      if (k.size() == key_.size() &&
-          std::equal(k.begin(), k.end(), key_.begin(), [](char a, char b) {
-            return std::tolower(static_cast<unsigned char>(a)) ==
-                   std::tolower(static_cast<unsigned char>(b));
-          }))
-        return &v;
+      if (iequals(k, key_)) return &v;
     }
     return &kNull;
   }
